@@ -1,0 +1,249 @@
+"""Start, watch and stop every process of the service on one machine.
+
+One `Stack` is the whole service on the embedded defaults: the pulsar-lite broker (unless
+PULSAR_URL points elsewhere), migrations, a demo API token, the gateway web process
+(gunicorn), the event consumer and synthesis agents. The run command, the end-to-end tests
+and the benchmarks all drive this one class, so what is tested is what a newcomer runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .broker import EmbeddedBroker, free_port, wait_for_port
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent process: the length classes it serves, in priority order."""
+
+    classes: tuple[str, ...]
+    metrics_port: int = 0
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or "agent-" + "-".join(self.classes)
+
+
+DEFAULT_AGENTS: tuple[AgentSpec, ...] = (
+    AgentSpec(classes=("short",)),
+    AgentSpec(classes=("medium", "long")),
+)
+
+
+@dataclass
+class StackConfig:
+    var_dir: Path = REPO_ROOT / "var"
+    web_port: int = 8000
+    consumer_metrics_port: int = 9101
+    agents: Sequence[AgentSpec] = DEFAULT_AGENTS
+    web_workers: int = 2
+    demo_username: str = "demo"
+    demo_password: str = "demo-password"
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    """The running service. Use as a context manager, or call start() and stop()."""
+
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        self.var_dir = Path(self.config.var_dir)
+        self.log_dir = self.var_dir / "log"
+        self.broker: EmbeddedBroker | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.api_token = ""
+        self.agent_ports: dict[str, int] = {}
+        self.env = self._base_env()
+
+    # --- addresses -------------------------------------------------------------------------
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.web_port}"
+
+    @property
+    def consumer_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.consumer_metrics_port}/metrics"
+
+    @property
+    def agent_metrics_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}/metrics" for port in self.agent_ports.values()]
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.config.extra_env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.setdefault("DATABASE_URL", f"sqlite:///{self.var_dir / 'db.sqlite3'}")
+        env.setdefault("MEDIA_ROOT", str(self.var_dir / "media"))
+        env.setdefault("TTS_AGENT_CACHE_DIR", str(self.var_dir / "agent-cache"))
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.var_dir / "prometheus-multiproc")
+        env["TTS_CONSUMER_METRICS_PORT"] = str(self.config.consumer_metrics_port)
+        return env
+
+    def start(self) -> Stack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_broker()
+            self._manage("migrate", "--noinput")
+            self._manage("collectstatic", "--noinput")
+            self.api_token = (
+                self._manage(
+                    "create_api_token", self.config.demo_username, "--staff", "--password", self.config.demo_password
+                )
+                .strip()
+                .splitlines()[-1]
+            )
+            self._start_web()
+            self.start_consumer()
+            for agent in self.config.agents:
+                self.start_agent(agent)
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_broker(self) -> None:
+        if "PULSAR_URL" in self.config.extra_env or (
+            "PULSAR_URL" in os.environ and not os.environ.get("TTS_EMBEDDED_BROKER")
+        ):
+            logger.info("using the broker at %s", self.env["PULSAR_URL"])
+            return
+        self.broker = EmbeddedBroker(self.var_dir / "broker", port=free_port()).start()
+        self.env["PULSAR_URL"] = self.broker.url
+
+    def _manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def _spawn(self, name: str, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.processes[name] = subprocess.Popen(
+            list(command), cwd=REPO_ROOT, env=dict(env or self.env), stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        logger.info("started %s (pid %s), log %s", name, self.processes[name].pid, self.log_dir / f"{name}.log")
+
+    def _start_web(self) -> None:
+        multiproc_dir = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
+        shutil.rmtree(multiproc_dir, ignore_errors=True)  # stale files would count old processes
+        multiproc_dir.mkdir(parents=True)
+        self._spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "tts_project.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.config.web_port}",
+                "--workers",
+                str(self.config.web_workers),
+                "--threads",
+                "4",
+                "--config",
+                str(REPO_ROOT / "tts_project" / "gunicorn_conf.py"),
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "10",
+            ],
+        )
+
+    def start_consumer(self) -> None:
+        self._spawn("consumer", [sys.executable, "manage.py", "run_event_consumer"])
+
+    def start_agent(self, agent: AgentSpec) -> str:
+        port = agent.metrics_port or free_port()
+        self.agent_ports[agent.label] = port
+        env = dict(self.env, TTS_AGENT_METRICS_PORT=str(port))
+        self._spawn(
+            agent.label,
+            [sys.executable, "-m", "synthesis_agent", "--classes", ",".join(agent.classes), "--agent-id", agent.label],
+            env,
+        )
+        return agent.label
+
+    def wait_ready(self, *, timeout_s: float = 120.0) -> None:
+        """Wait for /readyz and every agent's metrics port (agents open it once the voice is loaded)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(self.gateway_url + "/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.gateway_url}/readyz not ready after {timeout_s}s; logs in {self.log_dir}")
+            time.sleep(0.3)
+        for port in self.agent_ports.values():
+            wait_for_port("127.0.0.1", port, timeout_s=max(1.0, deadline - time.monotonic()))
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {process.returncode}; see {self.log_dir / (name + '.log')}"
+                )
+
+    def signal_process(self, name: str, signum: int) -> None:
+        self.processes[name].send_signal(signum)
+
+    def stop_process(self, name: str, *, timeout_s: float = 30.0) -> int | None:
+        process = self.processes.pop(name, None)
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop within %ss of SIGTERM; killing it", name, timeout_s)
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def stop(self) -> None:
+        """SIGTERM every process (agents first, so they release jobs while the broker is up)."""
+        for name in [n for n in self.processes if n.startswith("agent")]:
+            self.stop_process(name)
+        for name in list(self.processes):
+            self.stop_process(name)
+        if self.broker is not None:
+            self.broker.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
