@@ -1,0 +1,54 @@
+# Every command of the project. `make run` and `make test` do their own setup on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test test-fast lint format typecheck bench-synthesis bench-isolation compose-check services clean
+
+# The virtualenv is rebuilt when a requirements file changes.
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## Run the whole stack on the embedded defaults (SQLite, pulsar-lite, file cache) until Ctrl-C.
+run: $(BIN)/.installed
+	$(BIN)/python -m devstack
+
+## Run every test: unit and integration (real Postgres, Redis, pulsar-lite, Prometheus).
+test: $(BIN)/.installed
+	bash scripts/ensure_services.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+## Unit tests only (no services needed).
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -m "not integration"
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy vits synthesis_agent gateway tts_project devstack
+
+bench-synthesis: $(BIN)/.installed
+	$(BIN)/python bench/synthesis.py
+
+bench-isolation: $(BIN)/.installed
+	$(BIN)/python bench/isolation.py
+
+compose-check:
+	docker-compose config --quiet
+
+services:
+	bash scripts/ensure_services.sh
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache
