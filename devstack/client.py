@@ -1,0 +1,74 @@
+"""A small HTTP client for the gateway's REST API, used by the end-to-end tests and benchmarks.
+
+Standard library only, so a benchmark measures the service and not a client library.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:500]}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class ApiClient:
+    base_url: str
+    token: str
+    timeout_s: float = 30.0
+
+    def request(self, method: str, path: str, payload: Any = None) -> tuple[int, bytes, dict[str, str]]:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Authorization", f"Token {self.token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            return error.code, error.read(), dict(error.headers)
+
+    def json(self, method: str, path: str, payload: Any = None, *, expect: int | tuple[int, ...] = 200) -> Any:
+        status, body, _ = self.request(method, path, payload)
+        expected = (expect,) if isinstance(expect, int) else expect
+        if status not in expected:
+            raise ApiError(status, body.decode(errors="replace"))
+        return json.loads(body)
+
+    def submit(self, text: str, **fields: Any) -> dict[str, Any]:
+        return self.json("POST", "/api/v1/jobs", {"text": text, **fields}, expect=202)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.json("GET", f"/api/v1/jobs/{job_id}")
+
+    def wait(self, job_id: str, *, timeout_s: float = 120.0, poll_s: float = 0.05) -> dict[str, Any]:
+        """Poll until the job is final; raise TimeoutError with its last state otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id)
+            if job["status"] in FINAL_STATUSES:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} not final after {timeout_s}s: {job}")
+            time.sleep(poll_s)
+
+    def audio(self, job_id: str) -> bytes:
+        status, body, _ = self.request("GET", f"/api/v1/jobs/{job_id}/audio")
+        if status != 200:
+            raise ApiError(status, body.decode(errors="replace"))
+        return body
+
+    def submit_and_wait(self, text: str, *, timeout_s: float = 120.0, **fields: Any) -> dict[str, Any]:
+        return self.wait(self.submit(text, **fields)["id"], timeout_s=timeout_s)
