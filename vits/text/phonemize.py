@@ -1,0 +1,82 @@
+"""Text to IPA phonemes with eSpeak NG, in the form Piper voices were trained on.
+
+The library and its data come from `espeakng-loader`, so no system package is needed. The
+eSpeak backend keeps global state in the C library and is not re-entrant: one backend per
+process, created on first use, and every call goes through one lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Piper strips tie bars and zero-width joiners, which eSpeak may put inside affricates.
+_TIES = str.maketrans("", "", "\u0361\u200d")
+# Punctuation eSpeak passes through but the voice has no id for; map to ones it has.
+_PUNCTUATION = str.maketrans(
+    {
+        "—": ",",
+        "–": ",",
+        "…": "...",
+        "«": '"',
+        "»": '"',
+        "“": '"',
+        "”": '"',
+        "¡": "",
+        "¿": "",
+        "[": "(",
+        "]": ")",
+        "{": "(",
+        "}": ")",
+    }
+)
+
+_lock = threading.Lock()
+_backends: dict[str, Any] = {}
+
+
+def _backend(language: str) -> Any:
+    """The process's eSpeak backend for `language`; call with `_lock` held."""
+    backend = _backends.get(language)
+    if backend is None:
+        import espeakng_loader
+        from phonemizer.backend import EspeakBackend
+        from phonemizer.backend.espeak.wrapper import EspeakWrapper
+
+        EspeakWrapper.set_library(espeakng_loader.get_library_path())
+        EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
+        backend = EspeakBackend(
+            language,
+            preserve_punctuation=True,
+            with_stress=True,
+            language_switch="remove-flags",  # no "(fr)" markers in the phoneme string
+            words_mismatch="ignore",
+            logger=logger,
+        )
+        _backends[language] = backend
+    return backend
+
+
+class Phonemizer:
+    """eSpeak NG phonemizer producing Piper's conventions: stressed IPA, punctuation kept, NFD."""
+
+    def __init__(self, language: str = "en-us") -> None:
+        self.language = language
+
+    def phonemize(self, sentence: str) -> str:
+        """IPA for one sentence, e.g. "Hello, world." -> "həlˈoʊ, wˈɜːld."."""
+        if not sentence.strip():
+            return ""
+        from phonemizer.separator import Separator
+
+        separator = Separator(phone="", syllable="", word=" ")
+        with _lock:
+            output = _backend(self.language).phonemize([sentence], separator=separator, strip=True, njobs=1)
+        phonemes = output[0] if output else ""
+        phonemes = unicodedata.normalize("NFD", phonemes.translate(_TIES).translate(_PUNCTUATION))
+        return re.sub(r"\s+", " ", phonemes).strip()
