@@ -129,7 +129,6 @@ _SYMBOLS = {
     "≤": " less than or equal to ",
     "≠": " not equal to ",
     "≈": " approximately ",
-    "~": " about ",
     "/": " slash ",
     "©": " copyright ",
 }
@@ -279,7 +278,9 @@ def _day_month(match: re.Match[str]) -> str:
     if not 1 <= day <= 31:
         return match.group(0)
     year = match.group("year")
-    said = f"the {numbers.ordinal(day)} of {month}"
+    # "the 4th of July" already has its article.
+    article = "" if match.string[: match.start()].rstrip().lower().endswith("the") else "the "
+    said = f"{article}{numbers.ordinal(day)} of {month}"
     return f" {said}, {numbers.year(int(year))} " if year else f" {said} "
 
 
@@ -377,6 +378,7 @@ def _sub(pattern: str, replacement: object, flags: int = 0) -> None:
 
 # Order matters: specific patterns (money, dates, times) before generic numbers and symbols.
 _sub(r"(\d)\s*[–—]\s*(\d)", r"\1 to \2")  # an en dash between numbers is a range
+_sub(r"~\s?(?=[$£€¥₹]?\d)", " about ")
 _sub(r"(?<![\d-])\(?(\d{3})\)?[ -](\d{3})-(\d{4})(?![\d-])", _phone)
 _sub(
     r"(?P<sign>-)?(?P<sym>[$£€¥₹])\s?(?P<whole>" + _INT + r")?(?:\.(?P<fraction>\d+))?"

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import pytest
+
+from vits.text import normalize_text
+
+CASES = [
+    # cardinals, decimals, negatives, separators
+    ("I have 3 cats", "I have three cats"),
+    ("42", "forty-two"),
+    ("1,234,567 people", "one million two hundred thirty-four thousand five hundred sixty-seven people"),
+    ("Pi is 3.14", "Pi is three point one four"),
+    ("0.5", "zero point five"),
+    (".5", "zero point five"),
+    ("It was -5 outside", "It was minus five outside"),
+    ("agent 007", "agent zero zero seven"),
+    ("12345678901234567890", " ".join(["one two three four five six seven eight nine zero"] * 2)),
+    # ordinals
+    ("the 1st and 22nd and 3rd", "the first and twenty-second and third"),
+    ("the 101st time", "the one hundred first time"),
+    # currency
+    ("$3.50", "three dollars fifty"),
+    ("$1", "one dollar"),
+    ("$0.99", "ninety-nine cents"),
+    ("$0.01", "one cent"),
+    ("$1,000", "one thousand dollars"),
+    ("$1.2 million", "one point two million dollars"),
+    ("It costs $5k.", "It costs five thousand dollars."),
+    ("$2bn", "two billion dollars"),
+    ("£5", "five pounds"),
+    ("£0.50", "fifty pence"),
+    ("€2.50", "two euros fifty"),
+    ("50¢", "fifty cents"),
+    ("100 USD", "one hundred dollars"),
+    ("-$5", "minus five dollars"),
+    # percentages
+    ("50%", "fifty percent"),
+    ("3.5 %", "three point five percent"),
+    # dates
+    ("12/05/2024", "December fifth, twenty twenty-four"),
+    ("25/12/2024", "December twenty-fifth, twenty twenty-four"),
+    ("1/2/99", "January second, nineteen ninety-nine"),
+    ("2024-05-12", "May twelfth, twenty twenty-four"),
+    ("May 5, 2024", "May fifth, twenty twenty-four"),
+    ("on May 5th", "on May fifth"),
+    ("Jan. 5", "January fifth"),
+    ("5 May 2024", "the fifth of May, twenty twenty-four"),
+    ("the 4th of July", "the fourth of July"),
+    # times
+    ("at 3:30 pm", "at three thirty PM"),
+    ("at 3:05 a.m.", "at three oh five AM."),
+    ("at 3:00 PM", "at three PM"),
+    ("14:05", "fourteen oh five"),
+    ("14:00", "fourteen hundred"),
+    ("3:00", "three o'clock"),
+    ("3pm", "three PM"),
+    ("at 11 a.m. today", "at eleven AM today"),
+    ("10:15:30", "ten fifteen and thirty seconds"),
+    # years and decades
+    ("in 1999", "in nineteen ninety-nine"),
+    ("in 2024", "in twenty twenty-four"),
+    ("in 2005", "in two thousand five"),
+    ("the 1990s", "the nineteen nineties"),
+    ("the '80s", "the eighties"),
+    # abbreviations
+    ("Dr. Smith", "Doctor Smith"),
+    ("Mr. and Mrs. Jones", "Mister and Missus Jones"),
+    ("Ms. Lee", "Miz Lee"),
+    ("St. Louis", "Saint Louis"),
+    ("He lives on Main St.", "He lives on Main Street."),
+    ("5th St. is closed", "fifth Street is closed"),
+    ("Mulholland Dr. is long", "Mulholland Drive is long"),
+    ("John Smith Jr. came", "John Smith Junior came"),
+    ("apples, etc.", "apples, et cetera."),
+    ("fruit, e.g. apples", "fruit, for example apples"),
+    ("fruit, i.e. apples", "fruit, that is apples"),
+    ("cats vs. dogs", "cats versus dogs"),
+    ("cats vs dogs", "cats versus dogs"),
+    ("No. 5", "number five"),
+    ("J. R. R. Tolkien", "J R R Tolkien"),
+    ("the U.S.A. is big", "the USA is big"),
+    # units
+    ("5 km", "five kilometers"),
+    ("1 km", "one kilometer"),
+    ("10kg", "ten kilograms"),
+    ("60 mph", "sixty miles per hour"),
+    ("100 km/h", "one hundred kilometers per hour"),
+    ("2.5 GB", "two point five gigabytes"),
+    ("20°C", "twenty degrees Celsius"),
+    ("-3.5 °F", "minus three point five degrees Fahrenheit"),
+    ("90°", "ninety degrees"),
+    # symbols
+    ("A & B", "A and B"),
+    ("2 + 2 = 4", "two plus two equals four"),
+    ("me @ home", "me at home"),
+    ("Room #12", "Room number twelve"),
+    ("1/2 cup", "one half cup"),
+    ("3/4 done", "three quarters done"),
+    ("pages 10-20", "pages ten to twenty"),
+    ("~5 km", "about five kilometers"),
+    ("~~~ wavy", "wavy"),
+    ("1990–1995", "nineteen ninety to nineteen ninety-five"),
+    ("call 555-123-4567.", "call five five five, one two three, four five six seven."),
+    ("COVID-19", "COVID nineteen"),
+    ("MP3", "MP three"),
+    ("version 3.11.2", "version three point eleven point two"),
+    # URLs and e-mail
+    ("Visit https://www.example.com/docs.", "Visit example dot com slash docs."),
+    ("see example.org now", "see example dot org now"),
+    ("Write to jane.doe@example.com", "Write to jane dot doe at example dot com"),
+    # typography and unspeakable symbols
+    ("Hi — there… “quoted”", 'Hi, there... "quoted"'),
+    ("Hello 😀 world", "Hello world"),
+    ("zero\u200bwidth", "zerowidth"),
+    ("ｆｕｌｌ ｗｉｄｔｈ １２", "full width twelve"),
+    ("   spaced    out   ", "spaced out"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_normalize_rule(text: str, expected: str) -> None:
+    assert normalize_text(text) == expected
+
+
+@pytest.mark.parametrize("text", [text for text, _ in CASES])
+def test_normalize_is_idempotent(text: str) -> None:
+    once = normalize_text(text)
+    assert normalize_text(once) == once
+
+
+def test_no_digits_survive() -> None:
+    text = "Call 1-800 on 3/4/2021 at 9:45, pay $19.99 (15% off), 2x faster, v2, A4 paper, 10^6."
+    assert not any(ch.isdigit() for ch in normalize_text(text))
+
+
+def test_plain_text_is_untouched() -> None:
+    text = "The quick brown fox, it's said, jumps over the lazy dog!"
+    assert normalize_text(text) == text
