@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from devstack.broker import EmbeddedBroker
+from devstack.client import ApiClient
+from tests.stack_harness import RunningStack, build_stack
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -45,3 +47,14 @@ def redis_url() -> Iterator[str]:
     yield TEST_REDIS_URL
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The whole service (gunicorn, consumer, two agents, broker) on Postgres and Redis, once per session."""
+    stack = build_stack(tmp_path_factory.mktemp("stack"))
+    stack.start()
+    try:
+        yield RunningStack(stack=stack, api=ApiClient(stack.gateway_url, stack.api_token))
+    finally:
+        stack.stop()
