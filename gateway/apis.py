@@ -1,0 +1,251 @@
+"""The REST API (/api/v1/): thin views that parse input, call a service or selector, render output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .errors import ApplicationError
+from .models import JobStatus, SynthesisJob
+
+# --- Shared serializers ---------------------------------------------------------------------
+
+
+class JobInputSerializer(serializers.Serializer):
+    """Shape only; the service checks the content (length, voice, ranges, speakable text)."""
+
+    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    voice = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    params = serializers.DictField(required=False, allow_null=True)
+
+
+class JobOutputSerializer(serializers.ModelSerializer):
+    timings = serializers.SerializerMethodField()
+    audio = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+    text_chars = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SynthesisJob
+        fields = [
+            "id",
+            "status",
+            "length_class",
+            "voice",
+            "params",
+            "text_chars",
+            "progress",
+            "sentence_count",
+            "sentences_done",
+            "attempt",
+            "error",
+            "queued_at",
+            "started_at",
+            "first_segment_at",
+            "finished_at",
+            "timings",
+            "audio",
+            "links",
+        ]
+
+    def get_text_chars(self, job: SynthesisJob) -> int:
+        return len(job.text)
+
+    def get_timings(self, job: SynthesisJob) -> dict[str, float | None]:
+        return {
+            "queue_wait_s": job.queue_wait_s,
+            "time_to_first_segment_s": job.time_to_first_segment_s,
+            "latency_s": job.latency_s,
+            "synthesis_s": job.synthesis_seconds,
+        }
+
+    def get_audio(self, job: SynthesisJob) -> dict[str, Any] | None:
+        if job.status != JobStatus.SUCCEEDED:
+            return None
+        return {
+            "duration_s": job.audio_duration_s,
+            "sample_rate": job.sample_rate,
+            "cached_sentences": job.cached_sentences,
+            "content_type": "audio/wav",
+        }
+
+    def get_links(self, job: SynthesisJob) -> dict[str, str]:
+        return job_links(job=job, request=self.context["request"])
+
+
+def job_links(*, job: SynthesisJob, request: Request) -> dict[str, str]:
+    return {
+        "self": request.build_absolute_uri(reverse("gateway:job-detail", kwargs={"job_id": job.id})),
+        "audio": request.build_absolute_uri(reverse("gateway:job-audio", kwargs={"job_id": job.id})),
+        "cancel": request.build_absolute_uri(reverse("gateway:job-cancel", kwargs={"job_id": job.id})),
+    }
+
+
+def _job_data(job: SynthesisJob, request: Request) -> dict[str, Any]:
+    return dict(JobOutputSerializer(job, context={"request": request}).data)
+
+
+# --- Jobs -----------------------------------------------------------------------------------
+
+
+class JobListCreateApi(APIView):
+    class Pagination(PageNumberPagination):
+        page_size_query_param = "page_size"
+        max_page_size = 100
+
+    @extend_schema(
+        operation_id="jobs_list",
+        parameters=[OpenApiParameter("status", enum=JobStatus.values, required=False)],
+        responses=JobOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        jobs = selectors.job_list(user=request.user, status=request.query_params.get("status") or None)
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(jobs, request, view=self)
+        data = JobOutputSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(operation_id="jobs_submit", request=JobInputSerializer, responses={202: JobOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = JobInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = services.job_submit(owner=request.user, **serializer.validated_data)
+        data = _job_data(job, request)
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]})
+
+
+class JobBatchApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        jobs = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+    @extend_schema(
+        operation_id="jobs_submit_batch",
+        request=inline_serializer("JobBatchInput", fields={"jobs": JobInputSerializer(many=True)}),
+        responses={202: inline_serializer("JobBatchOutput", fields={"jobs": JobOutputSerializer(many=True)})},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        items = serializer.validated_data["jobs"]
+        if len(items) > settings.TTS_MAX_BATCH:  # before validating 1000 items one by one
+            raise ApplicationError(
+                f"a batch holds at most {settings.TTS_MAX_BATCH} jobs, got {len(items)}",
+                code="batch_too_large",
+                field="jobs",
+                status=413,
+            )
+        for index, item in enumerate(items):
+            item_serializer = JobInputSerializer(data=item)
+            if not item_serializer.is_valid():
+                raise serializers.ValidationError({"jobs": {index: item_serializer.errors}})
+            items[index] = item_serializer.validated_data
+        jobs = services.job_submit_batch(owner=request.user, items=items)
+        return Response({"jobs": [_job_data(job, request) for job in jobs]}, status=status.HTTP_202_ACCEPTED)
+
+
+class JobDetailApi(APIView):
+    @extend_schema(operation_id="jobs_retrieve", responses=JobOutputSerializer)
+    def get(self, request: Request, job_id: str) -> Response:
+        job = selectors.job_get(user=request.user, job_id=job_id)
+        return Response(_job_data(job, request))
+
+
+class JobCancelApi(APIView):
+    @extend_schema(operation_id="jobs_cancel", request=None, responses=JobOutputSerializer)
+    def post(self, request: Request, job_id: str) -> Response:
+        job = selectors.job_get(user=request.user, job_id=job_id)
+        job = services.job_cancel(job=job)
+        return Response(_job_data(job, request))
+
+
+class _JsonOnlyNegotiation(BaseContentNegotiation):
+    """Ignore Accept (a client may ask for audio/wav): errors are JSON, the audio is a file."""
+
+    def select_parser(self, request: Request, parsers: list) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> Any:
+        return (renderers[0], renderers[0].media_type)
+
+
+class JobAudioApi(APIView):
+    content_negotiation_class = _JsonOnlyNegotiation
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="jobs_audio",
+        responses={(200, "audio/wav"): bytes, 409: None},
+        description="The WAV (16-bit PCM mono) of a succeeded job; 409 with the job's status before.",
+    )
+    def get(self, request: Request, job_id: str) -> FileResponse:
+        job = selectors.job_get(user=request.user, job_id=job_id)
+        if job.status != JobStatus.SUCCEEDED or not job.audio:
+            raise ApplicationError(
+                f"the audio is not available: the job is {job.status}",
+                code="audio_not_ready",
+                field="status",
+                status=409,
+                extra={"status": job.status},
+            )
+        return FileResponse(job.audio.open("rb"), content_type="audio/wav", filename=f"{job.id}.wav")
+
+
+# --- Validation and voices ------------------------------------------------------------------
+
+
+class ValidateApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        normalized_text = serializers.CharField()
+        sentences = serializers.ListField(child=serializers.CharField())
+        sentence_count = serializers.IntegerField()
+        characters = serializers.IntegerField()
+        length_class = serializers.CharField()
+        voice = serializers.CharField()
+        params = serializers.DictField()
+        estimated_duration_s = serializers.FloatField()
+
+    @extend_schema(operation_id="validate", request=JobInputSerializer, responses=OutputSerializer)
+    def post(self, request: Request) -> Response:
+        serializer = JobInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job_input = services.job_input_validate(**serializer.validated_data)
+        normalized = " ".join(job_input.sentences)
+        length_scale = float(job_input.params.get("length_scale") or 1.0)
+        estimate = len(normalized) / settings.TTS_ESTIMATE_CHARS_PER_SECOND * length_scale
+        data = {
+            "normalized_text": normalized,
+            "sentences": job_input.sentences,
+            "sentence_count": len(job_input.sentences),
+            "characters": len(job_input.text),
+            "length_class": job_input.length_class,
+            "voice": job_input.voice,
+            "params": job_input.params,
+            "estimated_duration_s": round(estimate, 2),
+        }
+        return Response(self.OutputSerializer(data).data)
+
+
+class VoiceListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField()
+        language = serializers.CharField()
+        sample_rate = serializers.IntegerField()
+        num_speakers = serializers.IntegerField()
+        quality = serializers.CharField(allow_null=True)
+        default = serializers.BooleanField()
+
+    @extend_schema(operation_id="voices_list", responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(selectors.voice_list(), many=True).data)

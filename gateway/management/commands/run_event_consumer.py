@@ -1,0 +1,64 @@
+"""`manage.py run_event_consumer [--no-relay] [--metrics-port N] [--max-seconds S]`.
+
+Its own process: applies agent events and dead letters to the jobs, serves Prometheus
+metrics on TTS_CONSUMER_METRICS_PORT and runs the outbox relay in a thread. SIGTERM and
+SIGINT finish the message in hand, then stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from gateway.consumer import EventConsumer, start_metrics_server
+from gateway.publisher import close_publisher
+from gateway.relay import start_relay_thread
+
+logger = logging.getLogger("gateway.consumer")
+
+
+class Command(BaseCommand):
+    help = "Consume agent events and dead letters, apply them to jobs, relay the outbox."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-relay", action="store_true", help="do not run the outbox relay thread")
+        parser.add_argument(
+            "--metrics-port", type=int, default=None, help="default TTS_CONSUMER_METRICS_PORT; 0 = no metrics"
+        )
+        parser.add_argument("--max-seconds", type=float, default=None, help="stop after this long (tests)")
+
+    def handle(
+        self, *args: Any, no_relay: bool, metrics_port: int | None, max_seconds: float | None, **options: Any
+    ) -> None:
+        stop = threading.Event()
+
+        def request_stop(signum: int, frame: Any) -> None:
+            logger.info("signal %s: stopping after the current message", signal.Signals(signum).name)
+            stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, request_stop)
+            signal.signal(signal.SIGINT, request_stop)
+
+        port = settings.TTS_CONSUMER_METRICS_PORT if metrics_port is None else metrics_port
+        if port:
+            start_metrics_server(port=port)
+        relay = None
+        if not no_relay:
+            relay = start_relay_thread(stop=stop, interval_s=settings.TTS_OUTBOX_RELAY_INTERVAL_S)
+
+        consumer = EventConsumer(service_url=settings.PULSAR_URL).open()
+        try:
+            consumer.run(stop=stop, max_seconds=max_seconds)
+        finally:
+            stop.set()
+            consumer.close()
+            if relay is not None:
+                relay.join(timeout=settings.TTS_PUBLISH_TIMEOUT_S + 5)
+            close_publisher()
+            logger.info("event consumer stopped")

@@ -1,0 +1,64 @@
+"""Prometheus metrics of the gateway web process and the event consumer (docs/CONTRACTS.md).
+
+Gunicorn runs several workers: with PROMETHEUS_MULTIPROC_DIR set, prometheus_client writes
+each process's values to files there and `metrics_view` aggregates them. The backlog gauge is
+set from the database at scrape time (and by the relay), so "most recent" is the right value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import Counter, Gauge, Histogram
+
+# Seconds; short jobs finish in about a second, long ones in many minutes.
+_JOB_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+_WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+JOBS_SUBMITTED = Counter("tts_gateway_jobs_submitted_total", "Jobs accepted (202).", ["length_class"])
+JOBS_FINISHED = Counter(
+    "tts_gateway_jobs_finished_total", "Jobs that reached a final state.", ["length_class", "status"]
+)
+JOB_LATENCY = Histogram(
+    "tts_gateway_job_latency_seconds",
+    "Queued to succeeded, end to end.",
+    ["length_class"],
+    buckets=_JOB_BUCKETS,
+)
+JOB_QUEUE_WAIT = Histogram(
+    "tts_gateway_job_queue_wait_seconds", "Queued to started.", ["length_class"], buckets=_WAIT_BUCKETS
+)
+TIME_TO_FIRST_SEGMENT = Histogram(
+    "tts_gateway_time_to_first_segment_seconds",
+    "Queued to the first audio segment stored.",
+    ["length_class"],
+    buckets=_WAIT_BUCKETS,
+)
+OUTBOX_BACKLOG = Gauge(
+    "tts_gateway_outbox_backlog",
+    "Outbox records not yet confirmed by the broker.",
+    multiprocess_mode="livemostrecent",
+)
+OUTBOX_PUBLISHED = Counter(
+    "tts_gateway_outbox_published_total", "Job message publications (after commit and by the relay).", ["result"]
+)
+EVENTS_APPLIED = Counter(
+    "tts_gateway_events_applied_total", "Agent events handled by the consumer.", ["type", "result"]
+)
+EVENT_LAG = Histogram(
+    "tts_gateway_event_lag_seconds", "Event sent by the agent to applied by the consumer.", buckets=_LAG_BUCKETS
+)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """django-prometheus's exporter (multiprocess-aware), with the backlog read at scrape time."""
+    from django_prometheus.exports import ExportToDjangoView
+
+    from .selectors import outbox_backlog_count
+
+    # A scrape must still answer while the database is down.
+    with contextlib.suppress(Exception):
+        OUTBOX_BACKLOG.set(outbox_backlog_count())
+    return ExportToDjangoView(request)

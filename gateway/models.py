@@ -1,0 +1,151 @@
+"""Job rows, the transactional outbox and the audio segments waiting for assembly.
+
+Only `gateway.services` changes `SynthesisJob.status`; the transition table lives here so
+the services and the admin read one definition.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class LengthClass(models.TextChoices):
+    SHORT = "short", "Short"
+    MEDIUM = "medium", "Medium"
+    LONG = "long", "Long"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+# Forward moves only. A retry is not a move back: it starts a new attempt (services.job_retry).
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+class SynthesisJob(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="synthesis_jobs")
+    text = models.TextField()
+    voice = models.CharField(max_length=200)
+    params = models.JSONField(default=dict, blank=True)
+    length_class = models.CharField(max_length=10, choices=LengthClass.choices)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0)
+    sentence_count = models.PositiveIntegerField(null=True, blank=True)
+    sentences_done = models.PositiveIntegerField(default=0)
+    attempt = models.PositiveIntegerField(default=1)
+    error = models.TextField(blank=True)
+    audio = models.FileField(upload_to="audio/%Y/%m/%d/", blank=True)
+    audio_duration_s = models.FloatField(null=True, blank=True)
+    sample_rate = models.PositiveIntegerField(null=True, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_segment_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    synthesis_seconds = models.FloatField(null=True, blank=True)
+    cached_sentences = models.PositiveIntegerField(default=0)
+    agent_id = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [
+            models.Index(fields=["owner", "-queued_at"], name="job_owner_queued_idx"),
+            models.Index(fields=["status"], name="job_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__gte=0.0, progress__lte=1.0), name="job_progress_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def queue_wait_s(self) -> float | None:
+        return _seconds(self.queued_at, self.started_at)
+
+    @property
+    def latency_s(self) -> float | None:
+        return _seconds(self.queued_at, self.finished_at)
+
+    @property
+    def time_to_first_segment_s(self) -> float | None:
+        return _seconds(self.queued_at, self.first_segment_at)
+
+
+def _seconds(start: object, end: object) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()  # type: ignore[operator]
+
+
+class OutboxMessage(models.Model):
+    """A job message written in the job's transaction; `published_at` is set on broker confirmation."""
+
+    job = models.ForeignKey(SynthesisJob, on_delete=models.CASCADE, related_name="outbox_messages")
+    attempt = models.PositiveIntegerField(default=1)
+    topic = models.CharField(max_length=300)
+    partition_key = models.CharField(max_length=200)
+    payload = models.TextField(help_text="The JobMessage exactly as published (UTF-8 JSON).")
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            # The relay scans only the (small) unpublished tail.
+            models.Index(fields=["created_at"], name="outbox_unpublished_idx", condition=Q(published_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        state = "published" if self.published_at else "pending"
+        return f"outbox {self.pk} job {self.job_id} -> {self.topic} ({state})"
+
+
+class AudioSegment(models.Model):
+    """PCM of one or more sentences of one attempt, kept until the job's WAV is assembled."""
+
+    job = models.ForeignKey(SynthesisJob, on_delete=models.CASCADE, related_name="segments")
+    attempt = models.PositiveIntegerField()
+    first_sentence = models.PositiveIntegerField()
+    sentence_count = models.PositiveIntegerField()
+    sample_rate = models.PositiveIntegerField()
+    pcm = models.BinaryField(help_text="16-bit little-endian mono PCM")
+    audio_seconds = models.FloatField(default=0.0)
+    cached_sentences = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job", "attempt", "first_sentence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "attempt", "first_sentence"], name="segment_unique_job_attempt_sentence"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"segment {self.job_id}#{self.attempt}@{self.first_sentence}+{self.sentence_count}"

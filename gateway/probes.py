@@ -1,0 +1,71 @@
+"""Liveness (/healthz) and readiness (/readyz) probes; no authentication, no DRF."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
+
+_PROBE_TIMEOUT_S = 2.0
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up and serving requests; checks nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_cache() -> None:
+    key = f"readyz:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=10)
+    if cache.get(key) != "1":
+        raise RuntimeError("value written to the cache was not read back")
+    cache.delete(key)
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    """host and port of the first broker of a pulsar:// or pulsar+ssl:// service URL."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.split(",")[0]
+    host, _, port = netloc.rpartition(":")
+    if not host:
+        host, port = netloc, ""
+    default_port = 6651 if parts.scheme == "pulsar+ssl" else 6650
+    return host.strip("[]"), int(port or default_port)
+
+
+def _check_broker() -> None:
+    host, port = broker_address(settings.PULSAR_URL)
+    with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
+        pass
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Database, broker (TCP connect) and cache reachable: 200, else 503 naming what failed."""
+    checks: dict[str, str] = {}
+    for name, check in (("database", _check_database), ("broker", _check_broker), ("cache", _check_cache)):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as error:
+            checks[name] = f"error: {type(error).__name__}: {error}"
+            logger.warning("readiness check %s failed: %s", name, error)
+    failed = sorted(name for name, result in checks.items() if result != "ok")
+    body = {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}
+    return JsonResponse(body, status=503 if failed else 200)

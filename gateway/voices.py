@@ -1,0 +1,29 @@
+"""The gateway's narrow view of `vits`: voice lookup and the text front end.
+
+Both are fast (configs and text only, no model load), so submit validates synchronously.
+Imports are lazy: `vits` pulls in torch, which the admin and most commands never need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def voice_list() -> list[Any]:
+    import vits
+
+    return list(vits.list_voices())
+
+
+def voice_get(*, voice_id: str) -> Any:
+    """The VoiceInfo of `voice_id`; raises `vits.errors.VoiceNotFoundError`."""
+    import vits
+
+    return vits.find_voice(voice_id)
+
+
+def text_sentences(*, text: str) -> list[str]:
+    """Normalized sentences; raises a `vits.errors.VitsInputError` subclass (with `.field`)."""
+    from vits.text import prepare_sentences
+
+    return list(prepare_sentences(text))

@@ -1,0 +1,1 @@
+"""Settings split: `base` (local defaults), `test` (real Postgres + Redis), `production`."""

@@ -1,0 +1,211 @@
+"""Settings shared by every environment; the defaults run the whole stack locally.
+
+Every value comes from the environment through `env` (see `env.py` and docs/CONTRACTS.md):
+SQLite, a file cache and the embedded broker's address by default; Postgres, Redis and
+Apache Pulsar by setting DATABASE_URL, REDIS_URL and PULSAR_URL.
+"""
+
+from __future__ import annotations
+
+from .env import BASE_DIR, VAR_DIR, env  # noqa: F401 - BASE_DIR is part of the settings
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite and the file cache need the folder
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-only-key-set-DJANGO_SECRET_KEY-in-production")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_prometheus",
+    "gateway",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "tts_project.urls"
+WSGI_APPLICATION = "tts_project.wsgi.application"
+ASGI_APPLICATION = "tts_project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+
+# django-prometheus wraps the stock backends to count queries and errors per database.
+_PROMETHEUS_DB_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+
+
+def _database(url: str) -> dict:
+    config = env.db_url_config(url)
+    config["ENGINE"] = _PROMETHEUS_DB_ENGINES.get(config["ENGINE"], config["ENGINE"])
+    config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    config["CONN_HEALTH_CHECKS"] = True
+    if "sqlite3" in config["ENGINE"]:
+        # The event consumer and the web process write concurrently: wait instead of failing.
+        config.setdefault("OPTIONS", {}).setdefault("timeout", 20)
+    return config
+
+
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+
+def _cache(redis_url: str) -> dict:
+    if redis_url:
+        return {
+            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",  # django-redis + metrics
+            "LOCATION": redis_url,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+            },
+            "KEY_PREFIX": "tts-gateway",
+        }
+    return {
+        "BACKEND": "django_prometheus.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+    }
+
+
+CACHES = {"default": _cache(REDIS_URL)}
+
+# --- Auth, i18n -----------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media files -----------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
+MEDIA_URL = "media/"  # not served publicly: audio goes through the API (owner) or the admin (staff)
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Whitenoise serves the admin's assets from gunicorn; hashed names cache forever.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- REST API -------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env.int("TTS_API_PAGE_SIZE", default=20),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "gateway.exception_handlers.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Text-to-speech API",
+    "DESCRIPTION": "Submit text, poll the job, download the WAV. Authenticate with `Authorization: Token <key>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
+# --- Text-to-speech service (names and defaults in docs/CONTRACTS.md) -----------------------
+
+PULSAR_URL = env.str("PULSAR_URL", default="pulsar://127.0.0.1:6650")
+PULSAR_TENANT = env.str("PULSAR_TENANT", default="public")
+PULSAR_NAMESPACE = env.str("PULSAR_NAMESPACE", default="default")
+TTS_TOPIC_PREFIX = env.str("TTS_TOPIC_PREFIX", default="tts")
+TTS_SHORT_MAX_CHARS = env.int("TTS_SHORT_MAX_CHARS", default=400)
+TTS_MEDIUM_MAX_CHARS = env.int("TTS_MEDIUM_MAX_CHARS", default=4000)
+TTS_SCHEDULING = env.str("TTS_SCHEDULING", default="priority")
+if TTS_SCHEDULING not in ("priority", "fifo"):
+    raise ValueError(f"TTS_SCHEDULING must be 'priority' or 'fifo', got {TTS_SCHEDULING!r}")
+TTS_MAX_ATTEMPTS = env.int("TTS_MAX_ATTEMPTS", default=3)
+TTS_MAX_TEXT_CHARS = env.int("TTS_MAX_TEXT_CHARS", default=100_000)
+TTS_MAX_BATCH = env.int("TTS_MAX_BATCH", default=50)
+TTS_DEFAULT_VOICE = env.str("TTS_DEFAULT_VOICE", default="en_US-joe-medium")
+TTS_CONSUMER_METRICS_PORT = env.int("TTS_CONSUMER_METRICS_PORT", default=9101)
+# Publisher: one send (or producer creation) waits at most this long for the broker.
+TTS_PUBLISH_TIMEOUT_S = env.float("TTS_PUBLISH_TIMEOUT_S", default=5.0)
+# After a failed publish, requests skip the broker for this long and leave jobs to the relay,
+# so a broker outage does not add TTS_PUBLISH_TIMEOUT_S to every submit.
+TTS_PUBLISH_BACKOFF_S = env.float("TTS_PUBLISH_BACKOFF_S", default=5.0)
+# The relay re-publishes outbox records unconfirmed for longer than this.
+TTS_OUTBOX_RELAY_AFTER_S = env.float("TTS_OUTBOX_RELAY_AFTER_S", default=5.0)
+TTS_OUTBOX_RELAY_INTERVAL_S = env.float("TTS_OUTBOX_RELAY_INTERVAL_S", default=2.0)
+TTS_OUTBOX_RELAY_BATCH = env.int("TTS_OUTBOX_RELAY_BATCH", default=100)
+# Speaking rate used by /validate to estimate the audio duration at length_scale 1.
+TTS_ESTIMATE_CHARS_PER_SECOND = env.float("TTS_ESTIMATE_CHARS_PER_SECOND", default=14.0)
+
+# --- Logging --------------------------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {"format": "%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "default"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO", "propagate": True},
+        # 5xx with the request line and traceback.
+        "django.request": {"level": "WARNING", "propagate": True},
+        # The pulsar C++ client logs every connection step at INFO; keep only problems.
+        "pulsar": {"level": "WARNING", "propagate": True},
+        "gateway": {"level": LOG_LEVEL, "propagate": True},
+    },
+}
