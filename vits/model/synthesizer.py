@@ -1,0 +1,123 @@
+"""The VITS synthesizer, inference path only: text -> durations -> prior -> flow -> waveform."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .attentions import TextEncoder
+from .common import sequence_mask
+from .config import ModelConfig
+from .duration import DurationPredictor, StochasticDurationPredictor
+from .flow import ResidualCouplingBlock
+from .generator import Generator
+
+# Parameters of the original training graph that inference never uses; loaders skip them.
+TRAINING_ONLY_PREFIXES = ("enc_q.", "dp.post_", "dp.flows.1.", "net_d.")
+
+
+def _noise(
+    shape_per_item: Sequence[tuple[int, int]],
+    generators: Sequence[torch.Generator] | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Normal noise [b, c, max_t], drawn per item so an item's noise does not depend on the batch."""
+    channels = shape_per_item[0][0]
+    max_t = max(t for _, t in shape_per_item)
+    out = torch.zeros(len(shape_per_item), channels, max_t, dtype=dtype)
+    for i, (c, t) in enumerate(shape_per_item):
+        gen = generators[i] if generators is not None else None
+        out[i, :, :t] = torch.randn((c, t), generator=gen, dtype=dtype)
+    return out
+
+
+class SynthesizerTrn(nn.Module):
+    """Module names follow the original `SynthesizerTrn` so state dicts map one to one."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        enc, dur, flow = config.encoder, config.duration, config.flow
+        gin = config.gin_channels if config.n_speakers > 1 else 0
+        self.enc_p = TextEncoder(
+            enc.n_vocab,
+            config.inter_channels,
+            enc.hidden_channels,
+            enc.filter_channels,
+            enc.n_heads,
+            enc.n_layers,
+            enc.kernel_size,
+            enc.window_size,
+        )
+        self.dp: nn.Module
+        if dur.stochastic:
+            self.dp = StochasticDurationPredictor(
+                enc.hidden_channels, dur.kernel_size, dur.n_flows, dur.num_bins, dur.tail_bound, gin
+            )
+        else:
+            self.dp = DurationPredictor(enc.hidden_channels, dur.filter_channels, dur.kernel_size, gin)
+        self.flow = ResidualCouplingBlock(
+            config.inter_channels,
+            enc.hidden_channels,
+            flow.kernel_size,
+            flow.dilation_rate,
+            flow.n_layers,
+            flow.n_flows,
+            gin,
+        )
+        self.dec = Generator(config.inter_channels, config.generator, gin)
+        self.emb_g = nn.Embedding(config.n_speakers, gin) if gin else None
+        self.hop_length = config.generator.hop_length
+
+    def infer(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        *,
+        noise_scale: float,
+        length_scale: float,
+        noise_w: float,
+        speakers: torch.Tensor | None = None,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids [b, t] int64, lengths [b] -> (audio [b, samples], sample lengths [b]).
+
+        `generators` gives one torch.Generator per item (seeded noise); None uses the global RNG.
+        """
+        batch = ids.shape[0]
+        x_mask = sequence_mask(lengths, ids.shape[1]).unsqueeze(1).to(torch.float32)
+        x, m_p, logs_p = self.enc_p(ids, x_mask)
+        g = self.emb_g(speakers).unsqueeze(-1) if (self.emb_g is not None and speakers is not None) else None
+
+        if isinstance(self.dp, StochasticDurationPredictor):
+            if noise_w > 0:
+                dp_noise = _noise([(2, int(n)) for n in lengths], generators, x.dtype) * noise_w
+            else:
+                dp_noise = torch.zeros(batch, 2, x.shape[2], dtype=x.dtype)
+            logw = self.dp(x, x_mask, dp_noise, g=g)
+        else:
+            logw = self.dp(x, x_mask, g=g)
+        w_ceil = torch.ceil(torch.exp(logw) * x_mask * length_scale)
+        y_lengths = torch.clamp_min(w_ceil.sum(dim=(1, 2)), 1).long()
+        y_mask = sequence_mask(y_lengths).unsqueeze(1).to(x.dtype)
+
+        # Expand phoneme statistics to frames: frame f belongs to phoneme p when
+        # cum[p-1] <= f < cum[p]. The 0/1 path matrix makes this an exact matmul.
+        cum = torch.cumsum(w_ceil.squeeze(1), dim=1)  # [b, t_x]
+        frames = torch.arange(y_mask.shape[2], dtype=cum.dtype).view(1, -1, 1)
+        path = (frames < cum.unsqueeze(1)).to(x.dtype)  # [b, t_y, t_x]
+        path = path - torch.nn.functional.pad(path, (1, 0))[:, :, :-1]
+        path = path * y_mask.transpose(1, 2) * x_mask
+        m_p = torch.bmm(path, m_p.transpose(1, 2)).transpose(1, 2)
+        logs_p = torch.bmm(path, logs_p.transpose(1, 2)).transpose(1, 2)
+
+        z_p = m_p
+        if noise_scale > 0:
+            eps = _noise([(m_p.shape[1], int(n)) for n in y_lengths], generators, x.dtype)
+            z_p = m_p + eps * torch.exp(logs_p) * noise_scale
+        z = self.flow.reverse(z_p, y_mask, g=g)
+        frame_mask = y_mask if batch > 1 else None
+        audio = self.dec(z * y_mask, g=g, frame_mask=frame_mask)
+        return audio.squeeze(1), y_lengths * self.hop_length

@@ -1,0 +1,273 @@
+"""`Voice`: a loaded VITS voice with the synthesis API the rest of the service builds on."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import Audio
+from .errors import EmptyTextError, InvalidTextError, UnspeakableTextError, VoiceLoadError, VoiceNotFoundError
+from .loading.checkpoint import load_vits_model
+from .loading.piper import load_piper_model
+from .loading.settings import VoiceSettings
+from .model import SynthesizerTrn
+from .params import SynthesisParams
+from .voices import VoiceInfo as VoiceInfo
+from .voices import default_voice_id, find_voice, info_from_paths, read_settings
+
+logger = logging.getLogger(__name__)
+
+# Attention is quadratic in the id count; prepared sentences are far below this.
+MAX_IDS_PER_SENTENCE = 4000
+
+
+def _speakable(phonemes: str) -> bool:
+    """True when the phoneme string holds a real sound, not only stress marks and punctuation."""
+    return any(unicodedata.category(ch) in ("Ll", "Lu", "Lo") for ch in phonemes)
+
+
+class Voice:
+    """A voice loaded once and reused; thread-safe for concurrent `synthesize*` calls."""
+
+    def __init__(self, info: VoiceInfo, settings: VoiceSettings, model: SynthesizerTrn) -> None:
+        self.info = info
+        self.settings = settings
+        self.model = model.eval()
+        self.load_seconds = 0.0
+        self._phonemizer_lock = threading.Lock()
+        self._phonemizer = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        name: str | os.PathLike[str] | None = None,
+        *,
+        config_path: str | os.PathLike[str] | None = None,
+        voices_dir: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+    ) -> Voice:
+        """Load a voice by id (default: $TTS_DEFAULT_VOICE or en_US-joe-medium) or by model path.
+
+        `threads` sets torch's intra-op thread count for the process (torch has one global pool).
+        Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
+        that does not fit the model.
+        """
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        started = time.perf_counter()
+        target = default_voice_id() if name is None else os.fspath(name)
+        path = Path(target)
+        if path.suffix in (".onnx", ".pth", ".pt") or path.is_file():
+            if not path.is_file():
+                raise VoiceNotFoundError(f"voice model file {path} does not exist")
+            info = info_from_paths(path, config_path)
+        else:
+            info = find_voice(target, voices_dir)
+        settings = read_settings(info.model_path, info.config_path)
+        if info.format == "piper":
+            model = load_piper_model(info.model_path, n_speakers=settings.num_speakers)
+        else:
+            model = load_vits_model(info.model_path, settings)
+        if settings.num_speakers > 1 and model.emb_g is None:
+            raise VoiceLoadError(f"config says {settings.num_speakers} speakers but tensor 'emb_g.weight' is missing")
+        voice = cls(info, settings, model)
+        voice.load_seconds = time.perf_counter() - started
+        logger.info("Loaded voice %s in %.2f s", info.id, voice.load_seconds)
+        return voice
+
+    @property
+    def sample_rate(self) -> int:
+        return self.settings.sample_rate
+
+    # ------------------------------------------------------------------ text
+    def prepare(self, text: str) -> list[str]:
+        """Validate, split and normalize raw text into sentences (vits.text.prepare_sentences)."""
+        from .text import prepare_sentences
+
+        if not isinstance(text, str):
+            raise InvalidTextError(f"text must be a string, got {type(text).__name__}")
+        return prepare_sentences(text)
+
+    def phonemize(self, sentence: str) -> str:
+        if self._phonemizer is None:
+            with self._phonemizer_lock:
+                if self._phonemizer is None:
+                    from .text import Phonemizer
+
+                    self._phonemizer = Phonemizer(self.settings.espeak_voice)
+        return self._phonemizer.phonemize(sentence)
+
+    def phoneme_ids(self, sentence: str) -> list[int]:
+        """Ids of one prepared sentence, in the convention the voice was trained with."""
+        if not isinstance(sentence, str) or not sentence.strip():
+            raise EmptyTextError("The sentence is empty. Send some text to read.")
+        phonemes = self.phonemize(sentence)
+        if not _speakable(phonemes):
+            raise UnspeakableTextError(
+                f"Nothing in {sentence[:60]!r} can be pronounced. Add words or numbers.", field="text"
+            )
+        id_map = self.settings.phoneme_id_map
+        if self.settings.id_style == "piper":
+            from .text import encode_phonemes
+
+            ids = encode_phonemes(phonemes, id_map)
+        else:
+            symbols = [id_map[ch][0] for ch in unicodedata.normalize("NFC", phonemes) if ch in id_map]
+            if self.settings.id_style == "interspersed":  # original VITS add_blank: 0 around every symbol
+                ids = [0] * (2 * len(symbols) + 1)
+                ids[1::2] = symbols
+            else:
+                ids = symbols
+        if len(ids) > MAX_IDS_PER_SENTENCE:
+            raise InvalidTextError(
+                f"A sentence is too long to synthesize at once ({len(ids)} phoneme ids, at most "
+                f"{MAX_IDS_PER_SENTENCE}). Split it into shorter sentences.",
+                field="text",
+            )
+        return ids
+
+    # ------------------------------------------------------------------ synthesis
+    def _resolve(
+        self,
+        length_scale: float | None,
+        noise_scale: float | None,
+        noise_w: float | None,
+        speaker: int | None,
+        seed: int | None,
+    ) -> SynthesisParams:
+        params = SynthesisParams(
+            length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
+        ).validate(num_speakers=self.settings.num_speakers)
+        return SynthesisParams(
+            length_scale=self.settings.length_scale if length_scale is None else float(length_scale),
+            noise_scale=self.settings.noise_scale if noise_scale is None else float(noise_scale),
+            noise_w=self.settings.noise_w if noise_w is None else float(noise_w),
+            speaker=0 if speaker is None else speaker,
+            seed=params.seed,
+        )
+
+    def synthesize_ids(
+        self,
+        batch_ids: Sequence[Sequence[int]],
+        params: SynthesisParams,
+    ) -> list[Audio]:
+        """Run one forward pass over a batch of id sequences (padded, masked) with resolved params."""
+        if not batch_ids or any(len(ids) == 0 for ids in batch_ids):
+            raise EmptyTextError("Nothing to synthesize: an id sequence is empty.")
+        n_vocab = self.model.config.encoder.n_vocab
+        if any(not 0 <= i < n_vocab for ids in batch_ids for i in ids):
+            raise InvalidTextError(f"phoneme ids must be in 0..{n_vocab - 1}", field="text")
+        lengths = torch.tensor([len(ids) for ids in batch_ids], dtype=torch.long)
+        padded = torch.zeros(len(batch_ids), int(lengths.max()), dtype=torch.long)
+        for row, ids in enumerate(batch_ids):
+            padded[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+        generators = None
+        needs_noise = (params.noise_scale or 0) > 0 or (params.noise_w or 0) > 0
+        if needs_noise:
+            # One generator per item, all with the same seed: an item's audio does not depend on
+            # its position in the text or the batch.
+            seed = params.seed if params.seed is not None else secrets.randbits(31)
+            generators = [torch.Generator().manual_seed(seed) for _ in batch_ids]
+        speakers = None
+        if self.model.emb_g is not None:
+            speakers = torch.full((len(batch_ids),), int(params.speaker or 0), dtype=torch.long)
+        self.model.eval()
+        with torch.inference_mode():
+            audio, sample_lengths = self.model.infer(
+                padded,
+                lengths,
+                noise_scale=float(params.noise_scale or 0.0),
+                length_scale=float(params.length_scale or 1.0),
+                noise_w=float(params.noise_w or 0.0),
+                speakers=speakers,
+                generators=generators,
+            )
+        out = audio.numpy()
+        return [
+            Audio(np.array(out[row, : int(n)], dtype=np.float32), self.sample_rate)
+            for row, n in enumerate(sample_lengths)
+        ]
+
+    def synthesize_sentence(
+        self,
+        sentence: str,
+        *,
+        length_scale: float | None = None,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+        speaker: int | None = None,
+        seed: int | None = None,
+    ) -> Audio:
+        """Synthesize one sentence that `prepare()` already produced (no splitting or normalizing)."""
+        params = self._resolve(length_scale, noise_scale, noise_w, speaker, seed)
+        return self.synthesize_ids([self.phoneme_ids(sentence)], params)[0]
+
+    def synthesize_batch(
+        self,
+        sentences: Sequence[str],
+        *,
+        length_scale: float | None = None,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+        speaker: int | None = None,
+        seed: int | None = None,
+    ) -> list[Audio]:
+        """Prepared sentences in one forward pass; each result equals its unbatched synthesis."""
+        if isinstance(sentences, str):
+            raise TypeError("synthesize_batch takes a list of sentences, not a string")
+        if not sentences:
+            return []
+        params = self._resolve(length_scale, noise_scale, noise_w, speaker, seed)
+        return self.synthesize_ids([self.phoneme_ids(s) for s in sentences], params)
+
+    def synthesize_sentences(
+        self,
+        text: str,
+        *,
+        length_scale: float | None = None,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+        speaker: int | None = None,
+        seed: int | None = None,
+    ) -> Iterator[Audio]:
+        """Yield one Audio per sentence of raw `text`. Input errors are raised before the first yield."""
+        params = self._resolve(length_scale, noise_scale, noise_w, speaker, seed)
+        sentences = self.prepare(text)
+        return self._iter_sentences(sentences, params)
+
+    def _iter_sentences(self, sentences: list[str], params: SynthesisParams) -> Iterator[Audio]:
+        for sentence in sentences:
+            yield self.synthesize_ids([self.phoneme_ids(sentence)], params)[0]
+
+    def synthesize(
+        self,
+        text: str,
+        *,
+        length_scale: float | None = None,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+        speaker: int | None = None,
+        seed: int | None = None,
+    ) -> Audio:
+        """Raw text to one Audio (sentences joined in order)."""
+        parts = list(
+            self.synthesize_sentences(
+                text, length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
+            )
+        )
+        return Audio.concatenate(parts)
+
+    def __repr__(self) -> str:
+        return f"Voice(id={self.info.id!r}, sample_rate={self.sample_rate}, format={self.info.format!r})"
