@@ -11,25 +11,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import redis
 
 from devstack.broker import free_port
 from devstack.client import ApiClient
+from devstack.postgres import recreate_database
 from devstack.stack import Stack, StackConfig
 
-POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 E2E_DATABASE = "tts_e2e"
 E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-def recreate_database(name: str) -> str:
-    """Drop and create a Postgres database; return its URL for DATABASE_URL."""
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    host_part = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    return f"{host_part}/{name}".replace("postgresql://", "postgres://", 1)
 
 
 @dataclass
