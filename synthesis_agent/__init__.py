@@ -1,0 +1,12 @@
+"""The synthesis agent: a standalone process that turns job messages into audio events.
+
+It consumes job messages by length class from Pulsar, synthesizes them sentence by sentence
+with `vits` (short jobs preempt longer ones between sentences), caches sentences in Redis or
+on disk, and publishes `started` / `segment` / `completed` / `failed` events. It never
+imports Django and never reads the database: the job message carries everything.
+
+Modules, one job each: `config` (environment), `voice` (the voice protocol and pool),
+`cache` (sentence cache), `metrics`, `scheduler` (which job runs the next sentence, pure),
+`pipeline` (one job as a sequence of events, pure domain), `worker` (the Pulsar loop),
+`logs` (contextual logging) and `__main__` (the command line).
+"""

@@ -1,0 +1,101 @@
+"""`python -m synthesis_agent --classes short,medium,long [--agent-id ID] [--metrics-port N]`.
+
+Everything else comes from the environment (docs/CONTRACTS.md). Exit code 0 after a graceful
+shutdown on SIGTERM or SIGINT, 2 for a bad configuration, 1 if the agent could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from . import metrics
+from .cache import build_cache
+from .config import AgentConfig, ConfigError
+from .logs import configure_logging, set_agent_id
+from .voice import VoiceLoader, VoicePool, load_vits_voice
+from .worker import Agent
+
+logger = logging.getLogger("synthesis_agent")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m synthesis_agent", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--classes",
+        default="short,medium,long",
+        help="length classes to serve, comma separated; always served short first (default: all)",
+    )
+    parser.add_argument("--agent-id", default=None, help="name in events, logs and metrics (default: host-pid)")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="Prometheus port (default: TTS_AGENT_METRICS_PORT; 0 = off)"
+    )
+    parser.add_argument("--log-level", default=os.environ.get("TTS_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader = load_vits_voice) -> int:
+    """Run one agent until SIGTERM/SIGINT. `voice_loader` is injectable for tests."""
+    args = parse_args(argv)
+    configure_logging(args.log_level.upper())
+    try:
+        config = AgentConfig.from_env(classes=args.classes, agent_id=args.agent_id, metrics_port=args.metrics_port)
+    except ConfigError as error:
+        logger.error("bad configuration: %s", error)
+        return 2
+    set_agent_id(config.agent_id)
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            logger.warning("second %s: still draining, be patient", signal.Signals(signum).name)
+        else:
+            logger.info("%s received: finishing or releasing the current job", signal.Signals(signum).name)
+        stop.set()
+
+    # Before the slow start-up, so a SIGTERM during model loading is a clean exit too.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    try:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
+    except ImportError:  # only fake voices in tests run without torch
+        pass
+    try:
+        voices = VoicePool(voice_loader, config.default_voice)
+        default = voices.get(None)  # load once, before taking jobs
+        cache = build_cache(config)
+        agent = Agent(config, voices=voices, cache=cache)
+        agent.connect()
+    except Exception:
+        logger.exception("the agent could not start")
+        return 1
+    metrics.INFO.labels(config.agent_id, ",".join(config.classes), default.info.id).set(1)
+    metrics.serve(config.metrics_port)  # opened only now: an open port means ready for jobs
+    logger.info(
+        "agent ready: queues %s (%s scheduling), voice %s, cache %s, metrics port %s",
+        ",".join(config.queues),
+        config.scheduling,
+        default.info.id,
+        type(cache).__name__,
+        config.metrics_port or "off",
+    )
+    if stop.is_set():
+        agent.close()
+        return 0
+    agent.run(stop)
+    logger.info("agent stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""What the agent needs from a voice, as a Protocol, and a pool of loaded voices.
+
+The agent codes against these protocols, not against `vits` classes, so unit tests run with
+a fake voice and the real `vits.Voice` fits without adapters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+class VoiceInfoLike(Protocol):
+    id: str
+    sample_rate: int
+    model_checksum: str
+    num_speakers: int
+
+
+class AudioLike(Protocol):
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def duration_s(self) -> float: ...
+
+    def to_pcm16_bytes(self) -> bytes: ...
+
+
+class VoiceLike(Protocol):
+    @property
+    def info(self) -> VoiceInfoLike: ...
+
+    def prepare(self, text: str) -> list[str]:
+        """Normalized sentences; raises `vits.errors.VitsInputError` for text it cannot speak."""
+        ...
+
+    def synthesize_sentence(
+        self,
+        sentence: str,
+        *,
+        length_scale: float | None = None,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+        speaker: int | None = None,
+        seed: int | None = None,
+    ) -> AudioLike: ...
+
+
+VoiceLoader = Callable[[str | None], VoiceLike]
+
+
+def load_vits_voice(voice_id: str | None) -> VoiceLike:
+    """The production loader; imported lazily so the agent's modules load without torch."""
+    from vits import Voice
+
+    voice: Any = Voice.load(voice_id)
+    return voice
+
+
+class VoicePool:
+    """Loads each voice once and keeps it; the default voice is loaded at start-up.
+
+    Unknown voices raise the loader's error (`vits.errors.VoiceNotFoundError`), which the
+    pipeline treats as a bad message. Load failures are not cached, so a voice installed
+    later is found on the next job.
+    """
+
+    def __init__(self, loader: VoiceLoader, default_voice: str) -> None:
+        self._loader = loader
+        self.default_voice = default_voice
+        self._voices: dict[str, VoiceLike] = {}
+        self._lock = threading.Lock()
+
+    def get(self, voice_id: str | None) -> VoiceLike:
+        key = voice_id or self.default_voice
+        with self._lock:
+            voice = self._voices.get(key)
+            if voice is None:
+                voice = self._loader(key)
+                self._voices[key] = voice
+                # Remember it under its canonical id too: "" and the default name are one voice.
+                self._voices.setdefault(voice.info.id, voice)
+                logger.info("loaded voice %s (checksum %s)", voice.info.id, voice.info.model_checksum[:12])
+            return voice

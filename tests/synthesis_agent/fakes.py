@@ -1,0 +1,101 @@
+"""A fake voice: deterministic synthetic audio, a configurable delay, injectable failures."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vits.errors import EmptyTextError, VoiceNotFoundError
+
+FAKE_SAMPLE_RATE = 8000
+
+
+@dataclass(frozen=True)
+class FakeInfo:
+    id: str = "fake-voice"
+    sample_rate: int = FAKE_SAMPLE_RATE
+    model_checksum: str = "fake-checksum-0001"
+    num_speakers: int = 1
+
+
+@dataclass(frozen=True)
+class FakeAudio:
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def to_pcm16_bytes(self) -> bytes:
+        return (np.clip(self.samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+@dataclass
+class FakeVoice:
+    """Splits on . ! ?; each sentence becomes a tone whose pitch and length depend on its text.
+
+    `calls` records every synthesized sentence (thread-safe), so tests can prove that no
+    sentence was synthesized twice.
+    """
+
+    info: FakeInfo = field(default_factory=FakeInfo)
+    delay_s: float = 0.0
+    seconds_per_char: float = 0.01
+    fail_on: Iterable[str] = ()
+    calls: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prepare(self, text: str) -> list[str]:
+        sentences = [part.strip() for part in re.split(r"(?<=[.!?])\s+", text) if part.strip()]
+        if not sentences:
+            raise EmptyTextError("The text is empty.")
+        return sentences
+
+    def synthesize_sentence(
+        self,
+        sentence: str,
+        *,
+        length_scale: float | None = None,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+        speaker: int | None = None,
+        seed: int | None = None,
+    ) -> FakeAudio:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if any(marker in sentence for marker in self.fail_on):
+            raise RuntimeError(f"fake synthesis failure on {sentence!r}")
+        with self._lock:
+            self.calls.append(sentence)
+        digest = zlib.crc32(f"{sentence}|{length_scale}|{noise_scale}|{seed}".encode())
+        seconds = max(0.1, len(sentence) * self.seconds_per_char) * (length_scale or 1.0)
+        t = np.arange(int(seconds * self.info.sample_rate)) / self.info.sample_rate
+        frequency = 200 + digest % 600
+        return FakeAudio((0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), self.info.sample_rate)
+
+
+class FakeVoices:
+    """A VoiceSource with one fake voice; other ids are unknown."""
+
+    def __init__(self, voice: FakeVoice | None = None) -> None:
+        self.voice = voice or FakeVoice()
+
+    def get(self, voice_id: str | None) -> FakeVoice:
+        if voice_id not in (None, "", self.voice.info.id):
+            raise VoiceNotFoundError(f"no voice named {voice_id!r}")
+        return self.voice
+
+    def loader(self, voice_id: str | None) -> FakeVoice:
+        return self.get(voice_id)
+
+
+def sentences_text(count: int, *, tag: str = "s") -> str:
+    """`count` distinct sentences: "Sentence s 0 is here. Sentence s 1 is here. ..."."""
+    return " ".join(f"Sentence {tag} {index} is here." for index in range(count))

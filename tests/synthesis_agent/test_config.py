@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthesis_agent.config import AgentConfig, ConfigError, parse_classes
+
+
+def test_classes_are_served_in_priority_order() -> None:
+    assert parse_classes("long, short") == ("short", "long")
+    with pytest.raises(ConfigError):
+        parse_classes("short,huge")
+    with pytest.raises(ConfigError):
+        parse_classes("")
+
+
+def test_topics_and_defaults_from_environment() -> None:
+    config = AgentConfig.from_env(
+        {"TTS_TOPIC_PREFIX": "x", "PULSAR_TENANT": "t", "PULSAR_NAMESPACE": "n", "TTS_CACHE_ENABLED": "0"},
+        classes="medium,short",
+        agent_id="a1",
+    )
+    assert config.queues == ("short", "medium")
+    assert config.job_topic("short") == "persistent://t/n/x-jobs-short"
+    assert config.dead_letter_topic("medium") == "persistent://t/n/x-jobs-medium-dlq"
+    assert config.events_topic == "persistent://t/n/x-events"
+    assert config.cache_enabled is False
+    assert config.cache_dir == Path("var/agent-cache")
+    assert config.max_attempts == 3 and config.job_time_limit_s == 900 and config.metrics_port == 9200
+
+
+def test_fifo_mode_consumes_one_queue() -> None:
+    config = AgentConfig.from_env({"TTS_SCHEDULING": "fifo"}, classes="short,long", agent_id="a")
+    assert config.queues == ("fifo",)
+    assert config.job_topic("fifo").endswith("/tts-jobs-fifo")
+
+
+def test_bad_values_are_reported() -> None:
+    with pytest.raises(ConfigError, match="TTS_MAX_ATTEMPTS"):
+        AgentConfig.from_env({"TTS_MAX_ATTEMPTS": "many"})
+    with pytest.raises(ConfigError, match="TTS_SCHEDULING"):
+        AgentConfig.from_env({"TTS_SCHEDULING": "random"})
