@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         f"""
 Text-to-speech service is up.
   API            {url}/api/v1/
-  API docs       {url}/api/docs/
+  API docs       {url}/api/docs
   Admin          {url}/admin/   (user {stack.config.demo_username}, password {stack.config.demo_password})
   Health         {url}/healthz   {url}/readyz
   Metrics        {url}/metrics   {stack.consumer_metrics_url}
