@@ -41,9 +41,10 @@ class Command(BaseCommand):
             logger.info("signal %s: stopping after the current message", signal.Signals(signum).name)
             stop.set()
 
+        previous_handlers = {}
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, request_stop)
-            signal.signal(signal.SIGINT, request_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous_handlers[signum] = signal.signal(signum, request_stop)
 
         port = settings.TTS_CONSUMER_METRICS_PORT if metrics_port is None else metrics_port
         if port:
@@ -61,4 +62,6 @@ class Command(BaseCommand):
             if relay is not None:
                 relay.join(timeout=settings.TTS_PUBLISH_TIMEOUT_S + 5)
             close_publisher()
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)  # matters when called in-process (tests)
             logger.info("event consumer stopped")

@@ -1,0 +1,137 @@
+"""The event consumer's loop against the real broker: events in, a valid WAV out."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pulsar
+import pytest
+import soundfile
+from django.core.management import call_command
+from django.db import connection
+
+from devstack.broker import EmbeddedBroker, free_port
+from gateway.models import JobStatus, SynthesisJob
+from synthesis_agent.protocol import JobEvent, JobMessage
+
+from .conftest import SAMPLE_RATE, EventFactory, sine_pcm
+from .factories import SynthesisJobFactory
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def broker(pulsar_broker: EmbeddedBroker, settings: Any, topic_prefix: str) -> EmbeddedBroker:
+    settings.PULSAR_URL = pulsar_broker.url
+    return pulsar_broker
+
+
+@pytest.fixture
+def send(broker: EmbeddedBroker, topic_prefix: str) -> Iterator[Any]:
+    """Publish like an agent: events (or dead letters) with partition key = job id."""
+    client = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    producers: dict[str, pulsar.Producer] = {}
+
+    def publish(item: JobEvent | JobMessage, *, topic: str = "events") -> None:
+        name = f"persistent://public/default/{topic_prefix}-{topic}"
+        if name not in producers:
+            producers[name] = client.create_producer(name)
+        producers[name].send(item.to_bytes(), partition_key=item.job_id)
+
+    yield publish
+    client.close()
+
+
+def run_consumer(*, seconds: float) -> None:
+    call_command("run_event_consumer", "--max-seconds", str(seconds), "--no-relay", "--metrics-port", "0")
+
+
+def test_consumer_applies_events_and_writes_the_wav(send: Any, make_event: EventFactory, media_root: Any) -> None:
+    job = SynthesisJobFactory(sentence_count=3)
+    pcm = [sine_pcm(seconds=0.2, frequency=250 + 120 * index) for index in range(3)]
+    send(make_event("started", job))
+    for index in (0, 2, 1):  # out of order on the wire
+        send(make_event("segment", job, first_sentence=index, pcm=pcm[index]))
+    send(make_event("segment", job, first_sentence=1, pcm=pcm[1]))  # duplicate
+    send(make_event("completed", job))
+    send(make_event("completed", job))  # duplicate
+
+    run_consumer(seconds=4)
+
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert done.audio_duration_s == pytest.approx(0.6, abs=1e-3)
+    with done.audio.open("rb") as handle:
+        audio, rate = soundfile.read(io.BytesIO(handle.read()), dtype="int16")
+    info = soundfile.info(done.audio.path)
+    assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1)
+    assert rate == SAMPLE_RATE
+    assert audio.tobytes() == b"".join(pcm)
+    assert len(list(media_root.rglob("*.wav"))) == 1
+
+
+def test_consumer_fails_dead_lettered_jobs(send: Any, settings: Any) -> None:
+    settings.TTS_MAX_ATTEMPTS = 3
+    job = SynthesisJobFactory(status=JobStatus.QUEUED, length_class="long")
+    message = JobMessage(job_id=str(job.id), attempt=1, text=job.text, voice=job.voice, length_class="long")
+    send(message, topic="jobs-long-dlq")
+    run_consumer(seconds=3)
+    failed = SynthesisJob.objects.get(pk=job.pk)
+    assert failed.status == JobStatus.FAILED
+    assert failed.error == "synthesis failed after 3 attempts"
+
+
+def test_consumer_process_exports_metrics_and_stops_on_sigterm(
+    send: Any, make_event: EventFactory, broker: EmbeddedBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    job = SynthesisJobFactory(sentence_count=1)
+    db = connection.settings_dict
+    port = free_port()
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="tts_project.settings.test",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        PULSAR_URL=broker.url,
+        TTS_TOPIC_PREFIX=topic_prefix,
+        MEDIA_ROOT=str(tmp_path / "media"),
+        TTS_CONSUMER_METRICS_PORT=str(port),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "must-not-be-used"),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_event_consumer"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for event in ("started", "segment", "completed"):
+            send(make_event(event, job))
+        deadline = time.monotonic() + 30
+        while SynthesisJob.objects.get(pk=job.pk).status != JobStatus.SUCCEEDED:
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the consumer did not finish the job in 30 s"
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            exposition = response.read().decode()
+        assert 'tts_gateway_events_applied_total{result="applied",type="completed"} 1.0' in exposition
+        assert "tts_gateway_outbox_backlog" in exposition
+        assert not (tmp_path / "must-not-be-used").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=20)[0]
+    assert process.returncode == 0, output
+    assert "event consumer stopped" in output
+    assert Path(SynthesisJob.objects.get(pk=job.pk).audio.path).is_relative_to(tmp_path / "media")
