@@ -7,15 +7,12 @@ import struct
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
-import vits
 from synthesis_agent.protocol import JobEvent, encode_pcm16
-from vits.errors import VoiceNotFoundError
 
 from .factories import TokenFactory, UserFactory
 
@@ -27,35 +24,6 @@ def media_root(settings: Any, tmp_path: Any) -> Any:
     """Audio files of every test go to its own tmpdir."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return tmp_path / "media"
-
-
-@dataclass(frozen=True)
-class FakeVoiceInfo:
-    id: str
-    language: str = "en-us"
-    sample_rate: int = SAMPLE_RATE
-    num_speakers: int = 1
-    quality: str = "medium"
-    model_checksum: str = "0" * 64
-
-
-@pytest.fixture(autouse=True)
-def voice_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real voice catalogue once `vits` has one; until then the default voice's config values."""
-    if hasattr(vits, "find_voice") and hasattr(vits, "list_voices"):
-        return
-    from gateway import voices
-
-    catalogue = {"en_US-joe-medium": FakeVoiceInfo(id="en_US-joe-medium")}
-
-    def voice_get(*, voice_id: str) -> FakeVoiceInfo:
-        try:
-            return catalogue[voice_id]
-        except KeyError:
-            raise VoiceNotFoundError(voice_id) from None
-
-    monkeypatch.setattr(voices, "voice_get", voice_get)
-    monkeypatch.setattr(voices, "voice_list", lambda: list(catalogue.values()))
 
 
 @pytest.fixture

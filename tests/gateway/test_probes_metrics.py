@@ -1,0 +1,131 @@
+"""/healthz, /readyz (real Postgres, Redis and broker), /metrics, the schema and the token command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from devstack.broker import EmbeddedBroker, free_port
+from gateway import services
+from gateway.probes import broker_address
+
+from .factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker(pulsar_broker: EmbeddedBroker, settings: Any) -> Iterator[EmbeddedBroker]:
+    settings.PULSAR_URL = pulsar_broker.url
+    yield pulsar_broker
+    pulsar_broker.start()
+
+
+def test_healthz_needs_no_auth() -> None:
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.integration
+def test_readyz_ok_then_503_when_the_broker_stops(broker: EmbeddedBroker) -> None:
+    ready = Client().get("/readyz")
+    assert ready.status_code == 200, ready.content
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "cache": "ok"}
+
+    broker.stop()
+    down = Client().get("/readyz")
+    assert down.status_code == 503
+    body = down.json()
+    assert body["failed"] == ["broker"]
+    assert body["checks"]["broker"].startswith("error:")
+    assert body["checks"]["database"] == "ok"
+
+
+def test_readyz_names_the_cache(settings: Any, broker: EmbeddedBroker) -> None:
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
+    try:
+        response = Client().get("/readyz")
+    finally:
+        caches.close_all()
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["cache"]
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("pulsar://127.0.0.1:6650", ("127.0.0.1", 6650)),
+        ("pulsar://broker", ("broker", 6650)),
+        ("pulsar+ssl://broker.example:6651", ("broker.example", 6651)),
+        ("pulsar://a:7000,b:7000", ("a", 7000)),
+    ],
+)
+def test_broker_address(url: str, address: tuple[str, int]) -> None:
+    assert broker_address(url) == address
+
+
+def test_metrics_exports_gateway_and_django_metrics() -> None:
+    services.job_submit(owner=UserFactory(), text="Counted.")  # one outbox record, unconfirmed
+    response = Client().get("/metrics")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "tts_gateway_outbox_backlog 1.0" in text  # read from the database at scrape time
+    for name in (
+        "tts_gateway_jobs_submitted_total",
+        "tts_gateway_jobs_finished_total",
+        "tts_gateway_job_latency_seconds",
+        "tts_gateway_job_queue_wait_seconds",
+        "tts_gateway_time_to_first_segment_seconds",
+        "tts_gateway_outbox_published_total",
+        "tts_gateway_events_applied_total",
+        "tts_gateway_event_lag_seconds",
+        "django_http_requests_total_by_method",
+    ):
+        assert f"# TYPE {name}" in text, name
+
+
+def test_schema_and_docs() -> None:
+    schema = Client().get("/api/schema", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    for path in (
+        "/api/v1/jobs",
+        "/api/v1/jobs/batch",
+        "/api/v1/jobs/{job_id}",
+        "/api/v1/jobs/{job_id}/audio",
+        "/api/v1/jobs/{job_id}/cancel",
+        "/api/v1/validate",
+        "/api/v1/voices",
+    ):
+        assert path in paths, path
+    assert Client().get("/api/docs").status_code == 200
+
+
+def test_create_api_token_is_idempotent(capsys: Any) -> None:
+    call_command("create_api_token", "demo", "--staff", "--password", "demo-pass-123")
+    first = capsys.readouterr().out.strip()
+    call_command("create_api_token", "demo", "--staff", "--password", "demo-pass-123")
+    second = capsys.readouterr().out.strip()
+    assert first == second == Token.objects.get(user__username="demo").key
+    user = Token.objects.get(key=first).user
+    assert user.is_staff and user.is_superuser
+    assert user.check_password("demo-pass-123")
+
+    call_command("create_api_token", "plain")
+    plain = Token.objects.get(key=capsys.readouterr().out.strip()).user
+    assert not plain.is_staff
+    assert not plain.has_usable_password()
