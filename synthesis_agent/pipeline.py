@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from vits.errors import VitsInputError, VoiceNotFoundError
+from vits.errors import UnspeakableTextError, VitsInputError, VoiceNotFoundError
 from vits.params import SynthesisParams
 
 from .cache import CachedAudio, SentenceCache, cache_key
@@ -263,12 +263,19 @@ class JobRun:
             try:
                 audio = self.voice.synthesize_sentence(sentence, **self.params)
                 pcm = audio.to_pcm16_bytes()
+            except UnspeakableTextError as error:
+                # One sentence of only symbols in a speakable text: silence for it, not a failure.
+                logger.warning("sentence %d has nothing to pronounce, left silent: %s", index, error)
+                pcm = b""
+            except VitsInputError as error:  # the text itself is the problem: retrying cannot help
+                return StepReport(self._fail("bad_message", str(error), type(error).__name__))
             except Exception as error:
                 logger.warning("sentence %d of %d failed: %s", index, len(self.sentences), error, exc_info=True)
                 return StepReport(self._synthesis_error(error))
             synthesis_s = self._clock() - began
             self.synthesis_s += synthesis_s
-            self._cache.put(key, CachedAudio(pcm=pcm, sample_rate=info.sample_rate))
+            if pcm:
+                self._cache.put(key, CachedAudio(pcm=pcm, sample_rate=info.sample_rate))
             source = "synthesized"
         audio_s = len(pcm) / 2 / info.sample_rate
         self.audio_s += audio_s

@@ -210,3 +210,25 @@ def test_time_limit_is_checked_between_sentences_and_excludes_paused_time() -> N
     assert events[-1].type == "failed" and events[-1].data["error_type"] == "TimeLimitExceeded"
     assert "longer than 10 s" in events[-1].data["reason"]
     assert run.next_index == 3  # 3 sentences x 4 s = 12 s > 10 s: stopped before the 4th
+
+
+def test_input_errors_during_synthesis_fail_without_retry_and_unspeakable_sentences_are_silent() -> None:
+    from vits.errors import InvalidTextError, UnspeakableTextError
+
+    class PickyVoice(FakeVoice):
+        def synthesize_sentence(self, sentence: str, **params: object) -> object:  # type: ignore[override]
+            if "emoji" in sentence:
+                raise UnspeakableTextError("nothing to pronounce")
+            if "huge" in sentence:
+                raise InvalidTextError("too long")
+            return super().synthesize_sentence(sentence)
+
+    events, outcome = run_job(
+        message("One. An emoji. Two."), voices=FakeVoices(PickyVoice()), cache=DictCache(), settings=SETTINGS
+    )
+    assert outcome.status == "succeeded" and covered(events) == [0, 1, 2]
+    events, outcome = run_job(
+        message("One. A huge one."), voices=FakeVoices(PickyVoice()), cache=DictCache(), settings=SETTINGS
+    )
+    assert outcome.status == "failed" and outcome.reason == "bad_message"
+    assert events[-1].data["error_type"] == "InvalidTextError"
