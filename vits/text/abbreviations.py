@@ -6,6 +6,8 @@ form. Keeping one table means the two can never disagree about what counts as an
 
 from __future__ import annotations
 
+import re
+
 # Titles stand before a name, so a period after them never ends a sentence.
 TITLES: dict[str, str] = {
     "Mr": "Mister",
@@ -92,3 +94,55 @@ MONTH_ABBREVIATIONS: dict[str, str] = {
 # Abbreviations that only count as such before a number ("No. 5", "Jan. 5", "p. 12").
 BEFORE_NUMBER: dict[str, str] = {"No": "number", "Nos": "numbers", "pp": "pages", "p": "page"}
 BEFORE_NUMBER.update(MONTH_ABBREVIATIONS)
+
+
+def _title(match: re.Match[str]) -> str:
+    word = match.group("word")
+    # Only a short window is looked at, so long texts stay linear.
+    before = match.string[max(0, match.start() - 40) : match.start()].split()
+    previous = before[-1] if before else ""
+    after = match.string[match.end() : match.end() + 40].lstrip()
+    prev_is_name = bool(previous[:1].isupper() or previous[:1].isdigit())
+    next_is_name = after[:1].isupper()
+    if word == "St" and ((prev_is_name and not next_is_name) or previous[:1].isdigit()):
+        said = "Street"
+    elif word == "Dr" and prev_is_name and not next_is_name:
+        said = "Drive"
+    else:
+        said = TITLES[word]
+    return said + ("." if not after.strip(" \"')") else "")
+
+
+def _abbreviation(expansion: str, match: re.Match[str]) -> str:
+    # Keep the period when the abbreviation ends the text: it was also the sentence's full stop.
+    at_end = not match.string[match.end() :].strip(" \"')")
+    return expansion + ("." if at_end else "")
+
+
+_TITLE_RE = re.compile(r"(?<![\w.])(?P<word>" + "|".join(TITLES) + r")\.")
+
+
+def expand_abbreviations(text: str) -> str:
+    """Spell out titles, dotted abbreviations, initialisms and initials."""
+    for dotted, said in DOTTED.items():
+        text = re.sub(
+            r"(?<![\w.])" + re.escape(dotted) + r"(?![\w])",
+            lambda m, said=said: _abbreviation(said, m),
+            text,
+            flags=re.IGNORECASE,
+        )
+    for word, said in BEFORE_NUMBER.items():
+        if word in MONTH_ABBREVIATIONS:
+            continue  # months are read together with their day
+        text = re.sub(rf"\b{re.escape(word)}\.\s*(?=\d)", f"{said} ", text)
+    for word, said in OTHERS.items():
+        text = re.sub(rf"\b{re.escape(word)}\.(?!\w)", lambda m, said=said: _abbreviation(said, m), text)
+    text = re.sub(r"\bvs\b", "versus", text)
+    text = _TITLE_RE.sub(_title, text)
+    # Initialisms and initials: "U.S.A." -> "USA", "J. R. R. Tolkien" -> "J R R Tolkien".
+    text = re.sub(
+        r"(?<![\w.])((?:[A-Za-z]\.){2,})",
+        lambda m: _abbreviation(m.group(1).replace(".", "").upper(), m),
+        text,
+    )
+    return re.sub(r"(?<![\w.])([A-HJ-Z])\.(?=\s+[A-Z])", r"\1", text)

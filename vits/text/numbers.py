@@ -115,3 +115,40 @@ def year(n: int) -> str:
     if low < 10:
         return f"{cardinal(high)} oh {_ONES[low]}"
     return f"{cardinal(high)} {cardinal(low)}"
+
+
+_ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
+
+
+def roman(text: str) -> int | None:
+    """Value of a well-formed Roman numeral ("XIV" -> 14), or None if `text` is not one."""
+    if not text or any(ch not in _ROMAN for ch in text):
+        return None
+    total = 0
+    for ch, following in zip(text, [*text[1:], ""], strict=True):
+        value = _ROMAN[ch]
+        total += -value if following and _ROMAN[following] > value else value
+    # Round-tripping rejects malformed strings such as "IIII" or "VX".
+    return total if _to_roman(total) == text else None
+
+
+def _to_roman(n: int) -> str:
+    out = []
+    for value, symbol in (
+        (1000, "M"),
+        (900, "CM"),
+        (500, "D"),
+        (400, "CD"),
+        (100, "C"),
+        (90, "XC"),
+        (50, "L"),
+        (40, "XL"),
+        (10, "X"),
+        (9, "IX"),
+        (5, "V"),
+        (4, "IV"),
+        (1, "I"),
+    ):
+        count, n = divmod(n, value)
+        out.append(symbol * count)
+    return "".join(out)

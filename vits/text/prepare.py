@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 from ..errors import EmptyTextError, InvalidTextError, UnspeakableTextError
-from .normalize import has_speakable, normalize_text
+from .normalize import SPOKEN_SYMBOLS, has_speakable, normalize_text
 from .sentences import cut_long, split_sentences
 from .urls import EMAIL, URL
 
@@ -43,6 +43,8 @@ def prepare_sentences(text: str, *, max_chars: int = 250) -> list[str]:
     validate_text(text)
     sentences: list[str] = []
     for raw in split_sentences(text, max_chars=max_chars):
+        if not any(ch.isalnum() or ch in SPOKEN_SYMBOLS for ch in unicodedata.normalize("NFKC", raw)):
+            continue  # cheap exit for "***" or emoji lines, which normalization would erase anyway
         normalized = normalize_text(raw)
         if not has_speakable(normalized):
             continue  # a line of emoji or "***" between paragraphs: skip it, keep the rest

@@ -18,6 +18,7 @@ _PARAGRAPH = re.compile(r"\n\s*\n")
 _NEVER_SPLIT_AFTER = {name.lower() for name in TITLES} | {"e.g", "i.e", "cf", "vs", "approx"}
 _SPLIT_IF_CAPITAL = {name.lower() for name in OTHERS} | {"a.m", "p.m"}
 _DOTTED_STEMS = {key.rstrip(".").lower() for key in DOTTED}
+_CONTEXT = 40
 _INITIALS = re.compile(r"^(?:[A-Za-z]\.)*[A-Za-z]$")
 
 # Boundaries to cut an overlong sentence at, best first. Each cut keeps the mark on the left.
@@ -47,6 +48,8 @@ def _is_boundary(before: str, end: str, after: str) -> bool:
         return next_upper  # "'Really?' she asked." goes on in lowercase
     if "…" in end or end.startswith(".."):
         return next_upper  # "Wait... what?" is one sentence
+    if before.strip().isdigit() and len(before.strip()) < 4:
+        return False  # a list marker ("1. Apples") when it is all there is before the period
     match = _WORD_BEFORE.search(before)
     word = match.group(1).lstrip("\"'“‘([«") if match else ""
     stem = word.lower()
@@ -75,8 +78,10 @@ def _split_paragraph(paragraph: str) -> list[str]:
     for block in blocks:
         start = 0
         for match in _BOUNDARY.finditer(block):
-            after = block[match.end() :]
-            if _is_boundary(block[start : match.start()], match.group("end"), after):
+            # Decisions need only a little context; short windows keep long texts linear.
+            before = block[max(start, match.start() - _CONTEXT) : match.start()]
+            after = block[match.end() : match.end() + _CONTEXT]
+            if _is_boundary(before, match.group("end"), after):
                 sentences.append(block[start : match.end("close")].strip())
                 start = match.end()
         sentences.append(block[start:].strip())
