@@ -1,0 +1,43 @@
+"""The PyTorch model against onnxruntime running the same Piper .onnx, at zero noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vits import Voice
+from vits.params import SynthesisParams
+
+SENTENCES = [
+    "Hello world.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Is this the real life, or is it just fantasy?",
+    "Wow!",
+    "She sells sea shells by the sea shore, and the shells she sells are surely sea shells.",
+    "On the twelfth of May, two thousand twenty four, the meeting started at nine thirty.",
+    "Doctor Smith paid three dollars and fifty cents for a coffee.",
+    "Yes.",
+    "Photosynthesis converts light energy into chemical energy; plants, algae and bacteria use it.",
+    "I can't believe it's already Friday, said Anna, smiling.",
+    "A, B, C.",
+    "Supercalifragilisticexpialidocious is a very long word indeed.",
+]
+
+
+@pytest.mark.parametrize("length_scale", [1.0, 1.3])
+def test_matches_onnxruntime_at_zero_noise(voice: Voice, onnx_session, length_scale: float) -> None:
+    sentences = SENTENCES if length_scale == 1.0 else SENTENCES[:3]
+    params = SynthesisParams(noise_scale=0.0, length_scale=length_scale, noise_w=0.0)
+    for sentence in sentences:
+        ids = voice.phoneme_ids(sentence)
+        expected = onnx_session.run(
+            None,
+            {
+                "input": np.array([ids], dtype=np.int64),
+                "input_lengths": np.array([len(ids)], dtype=np.int64),
+                "scales": np.array([0.0, length_scale, 0.0], dtype=np.float32),
+            },
+        )[0].reshape(-1)
+        got = voice.synthesize_ids([ids], params)[0].samples
+        assert got.shape == expected.shape, sentence
+        assert float(np.abs(got - expected).max()) <= 1e-3, sentence
