@@ -127,7 +127,7 @@ class JobListCreateApi(APIView):
 
 
 class JobBatchApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class BatchInputSerializer(serializers.Serializer):
         jobs = serializers.ListField(child=serializers.DictField(), allow_empty=False)
 
     @extend_schema(
@@ -136,7 +136,7 @@ class JobBatchApi(APIView):
         responses={202: inline_serializer("JobBatchOutput", fields={"jobs": JobOutputSerializer(many=True)})},
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.BatchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         items = serializer.validated_data["jobs"]
         if len(items) > settings.TTS_MAX_BATCH:  # before validating 1000 items one by one
@@ -206,7 +206,7 @@ class JobAudioApi(APIView):
 
 
 class ValidateApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class ValidateOutputSerializer(serializers.Serializer):
         normalized_text = serializers.CharField()
         sentences = serializers.ListField(child=serializers.CharField())
         sentence_count = serializers.IntegerField()
@@ -216,7 +216,7 @@ class ValidateApi(APIView):
         params = serializers.DictField()
         estimated_duration_s = serializers.FloatField()
 
-    @extend_schema(operation_id="validate", request=JobInputSerializer, responses=OutputSerializer)
+    @extend_schema(operation_id="validate", request=JobInputSerializer, responses=ValidateOutputSerializer)
     def post(self, request: Request) -> Response:
         serializer = JobInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -234,11 +234,11 @@ class ValidateApi(APIView):
             "params": job_input.params,
             "estimated_duration_s": round(estimate, 2),
         }
-        return Response(self.OutputSerializer(data).data)
+        return Response(self.ValidateOutputSerializer(data).data)
 
 
 class VoiceListApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class VoiceOutputSerializer(serializers.Serializer):
         id = serializers.CharField()
         language = serializers.CharField()
         sample_rate = serializers.IntegerField()
@@ -246,6 +246,6 @@ class VoiceListApi(APIView):
         quality = serializers.CharField(allow_null=True)
         default = serializers.BooleanField()
 
-    @extend_schema(operation_id="voices_list", responses=OutputSerializer(many=True))
+    @extend_schema(operation_id="voices_list", responses=VoiceOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(selectors.voice_list(), many=True).data)
+        return Response(self.VoiceOutputSerializer(selectors.voice_list(), many=True).data)

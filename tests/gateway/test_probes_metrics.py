@@ -115,6 +115,11 @@ def test_schema_and_docs() -> None:
     assert Client().get("/api/docs").status_code == 200
 
 
+def test_schema_generates_without_warnings(tmp_path: Any) -> None:
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yaml"))
+    assert "/api/v1/jobs/{job_id}/audio" in (tmp_path / "schema.yaml").read_text()
+
+
 def test_create_api_token_is_idempotent(capsys: Any) -> None:
     call_command("create_api_token", "demo", "--staff", "--password", "demo-pass-123")
     first = capsys.readouterr().out.strip()

@@ -138,6 +138,9 @@ STORAGES = {
     # Whitenoise serves the admin's assets from gunicorn; hashed names cache forever.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# A file missing from the manifest (collectstatic not re-run) falls back to its plain name
+# instead of failing the admin page with a 500.
+WHITENOISE_MANIFEST_STRICT = False
 
 # --- REST API -------------------------------------------------------------------------------
 
