@@ -8,6 +8,7 @@ The output keeps only letters, marks, spaces and the punctuation the voices know
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -117,14 +118,28 @@ def _normalize_once(text: str) -> str:
         text = text.replace(symbol, said)
     text = re.sub(r"\s[-–—]+\s|—|–|--+", ", ", text)  # dashes used as punctuation are pauses
     text = re.sub(r"\.{4,}", "...", text)
-    text = "".join(ch if ch.isalpha() or ch.isspace() or ch in _KEEP or _is_mark(ch) else " " for ch in text)
-    return _cleanup(text)
+    return _cleanup(_keep_speakable(text))
 
 
-def _is_mark(ch: str) -> bool:
-    return unicodedata.category(ch).startswith("M")
+@functools.lru_cache(maxsize=4096)
+def _is_latin(ch: str) -> bool:
+    return ch.isascii() or unicodedata.name(ch, "").startswith("LATIN")
+
+
+def _keep_speakable(text: str) -> str:
+    # An English voice reads other alphabets letter by letter ("Chinese letter, Chinese letter"),
+    # so only Latin letters (accented ones included), the voice's punctuation and spaces stay.
+    kept: list[str] = []
+    for ch in text:
+        if ch.isalpha():
+            kept.append(ch if _is_latin(ch) else " ")
+        elif unicodedata.category(ch).startswith("M"):
+            kept.append(ch if kept and kept[-1].isalpha() else "")  # accents stay with their letter
+        else:
+            kept.append(ch if ch.isspace() or ch in _KEEP else " ")
+    return "".join(kept)
 
 
 def has_speakable(text: str) -> bool:
-    """Whether normalized `text` still has something to say (a letter in any script)."""
+    """Whether normalized `text` still has something to say (a letter)."""
     return any(ch.isalpha() for ch in text)

@@ -14,6 +14,10 @@ import unicodedata
 from typing import Any
 
 logger = logging.getLogger(__name__)
+# phonemizer warns on every sentence where eSpeak merges or splits words ("words count mismatch");
+# that is expected and not actionable, so only its errors get through.
+_espeak_logger = logging.getLogger(f"{__name__}.espeak")
+_espeak_logger.setLevel(logging.ERROR)
 
 # Piper strips tie bars and zero-width joiners, which eSpeak may put inside affricates.
 _TIES = str.maketrans("", "", "\u0361\u200d")
@@ -56,7 +60,7 @@ def _backend(language: str) -> Any:
             with_stress=True,
             language_switch="remove-flags",  # no "(fr)" markers in the phoneme string
             words_mismatch="ignore",
-            logger=logger,
+            logger=_espeak_logger,
         )
         _backends[language] = backend
     return backend

@@ -52,8 +52,9 @@ def prepare_sentences(text: str, *, max_chars: int = 250) -> list[str]:
         sentences.extend(cut_long(normalized, max_chars))
     if not sentences:
         raise UnspeakableTextError(
-            "The text has nothing that can be read aloud: it contains only symbols, emoji or punctuation. "
-            "Add some words or numbers.",
+            "The text has nothing that can be read aloud: it contains only symbols, emoji, punctuation "
+            "or letters of alphabets other than the Latin one, which this English voice cannot read. "
+            "Add some English words or numbers.",
             field="text",
         )
     return sentences

@@ -104,6 +104,25 @@ CASES = [
     ("COVID-19", "COVID nineteen"),
     ("MP3", "MP three"),
     ("version 3.11.2", "version three point eleven point two"),
+    ("10-20%", "ten to twenty percent"),
+    ("$5-$10", "five dollars to ten dollars"),
+    ("In 2019-2020 we", "In twenty nineteen to twenty twenty we"),
+    ("10 - 5 = 5", "ten minus five equals five"),
+    ("$3.50/hour", "three dollars fifty per hour"),
+    ("4x4", "four by four"),
+    ("2x faster", "two times faster"),
+    ("1.5M users", "one point five million users"),
+    ("a 4K screen", "a four K screen"),
+    ("call 1-800-555-1234", "call one, eight zero zero, five five five, one two three four"),
+    ("5 µm", "five micrometers"),
+    ("24h", "twenty-four hours"),
+    # Roman numerals, only where the context says they are numbers
+    ("World War II", "World War two"),
+    ("Chapter IV", "Chapter four"),
+    ("Henry VIII was king", "Henry the eighth was king"),
+    ("Queen Elizabeth II.", "Queen Elizabeth the second."),
+    ("Then I left", "Then I left"),
+    ("He said VIVID things", "He said VIVID things"),
     # URLs and e-mail
     ("Visit https://www.example.com/docs.", "Visit example dot com slash docs."),
     ("see example.org now", "see example dot org now"),
@@ -114,6 +133,9 @@ CASES = [
     ("zero\u200bwidth", "zerowidth"),
     ("ｆｕｌｌ ｗｉｄｔｈ １２", "full width twelve"),
     ("   spaced    out   ", "spaced out"),
+    ("Hello!!! Really??", "Hello! Really?"),
+    ("你好 world", "world"),
+    ("café naïve señor", "café naïve señor"),
 ]
 
 

@@ -63,7 +63,9 @@ def test_word_of_exactly_the_limit_is_accepted() -> None:
     assert prepare_sentences("b" * 100)
 
 
-@pytest.mark.parametrize("text", ["😀", "😀 🎉 👍", "!!! ???", "*** --- ...", "#", "(*)", "~~~", "\u200b\u200d"])
+@pytest.mark.parametrize(
+    "text", ["😀", "😀 🎉 👍", "!!! ???", "*** --- ...", "#", "(*)", "~~~", "\u200b\u200d", "你好", "Привет!"]
+)
 def test_unspeakable_text(text: str) -> None:
     with pytest.raises(UnspeakableTextError) as error:
         prepare_sentences(text)
@@ -87,3 +89,13 @@ def test_all_errors_are_vits_input_errors_and_value_errors() -> None:
 def test_non_string_input_is_rejected() -> None:
     with pytest.raises(InvalidTextError):
         prepare_sentences(None)  # type: ignore[arg-type]
+
+
+def test_long_text_is_prepared_quickly() -> None:
+    import time
+
+    text = "Dr. Smith paid $3.50 on 12/05/2024 at 3:30 pm. The U.S. Army walked 5 km! " * 200
+    started = time.perf_counter()
+    sentences = prepare_sentences(text)
+    assert time.perf_counter() - started < 5
+    assert len(sentences) == 400

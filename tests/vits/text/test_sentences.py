@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vits.text import split_sentences
@@ -31,6 +33,8 @@ from vits.text.sentences import cut_long
         ("a hard wrapped\nline goes on.", ["a hard wrapped line goes on."]),
         ("Windows\r\nline\r\nends", ["Windows line ends"]),
         ("no punctuation at all", ["no punctuation at all"]),
+        ("1. Apples\n2. Pears", ["1. Apples", "2. Pears"]),
+        ("Top 10 tips. Read them.", ["Top 10 tips.", "Read them."]),
         ("   ", []),
     ],
 )
@@ -75,3 +79,10 @@ def test_no_piece_exceeds_max_chars_and_no_text_is_lost() -> None:
 def test_max_chars_must_be_positive() -> None:
     with pytest.raises(ValueError):
         split_sentences("hello", max_chars=0)
+
+
+def test_splitting_is_linear_in_the_text_length() -> None:
+    # Each decision looks at a small window; a quadratic scan would take minutes here.
+    started = time.perf_counter()
+    assert len(split_sentences("Dr. " * 20_000, max_chars=250)) > 300
+    assert time.perf_counter() - started < 2
