@@ -6,6 +6,7 @@ form. Keeping one table means the two can never disagree about what counts as an
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Titles stand before a name, so a period after them never ends a sentence.
@@ -127,7 +128,7 @@ def expand_abbreviations(text: str) -> str:
     for dotted, said in DOTTED.items():
         text = re.sub(
             r"(?<![\w.])" + re.escape(dotted) + r"(?![\w])",
-            lambda m, said=said: _abbreviation(said, m),
+            functools.partial(_abbreviation, said),
             text,
             flags=re.IGNORECASE,
         )
@@ -136,7 +137,7 @@ def expand_abbreviations(text: str) -> str:
             continue  # months are read together with their day
         text = re.sub(rf"\b{re.escape(word)}\.\s*(?=\d)", f"{said} ", text)
     for word, said in OTHERS.items():
-        text = re.sub(rf"\b{re.escape(word)}\.(?!\w)", lambda m, said=said: _abbreviation(said, m), text)
+        text = re.sub(rf"\b{re.escape(word)}\.(?!\w)", functools.partial(_abbreviation, said), text)
     text = re.sub(r"\bvs\b", "versus", text)
     text = _TITLE_RE.sub(_title, text)
     # Initialisms and initials: "U.S.A." -> "USA", "J. R. R. Tolkien" -> "J R R Tolkien".

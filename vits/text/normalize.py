@@ -78,7 +78,10 @@ def _cleanup(text: str) -> str:
     text = re.sub(r"\(\s+", "(", text)
     text = re.sub(r"\(\)", " ", text)
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)  # ", ," left where symbols were dropped
-    text = re.sub(r"([!?])\1+", r"\1", text)  # "Hello!!!" sounds no different from "Hello!"
+    text = re.sub(r"([!?])\1+", r"\1", text)
+    text = re.sub(
+        r"([,;:])(?=[^\W\d_])", r"\1 ", text
+    )  # "one,two" -> "one, two"  # "Hello!!!" sounds no different from "Hello!"
     text = re.sub(r"^[\s,;:.]+", "", text)
     text = re.sub(r"\s+", " ", text)
     return text.strip()

@@ -8,6 +8,7 @@ consumes the digits it reads, so the generic number rule at the end leaves no di
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from . import numbers
 from .abbreviations import MONTH_ABBREVIATIONS, MONTHS
@@ -238,7 +239,7 @@ def _day_month(match: re.Match[str]) -> str:
         return match.group(0)
     year = match.group("year")
     # "the 4th of July" already has its article.
-    article = "" if match.string[: match.start()].rstrip().lower().endswith("the") else "the "
+    article = "" if match.string[max(0, match.start() - 8) : match.start()].rstrip().lower().endswith("the") else "the "
     said = f"{article}{numbers.ordinal(day)} of {month}"
     return f" {said}, {numbers.year(int(year))} " if year else f" {said} "
 
@@ -261,8 +262,10 @@ def _plural(words: str) -> str:
 def _decade(match: re.Match[str]) -> str:
     digits = match.group("digits")
     if len(digits) == 2:
-        return f" {_plural(numbers.cardinal(int(digits)))} "
-    return f" {_plural(numbers.year(int(digits)))} "
+        return f" {_plural(numbers.cardinal(int(digits)))} "  # "the '80s"
+    if 1100 <= int(digits) <= 2099:
+        return f" {_plural(numbers.year(int(digits)))} "  # "the 1990s", "the 2000s"
+    return f" {_plural(numbers.cardinal(int(digits)).removeprefix('one '))} "  # "1000s of" -> "thousands of"
 
 
 def _plain_number(match: re.Match[str]) -> str:
@@ -326,99 +329,69 @@ def _roman(match: re.Match[str]) -> str:
     return f"{previous} the {numbers.ordinal(value)}"  # regnal: "Henry VIII" -> "Henry the eighth"
 
 
-_RULES: list[tuple[re.Pattern[str], object]] = []
+_Replacement = str | Callable[[re.Match[str]], str]
+_RULES: list[tuple[re.Pattern[str], _Replacement]] = []
 
 
-def _sub(pattern: str, replacement: object, flags: int = 0) -> None:
+def _sub(pattern: str, replacement: _Replacement, flags: int = 0) -> None:
     _RULES.append((re.compile(pattern, flags), replacement))
 
 
 # Order matters: specific patterns (money, dates, times) before generic numbers and symbols.
 _sub(r"(\d)\s*[–—]\s*(\d)", r"\1 to \2")  # an en dash between numbers is a range
-
 _sub(r"~\s?(?=[$£€¥₹]?\d)", " about ")
-
 _sub(r"(?<![\d-])(?:\+?(1)[ -])?\(?(\d{3})\)?[ -](\d{3})-(\d{4})(?![\d-])", _phone)
-
 _sub(r"(?<![\w.])(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d)", _iso_date)
-
 _sub(r"(?<![\w/])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<year>\d{4}|\d{2})(?![\w/])", _slash_date)
-
 _sub(r"(?<=\d)-(?=[$£€¥₹]?\d)", " to ")  # "10-20%", "$5-$10": ranges (dates and phones are gone)
-
 _sub(r"(?<=\d)\s+-\s+(?=[$£€¥₹]?\d)", " minus ")  # "10 - 5" with spaces is arithmetic
-
 _sub(r"(?<=\d)\s?/\s?(?=[A-Za-z])", " per ")  # "$3.50/hour", "100 calls/day"
-
 _sub(r"(?<=\d)\s?[x×]\s?(?=\d)", " by ")  # "4x4", "1920x1080"
-
 _sub(r"(?<=\d)x\b", " times ")  # "2x faster"
-
 _sub(
     r"(?P<sign>-)?(?P<sym>[$£€¥₹])\s?(?P<whole>" + _INT + r")?(?:\.(?P<fraction>\d+))?"
     r"(?:\s?(?P<scale>thousand|million|billion|trillion|bn|mn|[kKmMbBtT])\b)?",
     lambda m: _currency(m) if m.group("whole") or m.group("fraction") else m.group(0),
 )
-
 _sub(r"(?P<number>" + _NUMBER + r")\s?¢", lambda m: f" {_words(m.group('number'))} cents ")
-
 _sub(r"(?P<number>-?" + _NUMBER + r")\s?(?P<code>USD|EUR|GBP|JPY|INR)\b", _currency_code)
-
 _sub(r"(?P<number>-?" + _NUMBER + r")\s?%", lambda m: f" {_words(m.group('number'))} percent ")
-
 _sub(r"(?P<number>-?" + _NUMBER + r")\s?°\s?(?P<scale>[CFK])?\b", _temperature)
-
 _MONTH_NAMES = "|".join(MONTHS) + "|" + "|".join(rf"{abbr}\.?" for abbr in MONTH_ABBREVIATIONS)
-
 _sub(
     rf"\b(?P<month>{_MONTH_NAMES})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<year>\d{{4}})\b)?",
     _month_day,
 )
-
 _sub(
     rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month>{_MONTH_NAMES})(?![\w.])(?:,?\s+(?P<year>\d{{4}})\b)?",
     _day_month,
 )
-
 _AMPM = r"(?P<suffix>[ap]\.m\.|[AP]\.M\.|[ap]m\b|[AP]M\b)"
-
 _sub(
     r"(?<![\d:])(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?(?![\d:])(?:\s?" + _AMPM + r")?",
     _time,
 )
-
 _sub(r"(?<![\d.:])(?P<hour>\d{1,2})\s?" + _AMPM, _hour)
-
-_sub(r"(?<![\w.])'?(?P<digits>(?:1[1-9]|20)\d0|\d0)s\b", _decade)
-
+_sub(r"(?<![\w.])'?(?P<digits>(?:1[1-9]|20)\d0|[1-9]0*00|\d0)s\b", _decade)
 _sub(r"(?<![\w.])(?P<number>" + _NUMBER + r")\s?(?P<unit>" + _UNIT_PATTERN + r")(?![\w/])", _unit)
-
 _sub(
     r"(?<![\w.])(?P<number>" + _NUMBER + r")(?P<scale>M|B|bn|mn)\b",  # "1.5M users"; "4K" stays a K
     lambda m: f" {_words(m.group('number'))} {_SCALES[m.group('scale').lower()]} ",
 )
-
 _sub(
     r"(?<![\w.])(?P<n>" + _INT + r")(?P<suffix>st|nd|rd|th)\b",
     lambda m: f" {numbers.ordinal(int(m.group('n').replace(',', '')))} ",
     re.IGNORECASE,
 )
-
 _sub(
     r"(?<![\w/.])(?P<top>\d)/(?P<bottom>[2-9]|10)(?![\w/])",
     lambda m: _fraction(m) if int(m.group("top")) < int(m.group("bottom")) else m.group(0),
 )
-
 _sub(r"(?<![\w.])\d+(?:\.\d+){2,}(?![\w.]*\d)", _dotted_number)
-
 _sub(r"#\s?(?=\d)", " number ")
-
 _sub(r"(?<![\w/])24/7(?![\w/])", " twenty-four seven ")
-
 _sub(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", " ")  # "MP3" -> "MP 3", "4K" -> "4 K"
-
 _sub(r"(?<=[A-Za-z])-(?=\d)", " ")  # "COVID-19" is "COVID nineteen", not "minus nineteen"
-
 _sub(r"(?:(?<=^)|(?<=[\s(]))-?(?:" + _NUMBER + r")|(?:" + _NUMBER + r")|\.\d+", _plain_number)
 
 
@@ -426,5 +399,5 @@ def expand_numbers(text: str) -> str:
     """Replace every number (and Roman numeral in a known context) in `text` with words."""
     text = _ROMAN_RE.sub(_roman, text)
     for pattern, replacement in _RULES:
-        text = pattern.sub(replacement, text)  # type: ignore[arg-type]
+        text = pattern.sub(replacement, text)
     return text
