@@ -283,6 +283,14 @@ def _dotted_number(match: re.Match[str]) -> str:
     return " " + " point ".join(_words(part) for part in match.group(0).split(".")) + " "
 
 
+def _zip_code(match: re.Match[str]) -> str:
+    # "DC 20500": after a state code five digits are a ZIP code, read digit by digit.
+    said = f"{match.group('state')} {numbers.digits(match.group('zip'))}"
+    if match.group("plus4"):
+        said += f", {numbers.digits(match.group('plus4'))}"
+    return said
+
+
 def _phone(match: re.Match[str]) -> str:
     groups = [group for group in match.groups() if group]
     return " " + ", ".join(numbers.digits(group) for group in groups) + " "
@@ -341,6 +349,7 @@ def _sub(pattern: str, replacement: _Replacement, flags: int = 0) -> None:
 _sub(r"(\d)\s*[–—]\s*(\d)", r"\1 to \2")  # an en dash between numbers is a range
 _sub(r"~\s?(?=[$£€¥₹]?\d)", " about ")
 _sub(r"(?<![\d-])(?:\+?(1)[ -])?\(?(\d{3})\)?[ -](\d{3})-(\d{4})(?![\d-])", _phone)
+_sub(r"\b(?P<state>[A-Z]{2}) (?P<zip>\d{5})(?:-(?P<plus4>\d{4}))?\b", _zip_code)
 _sub(r"(?<![\w.])(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d)", _iso_date)
 _sub(r"(?<![\w/])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<year>\d{4}|\d{2})(?![\w/])", _slash_date)
 _sub(r"(?<=\d)-(?=[$£€¥₹]?\d)", " to ")  # "10-20%", "$5-$10": ranges (dates and phones are gone)
@@ -375,8 +384,16 @@ _sub(r"(?<![\d.:])(?P<hour>\d{1,2})\s?" + _AMPM, _hour)
 _sub(r"(?<![\w.])'?(?P<digits>(?:1[1-9]|20)\d0|[1-9]0*00|\d0)s\b", _decade)
 _sub(r"(?<![\w.])(?P<number>" + _NUMBER + r")\s?(?P<unit>" + _UNIT_PATTERN + r")(?![\w/])", _unit)
 _sub(
-    r"(?<![\w.])(?P<number>" + _NUMBER + r")(?P<scale>M|B|bn|mn)\b",  # "1.5M users"; "4K" stays a K
-    lambda m: f" {_words(m.group('number'))} {_SCALES[m.group('scale').lower()]} ",
+    # "1.5M users", "3bn"; a bare "4B" is more often a room or a pencil than four billion.
+    r"(?<![\w.])(?P<number>"
+    + _INT
+    + r"\.\d+)(?P<scale>M|B)\b|(?<![\w.])(?P<number2>"
+    + _NUMBER
+    + r")(?P<scale2>bn|mn)\b",
+    lambda m: (
+        f" {_words(m.group('number') or m.group('number2'))} "
+        f"{_SCALES[(m.group('scale') or m.group('scale2')).lower()]} "
+    ),
 )
 _sub(
     r"(?<![\w.])(?P<n>" + _INT + r")(?P<suffix>st|nd|rd|th)\b",

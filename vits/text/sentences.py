@@ -58,7 +58,9 @@ def _is_boundary(before: str, end: str, after: str) -> bool:
     if word in BEFORE_NUMBER and after[:1].isdigit():
         return False  # "No. 5", "Jan. 5"
     if stem in _SPLIT_IF_CAPITAL:
-        return next_upper
+        # "Pennsylvania Ave. NW": a short all-caps word after an abbreviation continues the address.
+        next_word = after.split(maxsplit=1)[0].strip(",;:") if after.split() else ""
+        return next_upper and not (next_word.isupper() and 2 <= len(next_word) <= 3)
     if _INITIALS.match(word) and word != "I":
         return False  # "J. R. R. Tolkien", "U.S. Army"
     # A plain period: a new sentence unless the text obviously goes on in lowercase.
