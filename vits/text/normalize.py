@@ -66,6 +66,7 @@ _SYMBOLS = {
     "©": " copyright ",
 }
 
+_EMOTICON = re.compile(r"(?<!\S)(?:[:;=][-'^]?[()\[\]DPpOo/\\|*3]+|<3+|\^_*\^|[xX]D)(?!\S)")
 SPOKEN_SYMBOLS = frozenset(_SYMBOLS)
 _KEEP = set(".,!?;:'\"()-")
 
@@ -82,7 +83,7 @@ def _cleanup(text: str) -> str:
     text = re.sub(
         r"([,;:])(?=[^\W\d_])", r"\1 ", text
     )  # "one,two" -> "one, two"  # "Hello!!!" sounds no different from "Hello!"
-    text = re.sub(r"^[\s,;:.]+", "", text)
+    text = re.sub(r"^[\s,;:.-]+", "", text)  # also list bullets: "- Item one"
     text = re.sub(r"\s+", " ", text)
     return text.strip()
 
@@ -116,6 +117,7 @@ def _normalize_once(text: str) -> str:
     text = _unicode(text)
     text = replace_urls(text)
     text = expand_abbreviations(text)
+    text = _EMOTICON.sub(" ", text)  # before numbers and symbols: "<3" is a heart, not "less than three"
     text = expand_numbers(text)
     for symbol, said in _SYMBOLS.items():
         text = text.replace(symbol, said)

@@ -355,6 +355,8 @@ _sub(r"(?<![\w/])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<year>\d{4}|\d{2})(?![\w/])", 
 _sub(r"(?<=\d)-(?=[$£€¥₹]?\d)", " to ")  # "10-20%", "$5-$10": ranges (dates and phones are gone)
 _sub(r"(?<=\d)\s+-\s+(?=[$£€¥₹]?\d)", " minus ")  # "10 - 5" with spaces is arithmetic
 _sub(r"(?<=\d)\s?/\s?(?=[A-Za-z])", " per ")  # "$3.50/hour", "100 calls/day"
+_sub(r"(?<=\bper )(?P<unit>" + _UNIT_PATTERN + r")\b", lambda m: _UNITS[m.group("unit")][0])  # "per lb"
+_sub(r"\bv(?=\d)", "version ")  # "v18"
 _sub(r"(?<=\d)\s?[x×]\s?(?=\d)", " by ")  # "4x4", "1920x1080"
 _sub(r"(?<=\d)x\b", " times ")  # "2x faster"
 _sub(

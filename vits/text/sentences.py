@@ -60,6 +60,8 @@ def _is_boundary(before: str, end: str, after: str) -> bool:
     if stem in _SPLIT_IF_CAPITAL:
         # "Pennsylvania Ave. NW": a short all-caps word after an abbreviation continues the address.
         next_word = after.split(maxsplit=1)[0].strip(",;:") if after.split() else ""
+        if next_word[:1].isdigit():
+            return False  # "Fig. 4", "Vol. 2"
         return next_upper and not (next_word.isupper() and 2 <= len(next_word) <= 3)
     if _INITIALS.match(word) and word != "I":
         return False  # "J. R. R. Tolkien", "U.S. Army"

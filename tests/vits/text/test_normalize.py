@@ -138,6 +138,13 @@ CASES = [
     ("ｆｕｌｌ ｗｉｄｔｈ １２", "full width twelve"),
     ("   spaced    out   ", "spaced out"),
     ("Hello!!! Really??", "Hello! Really?"),
+    ("lol :) <3", "lol"),
+    ("ok :-( fine", "ok fine"),
+    ("8) Eighth item", "eight) Eighth item"),
+    ("- Item one", "Item one"),
+    ("$1.99/lb", "one dollar ninety-nine per pound"),
+    ("Node v18", "Node version eighteen"),
+    ("see (Fig. 4).", "see (Figure four)."),
     ("你好 world", "world"),
     ("café naïve señor", "café naïve señor"),
 ]

@@ -27,6 +27,7 @@ from vits.text.sentences import cut_long
         ("Apples, pears, etc. and more.", ["Apples, pears, etc. and more."]),
         ("Apples, pears, etc. Then more.", ["Apples, pears, etc.", "Then more."]),
         ("So do I. Then go.", ["So do I.", "Then go."]),
+        ("It works (see Fig. 4). Next.", ["It works (see Fig. 4).", "Next."]),
         ("Meet at 5 p.m. I will wait.", ["Meet at 5 p.m.", "I will wait."]),
         ("At 1600 Pennsylvania Ave. NW, Washington.", ["At 1600 Pennsylvania Ave. NW, Washington."]),
         ("Costs $3.50. Pay now.", ["Costs $3.50.", "Pay now."]),
