@@ -7,6 +7,7 @@ separate from `QueueProcessingWorker`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -38,7 +39,7 @@ class EventConsumer:
         self._dead_letters: pulsar.Consumer | None = None
 
     def open(self) -> EventConsumer:
-        self._client = pulsar.Client(self.service_url, logger=logging.getLogger("pulsar"))
+        self._client = pulsar.Client(self.service_url, logger=logging.getLogger("pulsar"), operation_timeout_seconds=10)
         common = {
             "receiver_queue_size": 50,  # events carry audio: no deep prefetch
             "negative_ack_redelivery_delay_ms": NACK_DELAY_MS,
@@ -63,7 +64,8 @@ class EventConsumer:
                 except Exception:
                     logger.debug("consumer close failed", exc_info=True)
         if self._client is not None:
-            self._client.close()
+            with contextlib.suppress(Exception):
+                self._client.close()
         self._client = self._events = self._dead_letters = None
 
     def run(self, *, stop: threading.Event, max_seconds: float | None = None) -> None:

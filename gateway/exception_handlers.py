@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -68,6 +69,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message = str(detail if not isinstance(detail, (dict, list)) else exc.default_detail)
         code = getattr(detail, "code", None) or exc.default_code
         # ParseError (malformed JSON) and UnsupportedMediaType are about the request body.
-        field = "body" if isinstance(exc, (exceptions.ParseError, exceptions.UnsupportedMediaType)) else None
-        response.data = _body(code=code, message=message, field=field)
+        about_body = isinstance(exc, (exceptions.ParseError, exceptions.UnsupportedMediaType))
+        response.data = _body(code=code, message=message, field="body" if about_body else None)
     return response
+
+
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 handler: the same JSON error under /api/, the stock page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            _body(code="not_found", message=f"no such endpoint: {request.path}", field=None), status=404
+        )
+    return page_not_found(request, exception or Http404())

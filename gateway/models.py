@@ -14,18 +14,20 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+# Members without explicit labels (Django derives "Short", "Queued"...) so that type
+# checkers without the Django plugin still see plain strings.
 class LengthClass(models.TextChoices):
-    SHORT = "short", "Short"
-    MEDIUM = "medium", "Medium"
-    LONG = "long", "Long"
+    SHORT = "short"
+    MEDIUM = "medium"
+    LONG = "long"
 
 
 class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})

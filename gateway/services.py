@@ -6,9 +6,10 @@ Functions are keyword-only and raise `ApplicationError` for anything a caller di
 
 from __future__ import annotations
 
-import io
 import logging
 import math
+import tempfile
+import uuid
 import wave
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import ContentFile
+from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -194,7 +195,8 @@ def _outbox_create(*, job: SynthesisJob) -> OutboxMessage:
         payload=message.to_bytes().decode("utf-8"),
     )
     # Like Zulip's queue_event_on_commit: agents never see a job the database rolled back.
-    transaction.on_commit(partial(outbox_publish, message_id=record.pk, respect_backoff=True))
+    # robust: a failure after commit is logged, never turned into a 500 for an accepted job.
+    transaction.on_commit(partial(outbox_publish, message_id=record.pk, respect_backoff=True), robust=True)
     return record
 
 
@@ -209,7 +211,7 @@ def _job_create(*, owner: AbstractBaseUser, job_input: JobInput) -> SynthesisJob
         sample_rate=job_input.sample_rate,
     )
     _outbox_create(job=job)
-    transaction.on_commit(partial(metrics.JOBS_SUBMITTED.labels(length_class=job.length_class).inc))
+    transaction.on_commit(partial(metrics.JOBS_SUBMITTED.labels(length_class=job.length_class).inc), robust=True)
     return job
 
 
@@ -465,8 +467,6 @@ def _job_apply_event(*, event: JobEvent, wait_for_segments: bool) -> str:
 
 
 def _uuid_or_none(value: str) -> str | None:
-    import uuid
-
     try:
         return str(uuid.UUID(value))
     except ValueError:
@@ -533,20 +533,26 @@ def _apply_segment(*, job: SynthesisJob, event: JobEvent, wait_for_segments: boo
     return APPLIED
 
 
-def _wav_bytes(*, pcm_chunks: list[bytes], sample_rate: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
+def _wav_file(*, segments: list[AudioSegment], sample_rate: int) -> tuple[File, int]:
+    """The WAV of `segments` (in order) in a temporary file; PCM is read one segment at a time
+    so a long job's audio is never held in memory whole. Returns the file and its frame count."""
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned open
+    frames = 0
+    with wave.open(spool, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(sample_rate)
-        for chunk in pcm_chunks:
-            wav.writeframes(chunk)
-    return buffer.getvalue()
+        for segment in segments:
+            pcm = AudioSegment.objects.values_list("pcm", flat=True).get(pk=segment.pk)
+            wav.writeframes(bytes(pcm))
+            frames += len(pcm) // 2
+    spool.seek(0)
+    return File(spool), frames
 
 
 def _apply_completed(*, job: SynthesisJob, event: JobEvent, wait_for_segments: bool) -> str:
     data = event.data
-    segments = list(AudioSegment.objects.filter(job=job, attempt=event.attempt).order_by("first_sentence"))
+    segments = list(AudioSegment.objects.filter(job=job, attempt=event.attempt).defer("pcm").order_by("first_sentence"))
     expected_total = data.get("sentence_count") or job.sentence_count or 0
     covered = 0
     for segment in segments:
@@ -570,9 +576,9 @@ def _apply_completed(*, job: SynthesisJob, event: JobEvent, wait_for_segments: b
     if job.status == JobStatus.QUEUED:
         _job_start(job=job, event=event)
     sample_rate = sample_rates.pop()
-    pcm_chunks = [bytes(segment.pcm) for segment in segments]
-    frames = sum(len(chunk) for chunk in pcm_chunks) // 2
-    job.audio.save(f"{job.id}.wav", ContentFile(_wav_bytes(pcm_chunks=pcm_chunks, sample_rate=sample_rate)), save=False)
+    wav_file, frames = _wav_file(segments=segments, sample_rate=sample_rate)
+    with wav_file:
+        job.audio.save(f"{job.id}.wav", wav_file, save=False)
     try:
         job.sample_rate = sample_rate
         job.audio_duration_s = frames / sample_rate

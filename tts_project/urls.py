@@ -16,3 +16,5 @@ urlpatterns = [
     path("metrics", metrics_view, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "gateway.exception_handlers.api_not_found"

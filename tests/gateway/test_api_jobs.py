@@ -222,3 +222,13 @@ def test_cancel_then_cancel_again_is_409(api_client: APIClient, user: Any) -> No
     error = assert_error(api_client.post(f"{JOBS}/{job.id}/cancel"), status=409, field="status")
     assert error["code"] == "illegal_transition"
     assert AudioSegment.objects.count() == 0
+
+
+def test_unknown_api_path_is_json_404(api_client: APIClient) -> None:
+    response = api_client.get("/api/v1/nothing-here")
+    assert_error(response, status=404, field=None, code="not_found")
+
+
+def test_method_not_allowed_is_json_405(api_client: APIClient, user: Any) -> None:
+    job = SynthesisJobFactory(owner=user)
+    assert_error(api_client.delete(f"{JOBS}/{job.id}"), status=405, field=None, code="method_not_allowed")

@@ -135,3 +135,22 @@ def test_consumer_process_exports_metrics_and_stops_on_sigterm(
     assert process.returncode == 0, output
     assert "event consumer stopped" in output
     assert Path(SynthesisJob.objects.get(pk=job.pk).audio.path).is_relative_to(tmp_path / "media")
+
+
+def test_consumer_started_while_the_broker_is_down_waits_for_it(
+    send: Any, make_event: EventFactory, broker: EmbeddedBroker
+) -> None:
+    import threading
+
+    job = SynthesisJobFactory(sentence_count=1)
+    broker.stop()
+    try:
+        runner = threading.Thread(target=run_consumer, kwargs={"seconds": 8})
+        runner.start()
+        time.sleep(1.5)  # the command is retrying its subscriptions now
+    finally:
+        broker.start()
+    for event in ("started", "segment", "completed"):
+        send(make_event(event, job))
+    runner.join(timeout=30)
+    assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED

@@ -53,9 +53,19 @@ class Command(BaseCommand):
         if not no_relay:
             relay = start_relay_thread(stop=stop, interval_s=settings.TTS_OUTBOX_RELAY_INTERVAL_S)
 
-        consumer = EventConsumer(service_url=settings.PULSAR_URL).open()
+        consumer = EventConsumer(service_url=settings.PULSAR_URL)
         try:
-            consumer.run(stop=stop, max_seconds=max_seconds)
+            # The broker may be down at startup (or restarting): wait for it instead of exiting.
+            while not stop.is_set():
+                try:
+                    consumer.open()
+                    break
+                except Exception as error:
+                    consumer.close()
+                    logger.warning("cannot subscribe at %s (%s); retrying in 2 s", settings.PULSAR_URL, error)
+                    stop.wait(2.0)
+            if not stop.is_set():
+                consumer.run(stop=stop, max_seconds=max_seconds)
         finally:
             stop.set()
             consumer.close()
