@@ -235,6 +235,16 @@ def job_submit_batch(*, owner: AbstractBaseUser, items: Any) -> list[SynthesisJo
             field="jobs",
             status=413,
         )
+    total_chars = sum(
+        len(item["text"]) for item in items if isinstance(item, dict) and isinstance(item.get("text"), str)
+    )
+    if total_chars > settings.TTS_MAX_BATCH_CHARS:
+        raise ApplicationError(
+            f"a batch holds at most {settings.TTS_MAX_BATCH_CHARS} characters of text, got {total_chars}",
+            code="batch_too_large",
+            field="jobs",
+            status=413,
+        )
     inputs = []
     for index, item in enumerate(items):
         prefix = f"jobs[{index}]."
@@ -261,7 +271,9 @@ def _job_finish(*, job: SynthesisJob, status: str, error: str = "", at: datetime
     if error:
         job.error = error[:_MAX_ERROR_CHARS]
     _segments_delete(job=job)
-    transaction.on_commit(partial(metrics.JOBS_FINISHED.labels(length_class=job.length_class, status=status).inc))
+    transaction.on_commit(
+        partial(metrics.JOBS_FINISHED.labels(length_class=job.length_class, status=status).inc), robust=True
+    )
 
 
 def job_cancel(*, job: SynthesisJob) -> SynthesisJob:

@@ -57,6 +57,14 @@ def test_batch_over_the_cap_is_413(api_client: APIClient, settings: Any) -> None
     assert_nothing_written()
 
 
+def test_batch_over_the_total_character_cap_is_413(api_client: APIClient, settings: Any) -> None:
+    settings.TTS_MAX_BATCH_CHARS = 100
+    response = api_client.post(BATCH, {"jobs": [{"text": "Hello there. " * 4}] * 2}, format="json")
+    error = assert_error(response, status=413, field="jobs", code="batch_too_large")
+    assert "characters" in error["message"]
+    assert_nothing_written()
+
+
 def test_batch_item_oversized_text_is_413(api_client: APIClient, settings: Any) -> None:
     settings.TTS_MAX_TEXT_CHARS = 50
     response = api_client.post(BATCH, {"jobs": [{"text": "Hi."}, {"text": "a" * 51}]}, format="json")

@@ -176,6 +176,9 @@ if TTS_SCHEDULING not in ("priority", "fifo"):
 TTS_MAX_ATTEMPTS = env.int("TTS_MAX_ATTEMPTS", default=3)
 TTS_MAX_TEXT_CHARS = env.int("TTS_MAX_TEXT_CHARS", default=100_000)
 TTS_MAX_BATCH = env.int("TTS_MAX_BATCH", default=50)
+# Validating text costs about 1.2 s per 100,000 characters: cap a batch's total so one request
+# cannot hold a web worker for minutes.
+TTS_MAX_BATCH_CHARS = env.int("TTS_MAX_BATCH_CHARS", default=1_000_000)
 TTS_DEFAULT_VOICE = env.str("TTS_DEFAULT_VOICE", default="en_US-joe-medium")
 TTS_CONSUMER_METRICS_PORT = env.int("TTS_CONSUMER_METRICS_PORT", default=9101)
 # Publisher: one send (or producer creation) waits at most this long for the broker.
