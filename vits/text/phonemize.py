@@ -21,24 +21,22 @@ _espeak_logger.setLevel(logging.ERROR)
 
 # Piper strips tie bars and zero-width joiners, which eSpeak may put inside affricates.
 _TIES = str.maketrans("", "", "\u0361\u200d")
-# Punctuation eSpeak passes through but the voice has no id for; map to ones it has.
-_PUNCTUATION = str.maketrans(
-    {
-        "—": ",",
-        "–": ",",
-        "…": "...",
-        "«": '"',
-        "»": '"',
-        "“": '"',
-        "”": '"',
-        "¡": "",
-        "¿": "",
-        "[": "(",
-        "]": ")",
-        "{": "(",
-        "}": ")",
-    }
-)
+# Piper's training phonemes carry only the clause punctuation eSpeak reports (. ? ! , : ;).
+# Quotes, brackets and dashes that phonemizer passes through would be symbols the voice never
+# heard in training (their embeddings are untrained), so they go; dashes become pauses.
+_NOT_TRAINED = str.maketrans({ch: " " for ch in "\"()[]{}«»“”„‘’'¡¿‐-"} | {"—": ",", "–": ","})
+
+
+def _piper_punctuation(phonemes: str) -> str:
+    phonemes = phonemes.translate(_NOT_TRAINED)
+    # An ellipsis is one period to eSpeak at the end, a pause in the middle.
+    phonemes = re.sub(r"\s*(?:\.{2,}|…)\s*$", ".", phonemes)
+    phonemes = re.sub(r"\s*(?:\.{2,}|…)\s*", ", ", phonemes)
+    phonemes = re.sub(r"\s*([,:;])(?:\s*[,:;])*\s*", r"\1 ", phonemes)  # Piper: comma, then a space
+    phonemes = re.sub(r"[,:;]?\s*([.?!])", r"\1", phonemes)  # no space or comma before a full stop
+    phonemes = re.sub(r"[.?!]{2,}", lambda m: m.group(0)[-1], phonemes)  # eSpeak keeps the last mark
+    return re.sub(r"\s+", " ", phonemes).strip(" ,:;")
+
 
 _lock = threading.Lock()
 _backends: dict[str, Any] = {}
@@ -82,5 +80,4 @@ class Phonemizer:
         with _lock:
             output = _backend(self.language).phonemize([sentence], separator=separator, strip=True, njobs=1)
         phonemes = output[0] if output else ""
-        phonemes = unicodedata.normalize("NFD", phonemes.translate(_TIES).translate(_PUNCTUATION))
-        return re.sub(r"\s+", " ", phonemes).strip()
+        return unicodedata.normalize("NFD", _piper_punctuation(phonemes.translate(_TIES)))

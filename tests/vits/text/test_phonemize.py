@@ -43,6 +43,26 @@ def test_output_properties(phonemizer: Phonemizer) -> None:
     assert " " in phonemes  # word separator
 
 
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ('He said "hi" (softly).', "hiː sˈɛd hˈaɪ sˈɔftli."),  # quotes and brackets were never trained
+        ("Wait... what?", "wˈeɪt, wˌʌt?"),  # an inner ellipsis is a pause
+        ("I waited...", "aɪ wˈeɪɾᵻd."),  # a final one is a full stop
+        ("One; two: three, four.", "wˌʌn; tˈuː: θɹˈiː, fˈɔːɹ."),
+        ("Yes?!", "jˈɛs!"),
+        ("Go — now!", "ɡˈoʊ, nˈaʊ!"),
+    ],
+)
+def test_punctuation_follows_piper(phonemizer: Phonemizer, sentence: str, expected: str) -> None:
+    assert phonemizer.phonemize(sentence) == expected
+
+
+def test_only_trained_punctuation_survives(phonemizer: Phonemizer) -> None:
+    phonemes = phonemizer.phonemize("“Hi” — «there»… [x] {y} (z) ¿what? ¡yes! it's well-known")
+    assert set(phonemes) & set("\"'()[]{}«»“”…—-¡¿") == set()
+
+
 def test_output_is_nfd(phonemizer: Phonemizer) -> None:
     import unicodedata
 
