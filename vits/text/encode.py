@@ -6,6 +6,8 @@ import logging
 import unicodedata
 from collections.abc import Mapping, Sequence
 
+from ..errors import VoiceLoadError
+
 logger = logging.getLogger(__name__)
 
 PAD = "_"
@@ -21,6 +23,9 @@ def encode_phonemes(phonemes: str, id_map: Mapping[str, Sequence[int]]) -> list[
     Symbols missing from `id_map` are dropped (with one warning per symbol and process): a
     stray character must not fail a whole job.
     """
+    missing = [symbol for symbol in (PAD, BOS, EOS) if symbol not in id_map]
+    if missing:
+        raise VoiceLoadError(f"The voice's phoneme_id_map lacks the special symbols {missing}")
     pad = list(id_map[PAD])
     ids = list(id_map[BOS]) + pad
     # The voices were trained on NFD text: a precomposed character is a letter plus a mark.

@@ -13,6 +13,8 @@ import threading
 import unicodedata
 from typing import Any
 
+from ..errors import VoiceLoadError
+
 logger = logging.getLogger(__name__)
 # phonemizer warns on every sentence where eSpeak merges or splits words ("words count mismatch");
 # that is expected and not actionable, so only its errors get through.
@@ -52,6 +54,8 @@ def _backend(language: str) -> Any:
 
         EspeakWrapper.set_library(espeakng_loader.get_library_path())
         EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
+        if not EspeakBackend.is_supported_language(language):
+            raise VoiceLoadError(f"eSpeak NG has no voice for language {language!r} (the voice's espeak.voice)")
         backend = EspeakBackend(
             language,
             preserve_punctuation=True,

@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from vits.errors import VoiceLoadError
 from vits.text import encode as encode_module
 from vits.text import encode_phonemes
 
@@ -35,3 +36,8 @@ def test_unknown_symbols_are_dropped_with_one_warning(caplog: pytest.LogCaptureF
 
 def test_multi_id_symbols_are_all_emitted() -> None:
     assert encode_phonemes("a", {**ID_MAP, "a": [4, 9]}) == [1, 0, 4, 9, 0, 2]
+
+
+def test_map_without_special_symbols_is_a_broken_voice() -> None:
+    with pytest.raises(VoiceLoadError, match=r"\$"):
+        encode_phonemes("a", {"_": [0], "^": [1], "a": [4]})

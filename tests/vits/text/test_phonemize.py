@@ -103,4 +103,11 @@ def test_instances_share_one_backend() -> None:
 
     Phonemizer().phonemize("one")
     Phonemizer().phonemize("two")
-    assert len(phonemize._backends) == 1
+    assert list(phonemize._backends) == ["en-us"]
+
+
+def test_unknown_language_is_a_voice_error() -> None:
+    from vits.errors import VoiceLoadError
+
+    with pytest.raises(VoiceLoadError, match="xx-yy"):
+        Phonemizer("xx-yy").phonemize("hello")
