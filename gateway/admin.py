@@ -71,6 +71,13 @@ class SynthesisJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs come in through the API, which validates them
 
+    def delete_model(self, request: HttpRequest, obj: SynthesisJob) -> None:
+        services.job_delete(job=obj)  # removes the audio file too
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SynthesisJob]) -> None:
+        for job in queryset:
+            services.job_delete(job=job)
+
     @admin.display(description="id")
     def short_id(self, job: SynthesisJob) -> str:
         return str(job.id)[:8]

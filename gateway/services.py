@@ -313,6 +313,16 @@ def job_retry(*, job: SynthesisJob) -> SynthesisJob:
     return job
 
 
+def job_delete(*, job: SynthesisJob) -> None:
+    """Delete the job, its outbox records and segments, and its audio file once committed."""
+    job_id, audio_name, storage = job.pk, job.audio.name, job.audio.storage
+    with transaction.atomic():
+        job.delete()
+        if audio_name:
+            transaction.on_commit(partial(storage.delete, audio_name), robust=True)
+    logger.info("job %s deleted", job_id)
+
+
 # --------------------------------------------------------------------------------------------
 # Outbox
 # --------------------------------------------------------------------------------------------

@@ -107,3 +107,17 @@ def test_admin_cannot_add_or_edit_status(staff_client: Client) -> None:
     job = SynthesisJobFactory(status=JobStatus.QUEUED)
     staff_client.post(reverse("admin:gateway_synthesisjob_change", args=[job.pk]), {"status": "succeeded"})
     assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+
+def test_deleting_a_job_removes_its_audio_file(
+    staff_client: Client, media_root: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = succeeded_job()
+    assert len(list(media_root.rglob("*.wav"))) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            CHANGELIST, {"action": "delete_selected", "_selected_action": [str(job.pk)], "post": "yes"}
+        )
+    assert response.status_code == 302
+    assert SynthesisJob.objects.count() == 0
+    assert list(media_root.rglob("*.wav")) == []
