@@ -10,7 +10,7 @@ from .sentences import cut_long, split_sentences
 from .urls import EMAIL, URL
 
 MAX_WORD_CHARS = 100
-_ALLOWED_CONTROLS = set("\t\n\r\f\v")
+_ALLOWED_CONTROLS = set("\t\n\r\f\v\x85")  # whitespace, including the old "next line" break
 
 
 def validate_text(text: str) -> None:

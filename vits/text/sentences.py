@@ -14,6 +14,8 @@ _CLOSERS = "\"'”’»)]}"
 # A terminator run, any closing quotes/brackets, then the whitespace after it.
 _BOUNDARY = re.compile(r"(?P<end>[.!?…]+)(?P<close>[" + re.escape(_CLOSERS) + r"]*)(?P<space>\s+)")
 _WORD_BEFORE = re.compile(r"(\S+)$")
+# Every Unicode line and paragraph break counts as a newline; a paragraph separator as a blank line.
+_LINE_BREAKS = str.maketrans({"\r": "\n", "\v": "\n", "\f": "\n\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n\n"})
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _NEVER_SPLIT_AFTER = {name.lower() for name in TITLES} | {"e.g", "i.e", "cf", "vs", "approx"}
 _SPLIT_IF_CAPITAL = {name.lower() for name in OTHERS} | {"a.m", "p.m"}
@@ -120,7 +122,7 @@ def split_sentences(text: str, *, max_chars: int = 250) -> list[str]:
     """Split raw text into sentences of at most `max_chars` characters each."""
     if max_chars < 1:
         raise ValueError(f"max_chars must be positive, got {max_chars}")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").translate(_LINE_BREAKS)
     result: list[str] = []
     for paragraph in _PARAGRAPH.split(text):
         for sentence in _split_paragraph(paragraph):

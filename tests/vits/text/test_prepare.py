@@ -49,7 +49,7 @@ def test_control_characters_are_rejected(text: str) -> None:
 
 
 def test_normal_whitespace_is_accepted() -> None:
-    assert prepare_sentences("tabs\tand\r\nnewlines\fare fine") == ["tabs and newlines are fine"]
+    assert prepare_sentences("tabs\tand\r\nnewlines\x85and\fpage breaks") == ["tabs and newlines and", "page breaks"]
 
 
 def test_absurdly_long_word_is_rejected() -> None:

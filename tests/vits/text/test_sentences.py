@@ -35,6 +35,8 @@ from vits.text.sentences import cut_long
         ("A heading\nThe body text.", ["A heading", "The body text."]),
         ("a hard wrapped\nline goes on.", ["a hard wrapped line goes on."]),
         ("Windows\r\nline\r\nends", ["Windows line ends"]),
+        ("One\u2029Two\u2028Three", ["One", "Two", "Three"]),
+        ("Page one.\fPage two.", ["Page one.", "Page two."]),
         ("no punctuation at all", ["no punctuation at all"]),
         ("1. Apples\n2. Pears", ["1. Apples", "2. Pears"]),
         ("Top 10 tips. Read them.", ["Top 10 tips.", "Read them."]),
