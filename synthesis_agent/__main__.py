@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader = load_
     except Exception:
         logger.exception("the agent could not start")
         return 1
+    metrics.init_labels(config.classes)
     metrics.INFO.labels(config.agent_id, ",".join(config.classes), default.info.id).set(1)
     metrics.serve(config.metrics_port)  # opened only now: an open port means ready for jobs
     logger.info(
@@ -92,7 +93,13 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader = load_
     if stop.is_set():
         agent.close()
         return 0
-    agent.run(stop)
+    try:
+        agent.run(stop)
+    except Exception:
+        # Crash-only: closing the client (done by run) hands unacked jobs back to the broker;
+        # the orchestrator restarts the process.
+        logger.exception("the agent loop failed; its jobs went back to the broker")
+        return 1
     logger.info("agent stopped")
     return 0
 

@@ -66,6 +66,18 @@ for _result in ("hit", "miss", "error"):
     CACHE_REQUESTS.labels(_result)  # export zeros so rate() works from the first scrape
 
 
+def init_labels(length_classes: tuple[str, ...]) -> None:
+    """Create the labelled series of the served classes at 0, so rate() works from the start."""
+    for length_class in length_classes:
+        for outcome in ("succeeded", "failed", "released"):
+            JOBS.labels(length_class, outcome)
+        for source in ("synthesized", "cache"):
+            SENTENCES.labels(length_class, source)
+        for reason in ("synthesis_error", "time_limit", "bad_message", "publish_error"):
+            FAILURES.labels(length_class, reason)
+        BUSY.labels(length_class).set(0)
+
+
 def serve(port: int) -> None:
     """Expose /metrics on `port` in a daemon thread (0 = off)."""
     if port:

@@ -203,8 +203,8 @@ class Agent:
                 paused = preempted.run
                 logger.info("paused at sentence %d/%d for a %s job", paused.next_index, paused.sentence_count, queue)
                 self._publish(preempted, preempted.run.pause())  # on failure it is released
+        events = run.begin()  # parses the message: the log context is known only after it
         with job.context():
-            events = run.begin()
             if run.queue_wait_s is not None:
                 metrics.QUEUE_WAIT_SECONDS.observe(run.queue_wait_s)
             if run.outcome is None:
@@ -326,7 +326,7 @@ class Agent:
             return
         with running.context():
             logger.info(
-                "shutting down: finishing the current job within %.0f s (%d/%d sentences done)",
+                "shutting down: finishing the current job within %g s (%d/%d sentences done)",
                 self.config.shutdown_grace_s,
                 running.run.next_index,
                 running.run.sentence_count,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import threading
 import time
 import uuid
@@ -158,9 +159,7 @@ def harness(pulsar_url: str) -> Iterator[Harness]:
         client.close()
 
 
-def _quiet_logger():  # type: ignore[no-untyped-def]
-    import logging
-
+def _quiet_logger() -> logging.Logger:
     logger = logging.getLogger("pulsar.test")
     logger.setLevel(logging.WARNING)
     return logger
