@@ -349,6 +349,8 @@ def _sub(pattern: str, replacement: _Replacement, flags: int = 0) -> None:
 _sub(r"(\d)\s*[–—]\s*(\d)", r"\1 to \2")  # an en dash between numbers is a range
 _sub(r"~\s?(?=[$£€¥₹]?\d)", " about ")
 _sub(r"(?<![\d-])(?:\+?(1)[ -])?\(?(\d{3})\)?[ -](\d{3})-(\d{4})(?![\d-])", _phone)
+_sub(r"(?<![\d-])(\d{3})-(\d{4})(?![\d-])", lambda m: _phone(m) if int(m.group(2)) % 100 else m.group(0))
+_sub(r"(?<=\d):(?=\d(?!\d))", " to ")  # "a 3:1 ratio"; clock times always have two-digit minutes
 _sub(r"\b(?P<state>[A-Z]{2}) (?P<zip>\d{5})(?:-(?P<plus4>\d{4}))?\b", _zip_code)
 _sub(r"(?<![\w.])(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d)", _iso_date)
 _sub(r"(?<![\w/])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<year>\d{4}|\d{2})(?![\w/])", _slash_date)

@@ -102,6 +102,9 @@ CASES = [
     ("1990–1995", "nineteen ninety to nineteen ninety-five"),
     ("call 555-123-4567.", "call five five five, one two three, four five six seven."),
     ("COVID-19", "COVID nineteen"),
+    ("call 555-1234", "call five five five, one two three four"),
+    ("100-1000 people", "one hundred to one thousand people"),
+    ("a 3:1 ratio", "a three to one ratio"),
     ("MP3", "MP three"),
     ("version 3.11.2", "version three point eleven point two"),
     ("10-20%", "ten to twenty percent"),
@@ -169,3 +172,34 @@ def test_no_digits_survive() -> None:
 def test_plain_text_is_untouched() -> None:
     text = "The quick brown fox, it's said, jumps over the lazy dog!"
     assert normalize_text(text) == text
+
+
+def test_random_garbage_never_crashes_and_stays_idempotent() -> None:
+    # Seeded fuzzing over the characters and fragments the rules react to.
+    import random
+
+    pieces = list("0123456789.,:;/-–—$£€%°@&+=#'\"()!? abcXYZ\n") + [
+        "Dr.",
+        "St.",
+        "pm",
+        "km",
+        "1st",
+        "http://",
+        "www.",
+        ".com",
+        "e.g.",
+        "May ",
+        "😀",
+        "\u200b",
+        "¢",
+        "~",
+        "Jan. ",
+        "No. ",
+        "II",
+    ]
+    rng = random.Random(1234)
+    for _ in range(1500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 25)))
+        once = normalize_text(text)
+        assert normalize_text(once) == once, text
+        assert not any(ch.isdigit() for ch in once), text
