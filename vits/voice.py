@@ -20,6 +20,7 @@ from .loading.checkpoint import load_vits_model
 from .loading.piper import load_piper_model
 from .loading.settings import VoiceSettings
 from .model import SynthesizerTrn
+from .model.runtime import tune_allocator
 from .params import SynthesisParams
 from .voices import VoiceInfo as VoiceInfo
 from .voices import default_voice_id, find_voice, info_from_paths, read_settings
@@ -66,6 +67,7 @@ class Voice:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
+        tune_allocator()
         started = time.perf_counter()
         target = default_voice_id() if name is None else os.fspath(name)
         path = Path(target)

@@ -24,7 +24,8 @@ def _padding(kernel_size: int, dilation: int) -> int:
 
 
 def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    return x if mask is None else x * mask
+    """Zero the padding of a batch in place (`x` is always a temporary here)."""
+    return x if mask is None else x.mul_(mask)
 
 
 class _Conv:
@@ -38,8 +39,11 @@ class _Conv:
         self.transposed = isinstance(conv, nn.ConvTranspose1d)
         self.weight4d: torch.Tensor | None = None
 
-    def prepare(self) -> None:
-        self.weight4d = self.conv.weight.detach().unsqueeze(2).contiguous(memory_format=_CL)
+    def prepare(self, scale: float = 1.0) -> None:
+        weight = self.conv.weight.detach()
+        if scale != 1.0:
+            weight = weight * scale
+        self.weight4d = weight.unsqueeze(2).contiguous(memory_format=_CL)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight4d is None:
@@ -73,8 +77,9 @@ class ResBlock1(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for c1, c2 in zip(self._fast1, self._fast2, strict=True):
             xt = c1(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))
-            xt = c2(_masked(F.leaky_relu(xt, LRELU_SLOPE), mask))
-            x = xt + x
+            xt = c2(_masked(F.leaky_relu(xt, LRELU_SLOPE, inplace=True), mask))
+            xt += x  # in place: fresh buffers on long signals cost page faults
+            x = xt
         return _masked(x, mask)
 
 
@@ -90,7 +95,9 @@ class ResBlock2(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for conv in self._fast:
-            x = conv(_masked(F.leaky_relu(x, LRELU_SLOPE), mask)) + x
+            xt = conv(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))
+            xt += x  # in place: fresh buffers on long signals cost page faults
+            x = xt
         return _masked(x, mask)
 
 
@@ -121,16 +128,24 @@ class Generator(nn.Module):
         self._pre = _Conv(self.conv_pre)
         self._ups = _wrap(self.ups)
         self._post = _Conv(self.conv_post)
+        self._prepared = False
 
     def prepare(self) -> None:
-        """(Re)build the channels-last weight copies; call after loading weights."""
-        for module in self.modules():
-            for attr in ("_pre", "_post"):
-                if isinstance(getattr(module, attr, None), _Conv):
-                    getattr(module, attr).prepare()
-            for attr in ("_ups", "_fast", "_fast1", "_fast2"):
-                for conv in getattr(module, attr, []):
+        """(Re)build the channels-last weight copies; call after loading weights.
+
+        The average over residual blocks (x / num_kernels) is folded into the next layer's
+        weights: leaky ReLU is positively homogeneous, so lrelu(x / n) = lrelu(x) / n.
+        """
+        fold = 1.0 / self.num_kernels
+        self._pre.prepare()
+        for i, up in enumerate(self._ups):
+            up.prepare(fold if i > 0 else 1.0)
+        self._post.prepare(fold)
+        for block in self.resblocks:
+            for attr in ("_fast", "_fast1", "_fast2"):
+                for conv in getattr(block, attr, []):
                     conv.prepare()
+        self._prepared = True
 
     def forward(
         self, x: torch.Tensor, g: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None
@@ -140,21 +155,23 @@ class Generator(nn.Module):
         `frame_mask` [b, 1, frames] is only needed for padded batches: zeroing the padding after
         every layer makes each item see exactly the zero padding it would see alone.
         """
+        if not self._prepared:
+            self.prepare()
         mask = None if frame_mask is None else frame_mask.unsqueeze(2)
         x = self._pre(x.unsqueeze(2).contiguous(memory_format=_CL))
         if g is not None and self.cond is not None:
             x = x + self.cond(g).unsqueeze(2)
         x = _masked(x, mask)
         for i, (up, rate) in enumerate(zip(self._ups, self.upsample_rates, strict=True)):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            x = up(F.leaky_relu(x, LRELU_SLOPE, inplace=True))  # x is our own temporary here
             if mask is not None:
                 mask = torch.repeat_interleave(mask, rate, dim=3)
-                x = x * mask
+                x = x.mul_(mask)
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x, mask)
             for block in blocks[1:]:
-                xs = xs + block(x, mask)
-            x = xs / self.num_kernels
+                xs += block(x, mask)
+            x = xs  # the division by num_kernels lives in the next layer's weights
         # The original uses leaky_relu's default slope (0.01) here, not LRELU_SLOPE.
-        x = self._post(F.leaky_relu(x))
-        return torch.tanh(x).squeeze(2)
+        x = self._post(F.leaky_relu(x, inplace=True))
+        return torch.tanh_(x).squeeze(2)

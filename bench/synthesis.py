@@ -1,0 +1,154 @@
+"""Benchmark: PyTorch VITS (`vits`) against onnxruntime on the same Piper voice.
+
+Both engines get the same phoneme ids, the same thread count and the voice's default noise
+settings; sentences alternate between engines so background load hits both alike. Prints
+real-time factors (synthesis seconds / audio seconds; lower is better), their ratio, model
+load times and the peak resident memory of a process holding a loaded voice.
+
+    .venv/bin/python bench/synthesis.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make the repository's packages importable
+    sys.path.insert(0, str(ROOT))
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "She sells sea shells by the sea shore, and the shells she sells are surely sea shells.",
+    "Is this the real life, or is it just fantasy?",
+    "Photosynthesis converts light energy into chemical energy that plants, algae and bacteria can use.",
+    "On the twelfth of May the meeting started at nine thirty and ended well after noon.",
+    "Doctor Smith paid three dollars and fifty cents for a small coffee.",
+    "I can't believe it's already Friday, said Anna, smiling at her colleagues.",
+    "Yes.",
+    "The committee will publish its final report on the new railway line early next spring.",
+    "Wind turbines along the coast now supply nearly a third of the region's electricity.",
+]
+
+_MEMORY_PROBE = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+def status(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+import torch
+base = status('VmRSS:')
+from vits import Voice
+voice = Voice.load({voice!r}, threads={threads})
+loaded = status('VmHWM:')
+voice.synthesize_sentence({sentence!r}, seed=1)
+print(json.dumps({{"rss_before_load": base, "peak_after_load": loaded, "peak_after_synthesis": status('VmHWM:')}}))
+"""
+
+
+def measure_memory(voice: str | None, threads: int) -> dict[str, int]:
+    """Peak RSS in a fresh process (this one holds two engines and would overstate it)."""
+    code = _MEMORY_PROBE.format(root=str(ROOT), voice=voice, threads=threads, sentence=SENTENCES[1])
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for both engines")
+    parser.add_argument("--voice", default=None, help="voice id or .onnx path (default: en_US-joe-medium)")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the sentences")
+    parser.add_argument("--batch", action="store_true", help="also time vits with all sentences in one batch")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess")
+    args = parser.parse_args()
+
+    import onnxruntime
+    import torch
+
+    from vits import Voice
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    voice = Voice.load(args.voice, threads=args.threads)
+    vits_load = time.perf_counter() - started
+    if voice.info.format != "piper":
+        raise SystemExit("the onnxruntime comparison needs a Piper .onnx voice")
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    started = time.perf_counter()
+    session = onnxruntime.InferenceSession(str(voice.info.model_path), options, providers=["CPUExecutionProvider"])
+    ort_load = time.perf_counter() - started
+
+    settings = voice.settings
+    params = voice._resolve(None, None, None, None, 1234)
+    scales = np.array([settings.noise_scale, settings.length_scale, settings.noise_w], dtype=np.float32)
+    started = time.perf_counter()
+    all_ids = [voice.phoneme_ids(s) for s in SENTENCES]
+    front_end = time.perf_counter() - started
+
+    def run_ort(ids: list[int]) -> int:
+        out = session.run(
+            None,
+            {
+                "input": np.array([ids], dtype=np.int64),
+                "input_lengths": np.array([len(ids)], dtype=np.int64),
+                "scales": scales,
+            },
+        )[0]
+        return int(out.size)
+
+    def run_vits(ids: list[int]) -> int:
+        return len(voice.synthesize_ids([ids], params)[0])
+
+    run_ort(all_ids[0])  # warm-up, untimed
+    run_vits(all_ids[0])
+    totals = {"vits": [0.0, 0], "onnxruntime": [0.0, 0]}
+    for round_index in range(args.rounds):
+        for i, ids in enumerate(all_ids):
+            order = [("vits", run_vits), ("onnxruntime", run_ort)]
+            if (i + round_index) % 2:
+                order.reverse()
+            for name, run in order:
+                t = time.perf_counter()
+                samples = run(ids)
+                totals[name][0] += time.perf_counter() - t
+                totals[name][1] += samples
+
+    rate = voice.sample_rate
+    rtf = {name: seconds / (samples / rate) for name, (seconds, samples) in totals.items()}
+    print(f"voice {voice.info.id}, threads {args.threads}, {len(SENTENCES)} sentences x {args.rounds} round(s)")
+    print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, cpus {os.cpu_count()}")
+    print(f"front end (phonemes, not in RTF): {front_end:.3f} s for {len(SENTENCES)} sentences")
+    for name in ("vits", "onnxruntime"):
+        seconds, samples = totals[name]
+        print(f"{name:12s} RTF {rtf[name]:.4f}  ({seconds:.2f} s for {samples / rate:.1f} s of audio)")
+    print(f"ratio vits/onnxruntime RTF: {rtf['vits'] / rtf['onnxruntime']:.3f}")
+    if args.batch:
+        t = time.perf_counter()
+        audios = voice.synthesize_ids(all_ids, params)
+        seconds = time.perf_counter() - t
+        audio_s = sum(a.duration_s for a in audios)
+        print(f"vits batch of {len(all_ids)}: RTF {seconds / audio_s:.4f} ({seconds:.2f} s for {audio_s:.1f} s)")
+    print(f"load: vits {vits_load:.2f} s (Voice.load), onnxruntime {ort_load:.2f} s (InferenceSession)")
+    if not args.no_memory:
+        memory = measure_memory(args.voice, args.threads)
+        mib = 1024 * 1024
+        print(
+            f"peak RSS of a process with a loaded vits voice: {memory['peak_after_load'] / mib:.0f} MiB after load, "
+            f"{memory['peak_after_synthesis'] / mib:.0f} MiB after one sentence "
+            f"(torch imported, before load: {memory['rss_before_load'] / mib:.0f} MiB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
