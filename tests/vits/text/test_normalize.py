@@ -178,7 +178,8 @@ def test_random_garbage_never_crashes_and_stays_idempotent() -> None:
     # Seeded fuzzing over the characters and fragments the rules react to.
     import random
 
-    pieces = list("0123456789.,:;/-–—$£€%°@&+=#'\"()!? abcXYZ\n") + [
+    pieces = [
+        *"0123456789.,:;/-–—$£€%°@&+=#'\"()!? abcXYZ\n",
         "Dr.",
         "St.",
         "pm",
