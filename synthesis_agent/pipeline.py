@@ -22,7 +22,7 @@ from vits.params import SynthesisParams
 
 from .cache import CachedAudio, SentenceCache, cache_key
 from .protocol import LENGTH_CLASSES, JobEvent, JobMessage, ProtocolError, encode_pcm16
-from .segments import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, Segment, SegmentBuffer
+from .segments import DEFAULT_TARGET_SECONDS, plan_segments
 from .voice import VoiceLike
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ class PipelineSettings:
     agent_id: str
     max_attempts: int = 3
     time_limit_s: float = 900.0
-    segment_max_seconds: float = DEFAULT_MAX_SECONDS
-    segment_max_bytes: int = DEFAULT_MAX_BYTES
+    segment_target_seconds: float = DEFAULT_TARGET_SECONDS
     # Classes whose every sentence is its own segment: first audio as early as possible.
     sentence_segment_classes: tuple[str, ...] = ("short",)
 
@@ -110,7 +109,9 @@ class JobRun:
         self.first_segment_s: float | None = None
         self.queue_wait_s: float | None = None
         self._seq = 0
-        self._buffer: SegmentBuffer | None = None
+        self._segment_ends: dict[int, int] = {}  # last sentence of a planned segment -> its first
+        self._pending: list[bytes] = []  # PCM of the sentences of the segment being gathered
+        self._pending_cached = 0
 
     # --- state -----------------------------------------------------------------------------
 
@@ -198,12 +199,13 @@ class JobRun:
             return self._synthesis_error(error)
         if not self.sentences:
             return self._fail("bad_message", "The text has nothing that can be spoken.", "EmptyTextError")
-        max_seconds = 0.0 if self.length_class in self.settings.sentence_segment_classes else None
-        self._buffer = SegmentBuffer(
-            sample_rate=voice.info.sample_rate,
-            max_seconds=self.settings.segment_max_seconds if max_seconds is None else max_seconds,
-            max_bytes=self.settings.segment_max_bytes,
+        plan = plan_segments(
+            self.sentences,
+            one_per_sentence=self.length_class in self.settings.sentence_segment_classes,
+            length_scale=params.length_scale,
+            target_seconds=self.settings.segment_target_seconds,
         )
+        self._segment_ends = {first + count - 1: first for first, count in plan}
         if message.submitted_at > 0:
             self.queue_wait_s = max(0.0, self._wall() - message.submitted_at)
         return [
@@ -229,7 +231,7 @@ class JobRun:
 
     def step(self) -> StepReport:
         """Deliver the next sentence (from the cache or synthesized); may end the run."""
-        if self.outcome is not None or self.voice is None or self._buffer is None:
+        if self.outcome is not None or self.voice is None or not self._segment_ends:
             raise RuntimeError("step() on a run that has not begun or is already done")
         began = self._clock()
         try:
@@ -238,7 +240,7 @@ class JobRun:
             self.active_s += self._clock() - began
 
     def _step(self) -> StepReport:
-        assert self.voice is not None and self._buffer is not None
+        assert self.voice is not None
         limit = self.settings.time_limit_s
         if self.active_s > limit:
             return StepReport(
@@ -256,7 +258,8 @@ class JobRun:
         cached = self._cache.get(key)
         synthesis_s = 0.0
         if cached is not None and cached.sample_rate == info.sample_rate:
-            pcm, source = cached.pcm, "cache"
+            pcm = cached.pcm
+            source: Literal["cache", "synthesized"] = "cache"
             self.cached_sentences += 1
         else:
             began = self._clock()
@@ -281,47 +284,36 @@ class JobRun:
         self.audio_s += audio_s
 
         events: list[JobEvent] = []
-        if not self._buffer.fits(len(pcm)):
-            events += self._flush()
-        self._buffer.add(index, pcm, cached=source == "cache")
+        self._pending.append(pcm)
+        self._pending_cached += int(source == "cache")
         self.next_index += 1
         last = self.next_index == len(self.sentences)
-        if last or self._buffer.full():
-            events += self._flush()
+        if index in self._segment_ends:
+            events.append(self._segment_event(self._segment_ends[index], index))
         if last:
             events.append(self._completed())
             self.outcome = JobOutcome("succeeded")
         return StepReport(events, source=source, synthesis_s=synthesis_s, audio_s=audio_s)
 
-    def pause(self) -> list[JobEvent]:
-        """The run is being preempted: publish what it has so far, keep its place."""
-        if self.outcome is not None or self._buffer is None:
-            return []
-        return self._flush()
-
-    def _flush(self) -> list[JobEvent]:
-        assert self._buffer is not None
-        segment = self._buffer.take()
-        if segment is None:
-            return []
+    def _segment_event(self, first: int, last: int) -> JobEvent:
+        assert self.voice is not None
+        pcm = b"".join(self._pending)
         if self.first_segment_s is None:
             self.first_segment_s = self._clock() - self.started_at
         self.segment_count += 1
-        return [self._segment_event(segment)]
-
-    def _segment_event(self, segment: Segment) -> JobEvent:
-        assert self.voice is not None
-        return self._event(
+        event = self._event(
             "segment",
             {
-                "first_sentence": segment.first_sentence,
-                "sentence_count": segment.sentence_count,
+                "first_sentence": first,
+                "sentence_count": last - first + 1,
                 "sample_rate": self.voice.info.sample_rate,
-                "audio_b64": encode_pcm16(segment.pcm),
-                "audio_seconds": round(segment.audio_seconds, 4),
-                "cached_sentences": segment.cached_sentences,
+                "audio_b64": encode_pcm16(pcm),
+                "audio_seconds": round(len(pcm) / 2 / self.voice.info.sample_rate, 4),
+                "cached_sentences": self._pending_cached,
             },
         )
+        self._pending, self._pending_cached = [], 0
+        return event
 
     def _completed(self) -> JobEvent:
         assert self.voice is not None

@@ -15,10 +15,18 @@ logger = logging.getLogger(__name__)
 
 
 class VoiceInfoLike(Protocol):
-    id: str
-    sample_rate: int
-    model_checksum: str
-    num_speakers: int
+    # Read-only: `vits.VoiceInfo` is a frozen dataclass and its checksum a property.
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def model_checksum(self) -> str: ...
+
+    @property
+    def num_speakers(self) -> int: ...
 
 
 class AudioLike(Protocol):

@@ -201,8 +201,8 @@ class Agent:
             metrics.PREEMPTIONS.inc()
             with preempted.context():
                 paused = preempted.run
+                # Nothing to flush: segment boundaries never depend on preemption (segments.py).
                 logger.info("paused at sentence %d/%d for a %s job", paused.next_index, paused.sentence_count, queue)
-                self._publish(preempted, preempted.run.pause())  # on failure it is released
         events = run.begin()  # parses the message: the log context is known only after it
         with job.context():
             if run.queue_wait_s is not None:

@@ -8,6 +8,7 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -99,3 +100,23 @@ class FakeVoices:
 def sentences_text(count: int, *, tag: str = "s") -> str:
     """`count` distinct sentences: "Sentence s 0 is here. Sentence s 1 is here. ..."."""
     return " ".join(f"Sentence {tag} {index} is here." for index in range(count))
+
+
+def gateway_tiling(events: list[Any]) -> list[tuple[int, int]]:
+    """The segments as the gateway keeps them across deliveries: the first segment seen for each
+    first_sentence wins, later ones are duplicates. Returns (first, count) in sentence order."""
+    kept: dict[int, int] = {}
+    for event in events:
+        if event.type == "segment":
+            kept.setdefault(event.data["first_sentence"], event.data["sentence_count"])
+    return sorted(kept.items())
+
+
+def tiles(tiling: list[tuple[int, int]], count: int) -> bool:
+    """Whether segments cover sentences 0..count-1 exactly once (what the gateway's completion checks)."""
+    covered = 0
+    for first, size in tiling:
+        if first != covered:
+            return False
+        covered += size
+    return covered == count

@@ -22,7 +22,7 @@ from synthesis_agent.protocol import JobEvent, decode_pcm16
 from synthesis_agent.voice import VoicePool
 
 from .conftest import Harness
-from .fakes import FakeVoice, FakeVoices, sentences_text
+from .fakes import FakeVoice, FakeVoices, gateway_tiling, sentences_text, tiles
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -122,7 +122,7 @@ def sigterm_then_resume(harness: Harness, redis_url: str, tmp_path: Path, module
     return done_by_a, completed, resumed
 
 
-def check_resumed(done_by_a: int, completed: JobEvent, resumed: list[JobEvent]) -> None:
+def check_resumed(done_by_a: int, completed: JobEvent, resumed: list[JobEvent], everything: list[JobEvent]) -> None:
     assert completed.type == "completed", completed.data
     count = completed.data["sentence_count"]
     assert completed.data["cached_sentences"] == done_by_a  # everything A did is replayed, nothing redone
@@ -133,6 +133,8 @@ def check_resumed(done_by_a: int, completed: JobEvent, resumed: list[JobEvent]) 
             assert decode_pcm16(event.data["audio_b64"])
     assert indices == list(range(count))
     assert [e.seq for e in resumed] == list(range(len(resumed)))
+    # Agent A's segments and agent B's replays line up: the gateway can assemble the file.
+    assert tiles(gateway_tiling(everything), count)
 
 
 def test_sigterm_releases_the_job_and_another_agent_finishes_it_fake_voice(
@@ -143,7 +145,7 @@ def test_sigterm_releases_the_job_and_another_agent_finishes_it_fake_voice(
         harness, redis_url, tmp_path, "tests.synthesis_agent.fake_agent", FakeVoices(voice), sentences_text(60),
         FAKE_VOICE_DELAY_S="0.1", TTS_DEFAULT_VOICE="fake-voice",
     )  # fmt: skip
-    check_resumed(done_by_a, completed, resumed)
+    check_resumed(done_by_a, completed, resumed, harness.of(completed.job_id))
     assert len(voice.calls) == 60 - done_by_a
 
 
@@ -154,7 +156,7 @@ def test_sigterm_releases_the_job_and_another_agent_finishes_it_real_voice(
     done_by_a, completed, resumed = sigterm_then_resume(
         harness, redis_url, tmp_path, "synthesis_agent", real_voices, text
     )
-    check_resumed(done_by_a, completed, resumed)
+    check_resumed(done_by_a, completed, resumed, harness.of(completed.job_id))
     assert completed.data["sample_rate"] == 22050
     assert completed.data["audio_seconds"] > 40  # about 2 s per sentence
 

@@ -17,7 +17,7 @@ from synthesis_agent.cache import FileSentenceCache, RedisSentenceCache
 from synthesis_agent.protocol import JobEvent, decode_pcm16
 
 from .conftest import Harness
-from .fakes import FAKE_SAMPLE_RATE, FakeVoice, FakeVoices, sentences_text
+from .fakes import FAKE_SAMPLE_RATE, FakeVoice, FakeVoices, gateway_tiling, sentences_text, tiles
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -191,5 +191,6 @@ def test_stop_releases_paused_and_running_jobs_to_another_agent(harness: Harness
         assert completed.type == "completed"
         last_delivery = [e for e in harness.of(job.job_id) if e.agent_id == completed.agent_id]
         assert covered(last_delivery) == list(range(30))
+        assert tiles(gateway_tiling(harness.of(job.job_id)), 30)
     assert len(fast.calls) + done_by_first == 60  # every sentence synthesized exactly once overall
     assert set(fast.calls).isdisjoint(slow.calls)
