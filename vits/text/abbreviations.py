@@ -97,18 +97,35 @@ BEFORE_NUMBER: dict[str, str] = {"No": "number", "Nos": "numbers", "pp": "pages"
 BEFORE_NUMBER.update(MONTH_ABBREVIATIONS)
 
 
+def reads_as_street(word: str, before: str, after: str, *, at_text_start: bool) -> bool:
+    """Whether "St."/"Dr." is Street/Drive (after a street name) rather than Saint/Doctor.
+
+    `before` and `after` are the text around the abbreviation; `at_text_start` says whether
+    `before` reaches back to the start of the text.
+    """
+    if word not in ("St", "Dr"):
+        return False
+    words = before.split()
+    if not words:
+        return False
+    previous = words[-1].lstrip("\"'(")
+    if previous[:1].isdigit():
+        return True  # "5th St.", "221B Baker St." has a name in between but "42 St." does not
+    if not previous[:1].isupper():
+        return False  # "met Dr. Smith", "on St. Patrick's Day"
+    starts_sentence = (len(words) == 1 and at_text_start) or (len(words) > 1 and words[-2][-1:] in ".!?")
+    # "Visit St. Louis" or "Hello Dr. Smith": a capital that only starts the sentence is no street name.
+    return not (starts_sentence and after.lstrip()[:1].isupper())
+
+
 def _title(match: re.Match[str]) -> str:
     word = match.group("word")
     # Only a short window is looked at, so long texts stay linear.
-    before = match.string[max(0, match.start() - 40) : match.start()].split()
-    previous = before[-1] if before else ""
-    after = match.string[match.end() : match.end() + 40].lstrip()
-    prev_is_name = bool(previous[:1].isupper() or previous[:1].isdigit())
-    next_is_name = after[:1].isupper()
-    if word == "St" and ((prev_is_name and not next_is_name) or previous[:1].isdigit()):
-        said = "Street"
-    elif word == "Dr" and prev_is_name and not next_is_name:
-        said = "Drive"
+    start = max(0, match.start() - 40)
+    before = match.string[start : match.start()]
+    after = match.string[match.end() : match.end() + 40]
+    if reads_as_street(word, before, after, at_text_start=start == 0):
+        said = "Street" if word == "St" else "Drive"
     else:
         said = TITLES[word]
     return said + ("." if not after.strip(" \"')") else "")

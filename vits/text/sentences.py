@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .abbreviations import BEFORE_NUMBER, DOTTED, OTHERS, TITLES
+from .abbreviations import BEFORE_NUMBER, DOTTED, OTHERS, TITLES, reads_as_street
 
 _CLOSERS = "\"'”’»)]}"
 # A terminator run, any closing quotes/brackets, then the whitespace after it.
@@ -41,7 +41,14 @@ def _starts_upper(text: str) -> bool:
     return False
 
 
-def _is_boundary(before: str, end: str, after: str) -> bool:
+def _is_short_caps(after: str) -> bool:
+    # "Pennsylvania Ave. NW": a short all-caps word after an abbreviation continues the address.
+    words = after.split(maxsplit=1)
+    next_word = words[0].strip(",;:") if words else ""
+    return next_word.isupper() and 2 <= len(next_word) <= 3
+
+
+def _is_boundary(before: str, end: str, after: str, *, at_text_start: bool = False) -> bool:
     """Decide whether the terminator `end`, preceded by `before`, ends a sentence."""
     if not after:
         return True
@@ -55,16 +62,16 @@ def _is_boundary(before: str, end: str, after: str) -> bool:
     match = _WORD_BEFORE.search(before)
     word = match.group(1).lstrip("\"'“‘([«") if match else ""
     stem = word.lower()
+    if reads_as_street(word, before[: len(before) - len(word)], after, at_text_start=at_text_start):
+        return next_upper and not _is_short_caps(after)  # "on Main St. Then we left."
     if stem in _NEVER_SPLIT_AFTER or stem in _DOTTED_STEMS - {"a.m", "p.m"}:
         return False
     if word in BEFORE_NUMBER and after[:1].isdigit():
         return False  # "No. 5", "Jan. 5"
     if stem in _SPLIT_IF_CAPITAL:
-        # "Pennsylvania Ave. NW": a short all-caps word after an abbreviation continues the address.
-        next_word = after.split(maxsplit=1)[0].strip(",;:") if after.split() else ""
-        if next_word[:1].isdigit():
+        if after[:1].isdigit():
             return False  # "Fig. 4", "Vol. 2"
-        return next_upper and not (next_word.isupper() and 2 <= len(next_word) <= 3)
+        return next_upper and not _is_short_caps(after)
     if _INITIALS.match(word) and word != "I":
         return False  # "J. R. R. Tolkien", "U.S. Army"
     # A plain period: a new sentence unless the text obviously goes on in lowercase.
@@ -85,9 +92,10 @@ def _split_paragraph(paragraph: str) -> list[str]:
         start = 0
         for match in _BOUNDARY.finditer(block):
             # Decisions need only a little context; short windows keep long texts linear.
-            before = block[max(start, match.start() - _CONTEXT) : match.start()]
+            window_start = max(start, match.start() - _CONTEXT)
+            before = block[window_start : match.start()]
             after = block[match.end() : match.end() + _CONTEXT]
-            if _is_boundary(before, match.group("end"), after):
+            if _is_boundary(before, match.group("end"), after, at_text_start=window_start == start):
                 sentences.append(block[start : match.end("close")].strip())
                 start = match.end()
         sentences.append(block[start:].strip())
