@@ -129,6 +129,13 @@ def test_default_limit_is_100000_chars(api_client: APIClient) -> None:
     assert_nothing_written()
 
 
+def test_body_over_the_upload_limit_is_413(api_client: APIClient, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    response = api_client.post(JOBS, {"text": "word " * 5000}, format="json")
+    assert_error(response, status=413, field="body", code="request_too_large")
+    assert_nothing_written()
+
+
 def test_malformed_json_is_400(api_client: APIClient) -> None:
     response = api_client.post(JOBS, data='{"text": "Hello', content_type="application/json")
     assert_error(response, status=400, field="body", code="parse_error")

@@ -190,6 +190,9 @@ TTS_PUBLISH_BACKOFF_S = env.float("TTS_PUBLISH_BACKOFF_S", default=5.0)
 TTS_OUTBOX_RELAY_AFTER_S = env.float("TTS_OUTBOX_RELAY_AFTER_S", default=5.0)
 TTS_OUTBOX_RELAY_INTERVAL_S = env.float("TTS_OUTBOX_RELAY_INTERVAL_S", default=2.0)
 TTS_OUTBOX_RELAY_BATCH = env.int("TTS_OUTBOX_RELAY_BATCH", default=100)
+# A full batch (TTS_MAX_BATCH_CHARS) of non-ASCII text is several MB of JSON; larger bodies
+# get a 413 before any parsing.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
 # Speaking rate used by /validate to estimate the audio duration at length_scale 1.
 TTS_ESTIMATE_CHARS_PER_SECOND = env.float("TTS_ESTIMATE_CHARS_PER_SECOND", default=14.0)
 
