@@ -545,7 +545,7 @@ def _apply_segment(*, job: SynthesisJob, event: JobEvent, wait_for_segments: boo
     except IntegrityError:
         return DUPLICATE
     done = AudioSegment.objects.filter(job=job, attempt=event.attempt).aggregate(n=Sum("sentence_count"))["n"] or 0
-    job.sentences_done = done
+    job.sentences_done = min(done, job.sentence_count) if job.sentence_count else done  # overlaps count once
     if job.sentence_count:
         job.progress = min(done / job.sentence_count, 0.99)  # 1.0 only once the file exists
     if job.first_segment_at is None:
@@ -574,13 +574,18 @@ def _wav_file(*, segments: list[AudioSegment], sample_rate: int) -> tuple[File, 
 
 def _apply_completed(*, job: SynthesisJob, event: JobEvent, wait_for_segments: bool) -> str:
     data = event.data
-    segments = list(AudioSegment.objects.filter(job=job, attempt=event.attempt).defer("pcm").order_by("first_sentence"))
+    stored = {
+        segment.first_sentence: segment
+        for segment in AudioSegment.objects.filter(job=job, attempt=event.attempt).defer("pcm")
+    }
     expected_total = data.get("sentence_count") or job.sentence_count or 0
+    # Walk the chain 0 -> 0 + count -> ...: every sentence exactly once, in order, even if two
+    # deliveries cut their segments differently (a stored segment off the chain is left out).
+    segments: list[AudioSegment] = []
     covered = 0
-    for segment in segments:
-        if segment.first_sentence != covered:
-            break
-        covered += segment.sentence_count
+    while covered in stored and covered < expected_total:
+        segments.append(stored[covered])
+        covered += stored[covered].sentence_count
     sample_rates = {segment.sample_rate for segment in segments}
     if not segments or covered != expected_total or len(sample_rates) != 1:
         problem = f"audio incomplete: {covered} of {expected_total} sentences received"

@@ -166,6 +166,22 @@ def test_completed_with_missing_segments(make_event: EventFactory) -> None:
     assert not failed.audio
 
 
+def test_segments_cut_differently_by_two_deliveries_give_each_sentence_once(make_event: EventFactory) -> None:
+    job = SynthesisJobFactory(sentence_count=3)
+    pcm = [sine_pcm(seconds=0.1, frequency=300 + 100 * index) for index in range(3)]
+    apply(make_event("started", job, agent_id="agent-a"))
+    # agent-a sent sentences 0-1 in one segment, then crashed
+    apply(make_event("segment", job, first_sentence=0, sentence_count=2, pcm=pcm[0] + pcm[1], agent_id="agent-a"))
+    # agent-b cuts them one by one: its 0 is a duplicate, its 1 lies inside agent-a's segment
+    apply(make_event("started", job, agent_id="agent-b"))
+    apply(make_event("segment", job, first_sentence=0, pcm=pcm[0], agent_id="agent-b"))
+    apply(make_event("segment", job, first_sentence=1, pcm=pcm[1], agent_id="agent-b"))
+    apply(make_event("segment", job, first_sentence=2, pcm=pcm[2], agent_id="agent-b"))
+    assert apply(make_event("completed", job, agent_id="agent-b")) == "applied"
+    data, _ = read_wav(reload(job))
+    assert data.tobytes() == b"".join(pcm)
+
+
 def test_redelivery_to_another_agent_keeps_the_job_running(make_event: EventFactory) -> None:
     job = SynthesisJobFactory(sentence_count=2)
     apply(make_event("started", job, agent_id="agent-a"))
