@@ -134,3 +134,33 @@ def test_create_api_token_is_idempotent(capsys: Any) -> None:
     plain = Token.objects.get(key=capsys.readouterr().out.strip()).user
     assert not plain.is_staff
     assert not plain.has_usable_password()
+
+
+def test_metrics_aggregate_gunicorn_workers_in_multiprocess_mode(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two "workers" write to PROMETHEUS_MULTIPROC_DIR; /metrics reports their sum."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = (
+        "import django; django.setup()\n"
+        "from gateway import metrics\n"
+        "metrics.JOBS_SUBMITTED.labels(length_class='short').inc()\n"
+        "metrics.OUTBOX_BACKLOG.set(3)\n"
+    )
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="tts_project.settings.test",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, "-c", worker], cwd=Path(__file__).resolve().parents[2], env=env, check=True, timeout=60
+        )
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text = Client().get("/metrics").content.decode()
+    assert 'tts_gateway_jobs_submitted_total{length_class="short"} 2.0' in text
+    assert "tts_gateway_outbox_backlog 3.0" in text  # most recent value, not a sum over workers
