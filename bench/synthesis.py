@@ -65,15 +65,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for both engines")
     parser.add_argument("--voice", default=None, help="voice id or .onnx path (default: en_US-joe-medium)")
-    parser.add_argument("--rounds", type=int, default=1, help="passes over the sentences")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the sentences per engine")
     parser.add_argument("--batch", action="store_true", help="also time vits with all sentences in one batch")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess")
     args = parser.parse_args()
 
+    from vits import Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
+
     import onnxruntime
     import torch
-
-    from vits import Voice
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -113,12 +113,13 @@ def main() -> None:
     run_ort(all_ids[0])  # warm-up, untimed
     run_vits(all_ids[0])
     totals = {"vits": [0.0, 0], "onnxruntime": [0.0, 0]}
+    engines = [("vits", run_vits), ("onnxruntime", run_ort)]
     for round_index in range(args.rounds):
-        for i, ids in enumerate(all_ids):
-            order = [("vits", run_vits), ("onnxruntime", run_ort)]
-            if (i + round_index) % 2:
-                order.reverse()
-            for name, run in order:
+        # Whole passes per engine, order alternating by round (ABBA): runtimes keep their
+        # worker threads spinning for a moment after a call, which would tax the other engine
+        # if calls alternated sentence by sentence.
+        for name, run in engines if round_index % 2 == 0 else engines[::-1]:
+            for ids in all_ids:
                 t = time.perf_counter()
                 samples = run(ids)
                 totals[name][0] += time.perf_counter() - t
