@@ -346,6 +346,8 @@ def _sub(pattern: str, replacement: _Replacement, flags: int = 0) -> None:
 
 
 # Order matters: specific patterns (money, dates, times) before generic numbers and symbols.
+# Patterns that start with a number begin with a look-behind so that a long run of digits is
+# tried from its first digit only (otherwise every position re-scans the run: quadratic).
 _sub(r"(\d)\s*[–—]\s*(\d)", r"\1 to \2")  # an en dash between numbers is a range
 _sub(r"~\s?(?=[$£€¥₹]?\d)", " about ")
 _sub(r"(?<![\d-])(?:\+?(1)[ -])?\(?(\d{3})\)?[ -](\d{3})-(\d{4})(?![\d-])", _phone)
@@ -366,10 +368,10 @@ _sub(
     r"(?:\s?(?P<scale>thousand|million|billion|trillion|bn|mn|[kKmMbBtT])\b)?",
     lambda m: _currency(m) if m.group("whole") or m.group("fraction") else m.group(0),
 )
-_sub(r"(?P<number>" + _NUMBER + r")\s?¢", lambda m: f" {_words(m.group('number'))} cents ")
-_sub(r"(?P<number>-?" + _NUMBER + r")\s?(?P<code>USD|EUR|GBP|JPY|INR)\b", _currency_code)
-_sub(r"(?P<number>-?" + _NUMBER + r")\s?%", lambda m: f" {_words(m.group('number'))} percent ")
-_sub(r"(?P<number>-?" + _NUMBER + r")\s?°\s?(?P<scale>[CFK])?\b", _temperature)
+_sub(r"(?<![\d,.])(?P<number>" + _NUMBER + r")\s?¢", lambda m: f" {_words(m.group('number'))} cents ")
+_sub(r"(?<![\d,.])(?P<number>-?" + _NUMBER + r")\s?(?P<code>USD|EUR|GBP|JPY|INR)\b", _currency_code)
+_sub(r"(?<![\d,.])(?P<number>-?" + _NUMBER + r")\s?%", lambda m: f" {_words(m.group('number'))} percent ")
+_sub(r"(?<![\d,.])(?P<number>-?" + _NUMBER + r")\s?°\s?(?P<scale>[CFK])?\b", _temperature)
 _MONTH_NAMES = "|".join(MONTHS) + "|" + "|".join(rf"{abbr}\.?" for abbr in MONTH_ABBREVIATIONS)
 _sub(
     rf"\b(?P<month>{_MONTH_NAMES})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<year>\d{{4}})\b)?",

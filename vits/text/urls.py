@@ -6,9 +6,10 @@ import re
 from collections.abc import Callable
 
 URL = re.compile(r"\b(?:https?://|ftp://|www\.)[^\s<>\"'“”]+", re.IGNORECASE)
-EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
 _TLDS = "com|org|net|edu|gov|mil|int|io|ai|dev|app|co|uk|us|ca|de|fr|eu|info|biz|me|tv"
-DOMAIN = re.compile(rf"\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:{_TLDS})\b(?!\.\w)", re.IGNORECASE)
+# The look-behinds make matching start only at the beginning of a token, which keeps it linear.
+DOMAIN = re.compile(rf"(?<![\w.-])[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:{_TLDS})\b(?!\.\w)", re.IGNORECASE)
 _TRAILING = ".,!?;:)]}'\""
 
 

@@ -209,3 +209,13 @@ def test_random_garbage_never_crashes_and_stays_idempotent() -> None:
         once = normalize_text(text)
         assert normalize_text(once) == once, text
         assert not any(ch.isdigit() for ch in once), text
+
+
+@pytest.mark.parametrize("unit", ["1", "a.", "a-", "1.", "1,", "1-", "a1", "@a", "$1"])
+def test_pathological_runs_are_normalized_in_linear_time(unit: str) -> None:
+    # Regexes that could restart inside a long run would make this take minutes.
+    import time
+
+    started = time.perf_counter()
+    normalize_text(unit * (20_000 // len(unit)))
+    assert time.perf_counter() - started < 3
