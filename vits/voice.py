@@ -115,6 +115,10 @@ class Voice:
         """Ids of one prepared sentence, in the convention the voice was trained with."""
         if not isinstance(sentence, str) or not sentence.strip():
             raise EmptyTextError("The sentence is empty. Send some text to read.")
+        from .text import validate_text
+
+        # Cheap, and keeps control characters away from eSpeak when a caller skips prepare().
+        validate_text(sentence)
         phonemes = self.phonemize(sentence)
         if not _speakable(phonemes):
             raise UnspeakableTextError(

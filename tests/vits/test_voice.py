@@ -134,6 +134,10 @@ def test_synthesize_sentence_does_not_renormalize(voice: Voice) -> None:
         voice.synthesize_sentence("  ")
     with pytest.raises(UnspeakableTextError):
         voice.synthesize_sentence("...")
+    with pytest.raises(InvalidTextError):
+        voice.synthesize_sentence("bad\x07bell")
+    with pytest.raises(InvalidTextError):
+        voice.synthesize_batch(["fine", "x" * 300])
 
 
 def test_batch_rejects_a_plain_string(voice: Voice) -> None:
