@@ -69,11 +69,13 @@ class Agent:
         voices: VoiceSource,
         cache: SentenceCache,
         idle_poll_ms: int = 50,
+        operation_timeout_s: int = 10,
     ) -> None:
         self.config = config
         self.voices = voices
         self.cache = cache
         self.idle_poll_ms = idle_poll_ms
+        self.operation_timeout_s = operation_timeout_s
         self.settings = PipelineSettings(
             agent_id=config.agent_id, max_attempts=config.max_attempts, time_limit_s=config.job_time_limit_s
         )
@@ -88,7 +90,9 @@ class Agent:
 
     def connect(self) -> None:
         config = self.config
-        self._client = pulsar.Client(config.pulsar_url, logger=pulsar_logger(), operation_timeout_seconds=15)
+        self._client = pulsar.Client(
+            config.pulsar_url, logger=pulsar_logger(), operation_timeout_seconds=self.operation_timeout_s
+        )
         # Events first: a job must never be received before its events can be published.
         self._producer = self._client.create_producer(
             config.events_topic,
@@ -98,25 +102,51 @@ class Agent:
             chunking_enabled=True,  # a giant single sentence may exceed the broker's message limit
         )
         for queue in config.queues:
-            self._consumers[queue] = self._client.subscribe(
-                config.job_topic(queue),
-                SUBSCRIPTION,
-                consumer_type=pulsar.ConsumerType.Shared,
-                # 1 is the floor on this client (0 breaks receive(timeout)); the agent only
-                # receives from a queue when it will start the job at once, so at most one
-                # message per queue waits here, and a short one for at most about a sentence.
-                receiver_queue_size=1,
-                consumer_name=f"{config.agent_id}-{queue}",
-                negative_ack_redelivery_delay_ms=NACK_DELAY_MS,
-                initial_position=pulsar.InitialPosition.Earliest,
-                dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(
-                    # The client dead-letters a message delivered more than max_redeliver_count
-                    # times after the first: TTS_MAX_ATTEMPTS deliveries in all (CONTRACTS.md).
-                    max_redeliver_count=max(1, config.max_attempts - 1),
-                    dead_letter_topic=config.dead_letter_topic(queue),
-                ),
-            )
+            self._consumers[queue] = self._subscribe(queue)
         logger.info("consuming %s as %s", ", ".join(config.job_topic(q) for q in config.queues), SUBSCRIPTION)
+
+    def _subscribe(self, queue: str, *, attempts: int = 3) -> pulsar.Consumer:
+        """Subscribe to one job queue, retrying a failed subscription.
+
+        Why retry: pulsar-lite keys consumers by (topic, subscription, consumer id) instead of
+        (connection, consumer id), and every client numbers its consumers from 0, so a second
+        agent process whose first consumer is on the same class as another agent's first one
+        is refused (the broker drops the connection; the client times out). A new attempt
+        takes the next consumer id, which is free. Apache Pulsar never needs the retry.
+        """
+        assert self._client is not None
+        config = self.config
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._client.subscribe(
+                    config.job_topic(queue),
+                    SUBSCRIPTION,
+                    consumer_type=pulsar.ConsumerType.Shared,
+                    # 1 is the floor on this client (0 breaks receive(timeout)); the agent only
+                    # receives from a queue when it will start the job at once, so at most one
+                    # message per queue waits here, and a short one for at most about a sentence.
+                    receiver_queue_size=1,
+                    consumer_name=f"{config.agent_id}-{queue}",
+                    negative_ack_redelivery_delay_ms=NACK_DELAY_MS,
+                    initial_position=pulsar.InitialPosition.Earliest,
+                    dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(
+                        # The client dead-letters a message delivered more than max_redeliver_count
+                        # times after the first: TTS_MAX_ATTEMPTS deliveries in all (CONTRACTS.md).
+                        max_redeliver_count=max(1, config.max_attempts - 1),
+                        dead_letter_topic=config.dead_letter_topic(queue),
+                    ),
+                )
+            except pulsar.Timeout as error:
+                if attempt == attempts:
+                    raise
+                logger.warning(
+                    "subscribing to %s failed (%s, attempt %d of %d); retrying with a new consumer id",
+                    config.job_topic(queue),
+                    error,
+                    attempt,
+                    attempts,
+                )
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Close consumers (releasing unacked messages to the broker), producer and client."""

@@ -63,8 +63,14 @@ class Harness:
         *,
         voices: VoiceSource | None = None,
         cache: SentenceCache | None = None,
+        operation_timeout_s: int = 10,
     ) -> RunningAgent:
-        agent = Agent(config or self.config(), voices=voices or FakeVoices(), cache=cache or NullCache())
+        agent = Agent(
+            config or self.config(),
+            voices=voices or FakeVoices(),
+            cache=cache or NullCache(),
+            operation_timeout_s=operation_timeout_s,
+        )
         agent.connect()
         stop = threading.Event()
         thread = threading.Thread(target=agent.run, args=(stop,), name=agent.config.agent_id, daemon=True)

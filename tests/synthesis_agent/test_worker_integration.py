@@ -194,3 +194,18 @@ def test_stop_releases_paused_and_running_jobs_to_another_agent(harness: Harness
         assert tiles(gateway_tiling(harness.of(job.job_id)), 30)
     assert len(fast.calls) + done_by_first == 60  # every sentence synthesized exactly once overall
     assert set(fast.calls).isdisjoint(slow.calls)
+
+
+def test_two_agents_serving_the_same_classes_share_the_queue(harness: Harness) -> None:
+    """Two processes' first consumers on one class get the same consumer id, which pulsar-lite
+    refuses; the agent retries with the next id (see Agent._subscribe)."""
+    voices = [FakeVoice(delay_s=0.05), FakeVoice(delay_s=0.05)]
+    for voice in voices:
+        harness.start_agent(harness.config("medium,long"), voices=FakeVoices(voice), operation_timeout_s=3)
+    jobs = [harness.job(sentences_text(6, tag=f"J{i}"), length_class="medium") for i in range(4)]
+    for job in jobs:
+        harness.publish("medium", job)
+    for job in jobs:
+        assert harness.wait_final(job.job_id, timeout_s=60).type == "completed"
+    assert len(voices[0].calls) + len(voices[1].calls) == 24
+    assert voices[0].calls and voices[1].calls  # both agents took work
