@@ -9,6 +9,7 @@ The output keeps only letters, marks, spaces and the punctuation the voices know
 from __future__ import annotations
 
 import functools
+import html
 import re
 import unicodedata
 
@@ -88,8 +89,28 @@ def _cleanup(text: str) -> str:
     return text.strip()
 
 
+# Fraction characters, read before NFKC turns "2½" into the unreadable "21⁄2". (after a number, alone)
+_VULGAR_FRACTIONS = {
+    "½": ("and a half", "one half"),
+    "¼": ("and a quarter", "one quarter"),
+    "¾": ("and three quarters", "three quarters"),
+    "⅓": ("and a third", "one third"),
+    "⅔": ("and two thirds", "two thirds"),
+    "⅛": ("and an eighth", "one eighth"),
+}
+_VULGAR_RE = re.compile(r"(\d?)\s?([" + "".join(_VULGAR_FRACTIONS) + "])")
+
+
+def _vulgar_fraction(match: re.Match[str]) -> str:
+    after_number, alone = _VULGAR_FRACTIONS[match.group(2)]
+    return f"{match.group(1)} {after_number} " if match.group(1) else f" {alone} "
+
+
 def _unicode(text: str) -> str:
     """Canonical characters: other scripts' digits, full-width forms, ligatures, typographic marks."""
+    if "&" in text:
+        text = html.unescape(text)  # text pasted from web pages: "Tom &amp; Jerry", "&nbsp;"
+    text = _VULGAR_RE.sub(_vulgar_fraction, text)
     text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch for ch in text)
     text = text.replace("²", " squared ").replace("³", " cubed ")
     text = re.sub(r"[™®]", " ", text)

@@ -361,6 +361,7 @@ _sub(r"(?<=\d)\s+-\s+(?=[$£€¥₹]?\d)", " minus ")  # "10 - 5" with spaces i
 _sub(r"(?<=\d)\s?/\s?(?=[A-Za-z])", " per ")  # "$3.50/hour", "100 calls/day"
 _sub(r"(?<=\bper )(?P<unit>" + _UNIT_PATTERN + r")\b", lambda m: _UNITS[m.group("unit")][0])  # "per lb"
 _sub(r"\bv(?=\d)", "version ")  # "v18"
+_sub(r"(?<![\w.'])(?P<feet>\d)'\s?(?P<inches>\d{1,2})(?:\"|'')?(?![\w'])", r" \g<feet> foot \g<inches> ")  # 5'10"
 _sub(r"(?<=\d)\s?[x×]\s?(?=\d)", " by ")  # "4x4", "1920x1080"
 _sub(r"(?<=\d)x\b", " times ")  # "2x faster"
 _sub(
