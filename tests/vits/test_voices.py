@@ -56,3 +56,20 @@ def test_pth_voice_in_dir(tmp_path: Path) -> None:
     (tmp_path / "ljs.json").write_text(json.dumps({"data": {"sampling_rate": 22050}, "model": {}}))
     info = vits.find_voice("ljs", tmp_path)
     assert info.format == "vits" and info.sample_rate == 22050
+
+
+def test_importing_vits_does_not_load_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, vits; vits.list_voices(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_default_voice_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vits import Voice
+
+    monkeypatch.setenv("TTS_DEFAULT_VOICE", "xx_XX-missing-low")
+    with pytest.raises(VoiceNotFoundError, match="xx_XX-missing-low"):
+        Voice.load()
