@@ -140,11 +140,15 @@ def _abbreviation(expansion: str, match: re.Match[str]) -> str:
 _TITLE_RE = re.compile(r"(?<![\w.])(?P<word>" + "|".join(TITLES) + r")\.")
 
 
+_BARE_TITLES = ("Mr", "Mrs", "Ms", "Dr", "Prof", "Mt", "Capt", "Sgt", "Lt")
+_BARE_TITLE_RE = re.compile(r"\b(" + "|".join(_BARE_TITLES) + r")(?= [A-Z][a-z])")
+
+
 def expand_abbreviations(text: str) -> str:
     """Spell out titles, dotted abbreviations, initialisms and initials."""
     for dotted, said in DOTTED.items():
         text = re.sub(
-            r"(?<![\w.])" + re.escape(dotted) + r"(?![\w])",
+            r"(?<![\w.])" + re.escape(dotted) + r"?(?![\w])",  # the last dot is often left out: "e.g"
             functools.partial(_abbreviation, said),
             text,
             flags=re.IGNORECASE,
@@ -156,6 +160,9 @@ def expand_abbreviations(text: str) -> str:
     for word, said in OTHERS.items():
         text = re.sub(rf"\b{re.escape(word)}\.(?!\w)", functools.partial(_abbreviation, said), text)
     text = re.sub(r"\bvs\b", "versus", text)
+    # British style writes titles without a period; only before a capitalized name are they titles.
+    text = _BARE_TITLE_RE.sub(lambda m: TITLES[m.group(1)], text)
+    text = re.sub(r"(?<=[A-Za-z] )Jr\b(?!\.)|(?<=[A-Za-z], )Jr\b(?!\.)", "Junior", text)
     text = _TITLE_RE.sub(_title, text)
     # Initialisms and initials: "U.S.A." -> "USA", "J. R. R. Tolkien" -> "J R R Tolkien".
     text = re.sub(
