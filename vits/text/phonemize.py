@@ -8,6 +8,7 @@ process, created on first use, and every call goes through one lock.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import unicodedata
@@ -42,6 +43,16 @@ def _piper_punctuation(phonemes: str) -> str:
 
 _lock = threading.Lock()
 _backends: dict[str, Any] = {}
+
+
+def _reset_after_fork() -> None:
+    # A child forked while another thread held the lock would wait forever; start it afresh.
+    global _lock
+    _lock = threading.Lock()
+    _backends.clear()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _backend(language: str) -> Any:

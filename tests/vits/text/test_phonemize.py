@@ -111,3 +111,12 @@ def test_unknown_language_is_a_voice_error() -> None:
 
     with pytest.raises(VoiceLoadError, match="xx-yy"):
         Phonemizer("xx-yy").phonemize("hello")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_works_in_a_forked_child(phonemizer: Phonemizer) -> None:
+    import multiprocessing
+
+    expected = phonemizer.phonemize("Hello, world.")
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(phonemizer.phonemize, ("Hello, world.",)) == expected
