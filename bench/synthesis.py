@@ -90,7 +90,7 @@ def main() -> None:
     ort_load = time.perf_counter() - started
 
     settings = voice.settings
-    params = voice._resolve(None, None, None, None, 1234)
+    params = voice.resolve_params(seed=1234)
     scales = np.array([settings.noise_scale, settings.length_scale, settings.noise_w], dtype=np.float32)
     started = time.perf_counter()
     all_ids = [voice.phoneme_ids(s) for s in SENTENCES]

@@ -22,8 +22,7 @@ from .loading.settings import VoiceSettings
 from .model import SynthesizerTrn
 from .model.runtime import tune_allocator
 from .params import SynthesisParams
-from .voices import VoiceInfo as VoiceInfo
-from .voices import default_voice_id, find_voice, info_from_paths, read_settings
+from .voices import VoiceInfo, default_voice_id, find_voice, info_from_paths, read_settings
 
 logger = logging.getLogger(__name__)
 
@@ -145,14 +144,16 @@ class Voice:
         return ids
 
     # ------------------------------------------------------------------ synthesis
-    def _resolve(
+    def resolve_params(
         self,
-        length_scale: float | None,
-        noise_scale: float | None,
-        noise_w: float | None,
-        speaker: int | None,
-        seed: int | None,
+        *,
+        length_scale: float | None = None,
+        noise_scale: float | None = None,
+        noise_w: float | None = None,
+        speaker: int | None = None,
+        seed: int | None = None,
     ) -> SynthesisParams:
+        """Validate (ParameterError / UnknownSpeakerError) and fill in the voice's defaults."""
         params = SynthesisParams(
             length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
         ).validate(num_speakers=self.settings.num_speakers)
@@ -217,7 +218,9 @@ class Voice:
         seed: int | None = None,
     ) -> Audio:
         """Synthesize one sentence that `prepare()` already produced (no splitting or normalizing)."""
-        params = self._resolve(length_scale, noise_scale, noise_w, speaker, seed)
+        params = self.resolve_params(
+            length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
+        )
         return self.synthesize_ids([self.phoneme_ids(sentence)], params)[0]
 
     def synthesize_batch(
@@ -235,7 +238,9 @@ class Voice:
             raise TypeError("synthesize_batch takes a list of sentences, not a string")
         if not sentences:
             return []
-        params = self._resolve(length_scale, noise_scale, noise_w, speaker, seed)
+        params = self.resolve_params(
+            length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
+        )
         return self.synthesize_ids([self.phoneme_ids(s) for s in sentences], params)
 
     def synthesize_sentences(
@@ -249,7 +254,9 @@ class Voice:
         seed: int | None = None,
     ) -> Iterator[Audio]:
         """Yield one Audio per sentence of raw `text`. Input errors are raised before the first yield."""
-        params = self._resolve(length_scale, noise_scale, noise_w, speaker, seed)
+        params = self.resolve_params(
+            length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
+        )
         sentences = self.prepare(text)
         return self._iter_sentences(sentences, params)
 
