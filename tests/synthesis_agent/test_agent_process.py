@@ -175,3 +175,26 @@ def test_real_voice_job_through_the_agent(harness: Harness, real_voices: VoicePo
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
     assert len(samples) / 22050 == pytest.approx(completed.data["audio_seconds"], abs=1e-3)
     assert float(np.sqrt(np.mean(samples**2))) > 0.01  # speech, not silence
+
+
+def test_idle_agent_exits_0_on_sigterm_and_2_on_bad_configuration(
+    harness: Harness, redis_url: str, tmp_path: Path
+) -> None:
+    for run in range(3):  # the client's exit-time abort was intermittent: try a few times
+        log = tmp_path / f"idle-{run}.log"
+        process, _ = start_agent_process(
+            harness, "tests.synthesis_agent.fake_agent", redis_url, log, TTS_DEFAULT_VOICE="fake-voice"
+        )
+        time.sleep(0.2 * run)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
+        assert "agent stopped" in log.read_text()
+    bad = subprocess.run(
+        [sys.executable, "-m", "synthesis_agent", "--classes", "huge"],
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--classes" in bad.stderr
