@@ -140,6 +140,9 @@ def _normalize_once(text: str) -> str:
     text = expand_abbreviations(text)
     text = _EMOTICON.sub(" ", text)  # before numbers and symbols: "<3" is a heart, not "less than three"
     text = expand_numbers(text)
+    # A period inside a word is read like eSpeak reads it ("Node.js" -> "Node dot js"); before a
+    # capital it is a missing space after a full stop ("late.Then").
+    text = re.sub(r"(?<=[^\W\d_])\.(?=[^\W\d_])", lambda m: ". " if m.string[m.end()].isupper() else " dot ", text)
     for symbol, said in _SYMBOLS.items():
         text = text.replace(symbol, said)
     text = re.sub(r"\s[-–—]+\s|—|–|--+", ", ", text)  # dashes used as punctuation are pauses

@@ -155,6 +155,8 @@ CASES = [
     ("ｆｕｌｌ ｗｉｄｔｈ １２", "full width twelve"),
     ("   spaced    out   ", "spaced out"),
     ("Hello!!! Really??", "Hello! Really?"),
+    ("Node.js", "Node dot js"),
+    ("It was late.Then we left", "It was late. Then we left"),
     ("lol :) <3", "lol"),
     ("ok :-( fine", "ok fine"),
     ("8) Eighth item", "eight) Eighth item"),
