@@ -166,7 +166,7 @@ def expand_abbreviations(text: str) -> str:
     text = _TITLE_RE.sub(_title, text)
     # Initialisms and initials: "U.S.A." -> "USA", "J. R. R. Tolkien" -> "J R R Tolkien".
     text = re.sub(
-        r"(?<![\w.])((?:[A-Za-z]\.){2,})",
+        r"(?<![\w.])((?:[A-Za-z]\.){2,}|(?:[A-Z]\.)+[A-Z](?![\w.]))",  # "U.S.A.", also "U.S" missing its dot
         lambda m: _abbreviation(m.group(1).replace(".", "").upper(), m),
         text,
     )

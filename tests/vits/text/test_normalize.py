@@ -88,6 +88,7 @@ CASES = [
     ("No. 5", "number five"),
     ("J. R. R. Tolkien", "J R R Tolkien"),
     ("the U.S.A. is big", "the USA is big"),
+    ("the U.S is big", "the US is big"),
     # units
     ("5 km", "five kilometers"),
     ("1 km", "one kilometer"),
