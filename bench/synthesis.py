@@ -49,8 +49,10 @@ base = status('VmRSS:')
 from vits import Voice
 voice = Voice.load({voice!r}, threads={threads})
 loaded = status('VmHWM:')
+rss_loaded = status('VmRSS:')
 voice.synthesize_sentence({sentence!r}, seed=1)
-print(json.dumps({{"rss_before_load": base, "peak_after_load": loaded, "peak_after_synthesis": status('VmHWM:')}}))
+print(json.dumps({{"rss_before_load": base, "peak_after_load": loaded, "rss_after_load": rss_loaded,
+                  "peak_after_synthesis": status('VmHWM:'), "rss_after_synthesis": status('VmRSS:')}}))
 """
 
 
@@ -145,9 +147,12 @@ def main() -> None:
         memory = measure_memory(args.voice, args.threads)
         mib = 1024 * 1024
         print(
-            f"peak RSS of a process with a loaded vits voice: {memory['peak_after_load'] / mib:.0f} MiB after load, "
-            f"{memory['peak_after_synthesis'] / mib:.0f} MiB after one sentence "
-            f"(torch imported, before load: {memory['rss_before_load'] / mib:.0f} MiB)"
+            f"memory of a process with a loaded vits voice (fresh process, torch imported: "
+            f"{memory['rss_before_load'] / mib:.0f} MiB before load): "
+            f"peak RSS {memory['peak_after_load'] / mib:.0f} MiB during load, "
+            f"RSS {memory['rss_after_load'] / mib:.0f} MiB once loaded; "
+            f"after one {len(SENTENCES[1])}-character sentence peak {memory['peak_after_synthesis'] / mib:.0f} MiB, "
+            f"RSS {memory['rss_after_synthesis'] / mib:.0f} MiB"
         )
 
 

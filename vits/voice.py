@@ -20,7 +20,7 @@ from .loading.checkpoint import load_vits_model
 from .loading.piper import load_piper_model
 from .loading.settings import VoiceSettings
 from .model import SynthesizerTrn
-from .model.runtime import tune_allocator
+from .model.runtime import release_free_memory, tune_allocator
 from .params import SynthesisParams
 from .voices import VoiceInfo, default_voice_id, find_voice, info_from_paths, read_settings
 
@@ -84,6 +84,7 @@ class Voice:
         if settings.num_speakers > 1 and model.emb_g is None:
             raise VoiceLoadError(f"config says {settings.num_speakers} speakers but tensor 'emb_g.weight' is missing")
         voice = cls(info, settings, model)
+        release_free_memory()
         voice.load_seconds = time.perf_counter() - started
         logger.info("Loaded voice %s in %.2f s", info.id, voice.load_seconds)
         return voice

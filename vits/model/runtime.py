@@ -42,3 +42,18 @@ def tune_allocator() -> bool:
     if not ok:
         logger.debug("mallopt refused the thresholds; allocator left as is")
     return ok
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc malloc_trim), e.g. after loading a voice.
+
+    With the raised trim threshold nothing is returned automatically, so the transient copies
+    made while reading a voice file would otherwise stay resident.
+    """
+    if not _done:
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
