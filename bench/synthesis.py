@@ -114,7 +114,7 @@ def main() -> None:
 
     run_ort(all_ids[0])  # warm-up, untimed
     run_vits(all_ids[0])
-    totals = {"vits": [0.0, 0], "onnxruntime": [0.0, 0]}
+    totals: dict[str, list[float]] = {"vits": [0.0, 0.0], "onnxruntime": [0.0, 0.0]}
     engines = [("vits", run_vits), ("onnxruntime", run_ort)]
     for round_index in range(args.rounds):
         # Whole passes per engine, order alternating by round (ABBA): runtimes keep their
@@ -133,15 +133,15 @@ def main() -> None:
     print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, cpus {os.cpu_count()}")
     print(f"front end (phonemes, not in RTF): {front_end:.3f} s for {len(SENTENCES)} sentences")
     for name in ("vits", "onnxruntime"):
-        seconds, samples = totals[name]
-        print(f"{name:12s} RTF {rtf[name]:.4f}  ({seconds:.2f} s for {samples / rate:.1f} s of audio)")
+        spent, produced = totals[name]
+        print(f"{name:12s} RTF {rtf[name]:.4f}  ({spent:.2f} s for {produced / rate:.1f} s of audio)")
     print(f"ratio vits/onnxruntime RTF: {rtf['vits'] / rtf['onnxruntime']:.3f}")
     if args.batch:
         t = time.perf_counter()
         audios = voice.synthesize_ids(all_ids, params)
-        seconds = time.perf_counter() - t
+        batch_s = time.perf_counter() - t
         audio_s = sum(a.duration_s for a in audios)
-        print(f"vits batch of {len(all_ids)}: RTF {seconds / audio_s:.4f} ({seconds:.2f} s for {audio_s:.1f} s)")
+        print(f"vits batch of {len(all_ids)}: RTF {batch_s / audio_s:.4f} ({batch_s:.2f} s for {audio_s:.1f} s)")
     print(f"load: vits {vits_load:.2f} s (Voice.load), onnxruntime {ort_load:.2f} s (InferenceSession)")
     if not args.no_memory:
         memory = measure_memory(args.voice, args.threads)

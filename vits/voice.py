@@ -10,6 +10,7 @@ import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from .model import SynthesizerTrn
 from .model.runtime import release_free_memory, tune_allocator
 from .params import SynthesisParams
 from .voices import VoiceInfo, default_voice_id, find_voice, info_from_paths, read_settings
+
+if TYPE_CHECKING:
+    from .text import Phonemizer
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ class Voice:
         self.model = model.eval()
         self.load_seconds = 0.0
         self._phonemizer_lock = threading.Lock()
-        self._phonemizer = None
+        self._phonemizer: Phonemizer | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -109,7 +113,7 @@ class Voice:
                     from .text import Phonemizer
 
                     self._phonemizer = Phonemizer(self.settings.espeak_voice)
-        return self._phonemizer.phonemize(sentence)
+        return cast("Phonemizer", self._phonemizer).phonemize(sentence)
 
     def phoneme_ids(self, sentence: str) -> list[int]:
         """Ids of one prepared sentence, in the convention the voice was trained with."""

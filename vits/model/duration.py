@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -157,8 +158,8 @@ class StochasticDurationPredictor(nn.Module):
         for i in range(self.n_flows, 0, -1):
             z = torch.flip(z, [1])
             if i > 1:
-                z = self.flows[str(2 * i - 1)].reverse(z, x_mask, x)
-        z = self.flows["0"].reverse(z, x_mask)
+                z = cast(ConvFlow, self.flows[str(2 * i - 1)]).reverse(z, x_mask, x)
+        z = cast(ElementwiseAffine, self.flows["0"]).reverse(z, x_mask)
         return z[:, :1]
 
 

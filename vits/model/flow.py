@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -55,7 +57,7 @@ class ResidualCouplingBlock(nn.Module):
                 for i in range(n_flows)
             }
         )
-        self._reverse_order = [self.flows[str(2 * i)] for i in reversed(range(n_flows))]
+        self._reverse_order = [cast(ResidualCouplingLayer, self.flows[str(2 * i)]) for i in reversed(range(n_flows))]
 
     def reverse(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self._reverse_order:

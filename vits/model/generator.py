@@ -9,6 +9,8 @@ keep their original 1-D shapes and names so state dicts load unchanged.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -48,16 +50,16 @@ class _Conv:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight4d is None:
             self.prepare()
+        weight = cast(torch.Tensor, self.weight4d)
         conv = self.conv
+        padding = (0, int(cast(int, conv.padding[0])))
         if self.transposed:
-            return F.conv_transpose2d(
-                x, self.weight4d, conv.bias, stride=(1, conv.stride[0]), padding=(0, conv.padding[0])
-            )
-        return F.conv2d(x, self.weight4d, conv.bias, padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]))
+            return F.conv_transpose2d(x, weight, conv.bias, stride=(1, conv.stride[0]), padding=padding)
+        return F.conv2d(x, weight, conv.bias, padding=padding, dilation=(1, conv.dilation[0]))
 
 
 def _wrap(convs: nn.ModuleList) -> list[_Conv]:
-    return [_Conv(c) for c in convs]
+    return [_Conv(cast(nn.Conv1d | nn.ConvTranspose1d, c)) for c in convs]
 
 
 class ResBlock1(nn.Module):
