@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def _write_tampered(proto: onnx.ModelProto, config: Path, tmp_path: Path, name: 
 )
 def test_wrong_shape_names_the_tensor(onnx_proto, default_paths, tmp_path: Path, name: str) -> None:
     path = _write_tampered(onnx_proto, default_paths[1], tmp_path, name, lambda a: a[..., :-1].copy())
-    with pytest.raises(VoiceLoadError, match=name.replace("::", "::")):
+    with pytest.raises(VoiceLoadError, match=re.escape(name)):
         Voice.load(path)
 
 
