@@ -160,6 +160,7 @@ def expand_abbreviations(text: str) -> str:
     for word, said in OTHERS.items():
         text = re.sub(rf"\b{re.escape(word)}\.(?!\w)", functools.partial(_abbreviation, said), text)
     text = re.sub(r"\bvs\b", "versus", text)
+    text = re.sub(r"\b([A-G])#(?!\w)", r"\1 sharp", text)  # "C#", "F#": not a number sign
     # British style writes titles without a period; only before a capitalized name are they titles.
     text = _BARE_TITLE_RE.sub(lambda m: TITLES[m.group(1)], text)
     text = re.sub(r"(?<=[A-Za-z] )Jr\b(?!\.)|(?<=[A-Za-z], )Jr\b(?!\.)", "Junior", text)

@@ -81,6 +81,7 @@ def _cleanup(text: str) -> str:
     text = re.sub(r"\(\)", " ", text)
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)  # ", ," left where symbols were dropped
     text = re.sub(r"([!?])\1+", r"\1", text)
+    text = re.sub(r"(?<=\w) -(?=\w)", "-", text)  # "a 2-year-old": the number was padded with spaces
     text = re.sub(
         r"([,;:])(?=[^\W\d_])", r"\1 ", text
     )  # "one,two" -> "one, two"  # "Hello!!!" sounds no different from "Hello!"

@@ -215,6 +215,12 @@ def _slash_date(match: re.Match[str]) -> str:
     return f" {said} " if said else match.group(0).replace("/", " slash ")
 
 
+def _short_date(match: re.Match[str]) -> str:
+    first, second = int(match.group("a")), int(match.group("b"))
+    said = _date(first, second, None) if first <= 12 else _date(second, first, None)
+    return said or match.group(0)
+
+
 def _iso_date(match: re.Match[str]) -> str:
     said = _date(int(match.group("month")), int(match.group("day")), int(match.group("year")))
     return f" {said} " if said else match.group(0)
@@ -268,11 +274,18 @@ def _decade(match: re.Match[str]) -> str:
     return f" {_plural(numbers.cardinal(int(digits)).removeprefix('one '))} "  # "1000s of" -> "thousands of"
 
 
+_YEAR_CUES = {"in", "year", "since", "from", "until", "by", "ad", "bc", "circa", "of"}
+
+
 def _plain_number(match: re.Match[str]) -> str:
     number = match.group(0)
     plain = number.lstrip("-")
-    if plain.isdigit() and len(plain) == 4 and 1100 <= int(plain) <= 2099 and not number.startswith("-"):
-        return f" {numbers.year(int(plain))} "  # most bare four-digit numbers in prose are years
+    if plain.isdigit() and len(plain) == 4 and not number.startswith("-"):
+        value = int(plain)
+        before = match.string[max(0, match.start() - 8) : match.start()].split()
+        # Most bare four-digit numbers in prose are years; "in 1066", "year 2525" certainly are.
+        if 1100 <= value <= 2099 or (before and before[-1].lower() in _YEAR_CUES and value >= 1000):
+            return f" {numbers.year(value)} "
     if plain.replace(",", "").isdigit() and len(plain.replace(",", "")) > 15:
         return f" {numbers.digits(plain)} "
     return f" {_words(number)} "
@@ -356,7 +369,8 @@ _sub(r"(?<=\d):(?=\d(?!\d))", " to ")  # "a 3:1 ratio"; clock times always have 
 _sub(r"\b(?P<state>[A-Z]{2}) (?P<zip>\d{5})(?:-(?P<plus4>\d{4}))?\b", _zip_code)
 _sub(r"(?<![\w.])(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d)", _iso_date)
 _sub(r"(?<![\w/])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<year>\d{4}|\d{2})(?![\w/])", _slash_date)
-_sub(r"(?<=\d)-(?=[$£€¥₹]?\d)", " to ")  # "10-20%", "$5-$10": ranges (dates and phones are gone)
+_sub(r"(?<=\bon )(?P<a>\d{1,2})/(?P<b>\d{1,2})(?![\w/])", lambda m: _short_date(m))  # "on 7/4"
+_sub(r"(?<=[\d%])-(?=[$£€¥₹]?\d)", " to ")  # "10-20%", "$5-$10": ranges (dates and phones are gone)
 _sub(r"(?<=\d)\s+-\s+(?=[$£€¥₹]?\d)", " minus ")  # "10 - 5" with spaces is arithmetic
 _sub(r"(?<=\d)\s?/\s?(?=[A-Za-z])", " per ")  # "$3.50/hour", "100 calls/day"
 _sub(r"(?<=\bper )(?P<unit>" + _UNIT_PATTERN + r")\b", lambda m: _UNITS[m.group("unit")][0])  # "per lb"
@@ -364,6 +378,8 @@ _sub(r"\bv(?=\d)", "version ")  # "v18"
 _sub(r"(?<![\w.'])(?P<feet>\d)'\s?(?P<inches>\d{1,2})(?:\"|'')?(?![\w'])", r" \g<feet> foot \g<inches> ")  # 5'10"
 _sub(r"(?<=\d)\s?[x×]\s?(?=\d)", " by ")  # "4x4", "1920x1080"
 _sub(r"(?<=\d)x\b", " times ")  # "2x faster"
+_sub(r"(?<=\d)\s?\*\s?(?=\d)", " times ")  # "3 * 4"
+_sub(r"\^\s?(?=\d)", " to the power of ")  # "x^2"
 _sub(
     r"(?P<sign>-)?(?P<sym>[$£€¥₹])\s?(?P<whole>" + _INT + r")?(?:\.(?P<fraction>\d+))?"
     r"(?:\s?(?P<scale>thousand|million|billion|trillion|bn|mn|[kKmMbBtT])\b)?",
