@@ -274,7 +274,7 @@ def _decade(match: re.Match[str]) -> str:
     return f" {_plural(numbers.cardinal(int(digits)).removeprefix('one '))} "  # "1000s of" -> "thousands of"
 
 
-_YEAR_CUES = {"in", "year", "since", "from", "until", "by", "ad", "bc", "circa", "of"}
+_YEAR_CUES = {"in", "year", "since", "until", "ad", "bc", "circa"}
 
 
 def _plain_number(match: re.Match[str]) -> str:
