@@ -99,3 +99,17 @@ def test_long_text_is_prepared_quickly() -> None:
     sentences = prepare_sentences(text)
     assert time.perf_counter() - started < 5
     assert len(sentences) == 400
+
+
+def test_prepared_sentences_are_already_normalized() -> None:
+    from vits.text import normalize_text
+
+    text = (
+        "On Jan. 15, 2024, Apple Inc. reported $119.6 billion, up 2%. Dr. O'Neil spoke at 9:30 a.m. "
+        "in Room 4B, 221B Baker St., London! Visit https://example.com/help or call (555) 010-4477. "
+        + "Numbers like 1234567 grow when spelled out, "
+        * 6
+    )
+    for sentence in prepare_sentences(text, max_chars=120):
+        assert normalize_text(sentence) == sentence
+        assert len(sentence) <= 120
