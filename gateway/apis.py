@@ -50,6 +50,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "sentence_count",
             "sentences_done",
             "attempt",
+            "agent_id",
             "error",
             "queued_at",
             "started_at",
