@@ -120,6 +120,7 @@ def reads_as_street(word: str, before: str, after: str, *, at_text_start: bool) 
 
 def _title(match: re.Match[str]) -> str:
     word = match.group("word")
+    word = next(title for title in TITLES if title.upper() == word.upper())
     # Only a short window is looked at, so long texts stay linear.
     start = max(0, match.start() - 40)
     before = match.string[start : match.start()]
@@ -137,7 +138,8 @@ def _abbreviation(expansion: str, match: re.Match[str]) -> str:
     return expansion + ("." if at_end else "")
 
 
-_TITLE_RE = re.compile(r"(?<![\w.])(?P<word>" + "|".join(TITLES) + r")\.")
+# Titles as written, and in all-caps text ("DR. SMITH"); mixed case like "dR." is no title.
+_TITLE_RE = re.compile(r"(?<![\w.])(?P<word>" + "|".join([*TITLES, *(t.upper() for t in TITLES)]) + r")\.")
 
 
 _BARE_TITLES = ("Mr", "Mrs", "Ms", "Dr", "Prof", "Mt", "Capt", "Sgt", "Lt")

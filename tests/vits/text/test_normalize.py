@@ -88,6 +88,7 @@ CASES = [
     ("John Smith, Jr", "John Smith, Junior"),
     ("fruit, e.g apples", "fruit, for example apples"),
     ("Dr Who", "Doctor Who"),
+    ("DR. SMITH WENT HOME", "Doctor SMITH WENT HOME"),
     ("No. 5", "number five"),
     ("J. R. R. Tolkien", "J R R Tolkien"),
     ("the U.S.A. is big", "the USA is big"),
