@@ -21,6 +21,7 @@ _NEVER_SPLIT_AFTER = {name.lower() for name in TITLES} | {"e.g", "i.e", "cf", "v
 _SPLIT_IF_CAPITAL = {name.lower() for name in OTHERS} | {"a.m", "p.m"}
 _DOTTED_STEMS = {key.rstrip(".").lower() for key in DOTTED}
 _CONTEXT = 40
+_BEFORE_NAMES = {"by", "and", "with", "of", "to", "from", "for", "dear", "said", "says", "or", "as", "like", "&"}
 _INITIALS = re.compile(r"^(?:[A-Za-z]\.)*[A-Za-z]$")
 
 # Boundaries to cut an overlong sentence at, best first. Each cut keeps the mark on the left.
@@ -73,7 +74,12 @@ def _is_boundary(before: str, end: str, after: str, *, at_text_start: bool = Fal
             return False  # "Fig. 4", "Vol. 2"
         return next_upper and not _is_short_caps(after)
     if _INITIALS.match(word) and word != "I":
-        return False  # "J. R. R. Tolkien", "U.S. Army"
+        # "J. R. R. Tolkien", "U.S. Army"; but "vitamin C. Then" ends: a lone capital after an
+        # ordinal lowercase word is a letter, not an initial (unless "by J. Smith" and the like).
+        words = before.split()
+        previous = words[-2] if len(words) > 1 else ""
+        lone_letter = len(word) == 1 and previous.islower() and previous not in _BEFORE_NAMES
+        return lone_letter and next_upper
     # A plain period: a new sentence unless the text obviously goes on in lowercase.
     return not (after[:1].islower())
 
