@@ -16,6 +16,10 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import NoReturn
 
+# Before anything imports torch: vits sets OpenMP's passive wait, without which a busy
+# neighbour process makes multi-threaded synthesis several times slower.
+import vits  # noqa: F401
+
 from . import metrics
 from .cache import build_cache
 from .config import AgentConfig, ConfigError
