@@ -221,6 +221,7 @@ class Stack:
 
     def stop_process(self, name: str, *, timeout_s: float = 30.0) -> int | None:
         process = self.processes.pop(name, None)
+        self.agent_ports.pop(name, None)  # a stopped agent is no longer a metrics target
         if process is None:
             return None
         if process.poll() is None:

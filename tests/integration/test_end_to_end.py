@@ -132,9 +132,8 @@ def test_an_agent_killed_mid_job_leaves_it_to_another_that_completes_it_once(run
         time.sleep(0.05)
     worker = job["agent_id"]
     assert worker in stack.processes, f"unknown agent {worker!r}"
-    stack.processes[worker].send_signal(signal.SIGKILL)
-    stack.processes[worker].wait(timeout=10)
-    stack.processes.pop(worker)
+    stack.signal_process(worker, signal.SIGKILL)
+    stack.stop_process(worker)  # reaps it and drops its metrics port
 
     job = running_stack.api.wait(job_id, timeout_s=180)
     assert job["status"] == "succeeded", job
