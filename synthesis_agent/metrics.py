@@ -27,36 +27,53 @@ SENTENCES = Counter("tts_agent_sentences_total", "Sentences delivered", ["length
 SENTENCE_SYNTHESIS_SECONDS = Histogram(
     "tts_agent_sentence_synthesis_seconds",
     "Wall time of one sentence's synthesis (cache misses only)",
+    ["length_class"],
     buckets=_SENTENCE_BUCKETS,
     registry=REGISTRY,
 )
 JOB_SECONDS = Histogram(
-    "tts_agent_job_seconds", "Start to last event of a job", buckets=_JOB_BUCKETS, registry=REGISTRY
+    "tts_agent_job_seconds", "Start to last event of a job", ["length_class"], buckets=_JOB_BUCKETS, registry=REGISTRY
 )
 REALTIME_FACTOR = Histogram(
-    "tts_agent_realtime_factor", "Synthesis seconds / audio seconds per job", buckets=_RTF_BUCKETS, registry=REGISTRY
+    "tts_agent_realtime_factor",
+    "Synthesis seconds / audio seconds per job",
+    ["length_class"],
+    buckets=_RTF_BUCKETS,
+    registry=REGISTRY,
 )
 QUEUE_WAIT_SECONDS = Histogram(
-    "tts_agent_queue_wait_seconds", "Gateway submit to agent start", buckets=_WAIT_BUCKETS, registry=REGISTRY
+    "tts_agent_queue_wait_seconds",
+    "Gateway submit to agent start",
+    ["length_class"],
+    buckets=_WAIT_BUCKETS,
+    registry=REGISTRY,
 )
 TIME_TO_FIRST_SEGMENT_SECONDS = Histogram(
     "tts_agent_time_to_first_segment_seconds",
     "Agent start to first segment published",
+    ["length_class"],
     buckets=_FIRST_SEGMENT_BUCKETS,
     registry=REGISTRY,
 )
-AUDIO_SECONDS = Counter("tts_agent_audio_seconds_total", "Audio produced", registry=REGISTRY)
+AUDIO_SECONDS = Counter("tts_agent_audio_seconds_total", "Audio produced", ["length_class"], registry=REGISTRY)
 CACHE_REQUESTS = Counter(
     "tts_agent_cache_requests_total", "Sentence cache requests by result", ["result"], registry=REGISTRY
 )
 FAILURES = Counter("tts_agent_failures_total", "Job failures by reason", ["length_class", "reason"], registry=REGISTRY)
-JOBS_IN_FLIGHT = Gauge("tts_agent_jobs_in_flight", "Jobs being worked on (preempted ones included)", registry=REGISTRY)
+JOBS_IN_FLIGHT = Gauge(
+    "tts_agent_jobs_in_flight", "Jobs being worked on (preempted ones included)", ["length_class"], registry=REGISTRY
+)
 BUSY = Gauge(
     "tts_agent_busy", "1 while this agent synthesizes a job of that class", ["length_class"], registry=REGISTRY
 )
-BUSY_SECONDS = Counter("tts_agent_busy_seconds_total", "Seconds spent synthesizing", registry=REGISTRY)
+BUSY_SECONDS = Counter(
+    "tts_agent_busy_seconds_total", "Seconds spent synthesizing", ["length_class"], registry=REGISTRY
+)
 PREEMPTIONS = Counter(
-    "tts_agent_preemptions_total", "Long/medium jobs paused to serve a higher class", registry=REGISTRY
+    "tts_agent_preemptions_total",
+    "Jobs paused to serve a higher class, by the paused job's class",
+    ["length_class"],
+    registry=REGISTRY,
 )
 INFO = Gauge(
     "tts_agent_info", "Constant 1, labelled with this agent", ["agent_id", "classes", "voice"], registry=REGISTRY
@@ -76,6 +93,10 @@ def init_labels(length_classes: tuple[str, ...]) -> None:
         for reason in ("synthesis_error", "time_limit", "bad_message", "publish_error"):
             FAILURES.labels(length_class, reason)
         BUSY.labels(length_class).set(0)
+        JOBS_IN_FLIGHT.labels(length_class).set(0)
+        BUSY_SECONDS.labels(length_class)
+        AUDIO_SECONDS.labels(length_class)
+        PREEMPTIONS.labels(length_class)
 
 
 def serve(port: int) -> None:

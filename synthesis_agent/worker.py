@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -228,7 +229,7 @@ class Agent:
         job = _Job(queue=queue, message=message, run=run)
         preempted = self.scheduler.admit(queue, job)
         if preempted is not None:
-            metrics.PREEMPTIONS.inc()
+            metrics.PREEMPTIONS.labels(preempted.label).inc()
             with preempted.context():
                 paused = preempted.run
                 # Nothing to flush: segment boundaries never depend on preemption (segments.py).
@@ -236,7 +237,7 @@ class Agent:
         events = run.begin()  # parses the message: the log context is known only after it
         with job.context():
             if run.queue_wait_s is not None:
-                metrics.QUEUE_WAIT_SECONDS.observe(run.queue_wait_s)
+                metrics.QUEUE_WAIT_SECONDS.labels(job.label).observe(run.queue_wait_s)
             if run.outcome is None:
                 logger.info("started: %d sentences, queue wait %.2f s", run.sentence_count, run.queue_wait_s or 0)
             if self._publish(job, events) and run.done:
@@ -246,12 +247,12 @@ class Agent:
         with job.context():
             began = time.monotonic()
             report = job.run.step()
-            metrics.BUSY_SECONDS.inc(time.monotonic() - began)
+            metrics.BUSY_SECONDS.labels(job.label).inc(time.monotonic() - began)
             if report.source is not None:
                 metrics.SENTENCES.labels(job.label, report.source).inc()
-                metrics.AUDIO_SECONDS.inc(report.audio_s)
+                metrics.AUDIO_SECONDS.labels(job.label).inc(report.audio_s)
             if report.source == "synthesized":
-                metrics.SENTENCE_SYNTHESIS_SECONDS.observe(report.synthesis_s)
+                metrics.SENTENCE_SYNTHESIS_SECONDS.labels(job.label).observe(report.synthesis_s)
             if self._publish(job, report.events) and job.run.done:
                 self._finish(job)
 
@@ -267,7 +268,7 @@ class Agent:
                 self._release(job, retry=True)
                 return False
             if event.type == "segment" and event.data["first_sentence"] == 0:
-                metrics.TIME_TO_FIRST_SEGMENT_SECONDS.observe(time.monotonic() - job.received_at)
+                metrics.TIME_TO_FIRST_SEGMENT_SECONDS.labels(job.label).observe(time.monotonic() - job.received_at)
         return True
 
     def _finish(self, job: _Job) -> None:
@@ -283,10 +284,10 @@ class Agent:
             return
         self._consumers[job.queue].acknowledge(job.message)
         metrics.JOBS.labels(job.label, outcome.status).inc()
-        metrics.JOB_SECONDS.observe(time.monotonic() - job.received_at)
+        metrics.JOB_SECONDS.labels(job.label).observe(time.monotonic() - job.received_at)
         if outcome.status == "succeeded":
             if run.audio_s > 0 and run.synthesis_s > 0:
-                metrics.REALTIME_FACTOR.observe(run.synthesis_s / run.audio_s)
+                metrics.REALTIME_FACTOR.labels(job.label).observe(run.synthesis_s / run.audio_s)
             logger.info(
                 "completed: %d sentences (%d cached), %.2f s audio in %.2f s",
                 run.sentence_count,
@@ -324,11 +325,12 @@ class Agent:
                 self._consumers[queue].negative_acknowledge(message)
 
     def _update_gauges(self) -> None:
-        metrics.JOBS_IN_FLIGHT.set(len(self.scheduler))
         current = self.scheduler.current()
         running = current[1].label if current else None
+        in_flight = Counter(job.label for _, job in self.scheduler)
         for length_class in LENGTH_CLASSES:
             metrics.BUSY.labels(length_class).set(1 if length_class == running else 0)
+            metrics.JOBS_IN_FLIGHT.labels(length_class).set(in_flight[length_class])
 
     # --- shutdown --------------------------------------------------------------------------
 

@@ -49,13 +49,10 @@ CONTRACT_METRICS = [
 @pytest.fixture(scope="session")
 def real_voices() -> VoicePool:
     """The real en_US-joe-medium voice, loaded once per test session."""
-    try:
-        from synthesis_agent.voice import load_vits_voice
+    from synthesis_agent.voice import load_vits_voice
 
-        pool = VoicePool(load_vits_voice, "en_US-joe-medium")
-        pool.get(None)
-    except ImportError as error:  # vits not importable in this checkout
-        pytest.skip(f"the real voice is not available: {error}")
+    pool = VoicePool(load_vits_voice, "en_US-joe-medium")
+    pool.get(None)
     return pool
 
 

@@ -95,7 +95,7 @@ def test_unreachable_redis_degrades_to_uncached_synthesis(harness: Harness) -> N
 
 def test_short_job_overtakes_a_backlog_of_long_jobs(harness: Harness) -> None:
     voice = FakeVoice(delay_s=0.04)
-    preemptions = metrics.sample("tts_agent_preemptions_total")
+    preemptions = metrics.sample("tts_agent_preemptions_total", {"length_class": "long"})
     harness.start_agent(harness.config("short,medium,long"), voices=FakeVoices(voice))
     longs = [harness.job(sentences_text(25, tag=f"L{i}"), length_class="long") for i in range(3)]
     for job in longs:
@@ -109,7 +109,7 @@ def test_short_job_overtakes_a_backlog_of_long_jobs(harness: Harness) -> None:
     for job in longs:
         assert harness.wait_final(job.job_id, timeout_s=60).type == "completed"
         assert covered(harness.of(job.job_id)) == list(range(25))
-    assert metrics.sample("tts_agent_preemptions_total") >= preemptions + 1
+    assert metrics.sample("tts_agent_preemptions_total", {"length_class": "long"}) >= preemptions + 1
     assert len(voice.calls) == len(set(voice.calls)) == 3 * 25 + 2  # nothing synthesized twice
     # The paused long job's sentences stayed in order around the preemption.
     order = [s for s in voice.calls if "L0" in s]
