@@ -19,6 +19,8 @@ from .config import GeneratorConfig
 
 LRELU_SLOPE = 0.1
 _CL = torch.channels_last
+# oneDNN's fused convolution + binary op (the kernel inductor emits); absent in builds without oneDNN.
+_FUSED_ADD = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 
 def _padding(kernel_size: int, dilation: int) -> int:
@@ -57,6 +59,35 @@ class _Conv:
             return F.conv_transpose2d(x, weight, conv.bias, stride=(1, conv.stride[0]), padding=padding)
         return F.conv2d(x, weight, conv.bias, padding=padding, dilation=(1, conv.dilation[0]))
 
+    def add(self, x: torch.Tensor, residual: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+        """conv(x) + residual; with `inplace` the sum is written into `residual`.
+
+        oneDNN adds the residual while writing the convolution's output, which saves a full
+        read-modify-write pass over a long signal per residual connection.
+        """
+        if self.weight4d is None:
+            self.prepare()
+        conv = self.conv
+        if _FUSED_ADD and x.is_cpu and not self.transposed:
+            args = (
+                cast(torch.Tensor, self.weight4d),
+                conv.bias,
+                [0, int(cast(int, conv.padding[0]))],
+                [1, 1],
+                [1, conv.dilation[0]],
+                1,
+                "add",
+                None,
+                None,
+                [],
+                None,
+            )
+            if inplace:
+                return torch.ops.mkldnn._convolution_pointwise_.binary(residual, x, *args)
+            return torch.ops.mkldnn._convolution_pointwise.binary(x, residual, *args)
+        out = self(x)
+        return residual.add_(out) if inplace else out.add_(residual)
+
 
 def _wrap(convs: nn.ModuleList) -> list[_Conv]:
     return [_Conv(cast(nn.Conv1d | nn.ConvTranspose1d, c)) for c in convs]
@@ -76,12 +107,14 @@ class ResBlock1(nn.Module):
         self._fast1 = _wrap(self.convs1)
         self._fast2 = _wrap(self.convs2)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor) -> torch.Tensor:
+        """`activated` is the masked lrelu(x), computed once for all blocks of a stage."""
+        shared = True  # x (the stage input) is read by the other blocks: never written
         for c1, c2 in zip(self._fast1, self._fast2, strict=True):
-            xt = c1(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))
-            xt = c2(_masked(F.leaky_relu(xt, LRELU_SLOPE, inplace=True), mask))
-            xt += x  # in place: fresh buffers on long signals cost page faults
-            x = xt
+            a = activated if shared else _masked(F.leaky_relu(x, LRELU_SLOPE), mask)
+            xt = c1(a)
+            x = c2.add(_masked(F.leaky_relu(xt, LRELU_SLOPE, inplace=True), mask), x, inplace=not shared)
+            shared = False
         return _masked(x, mask)
 
 
@@ -95,11 +128,12 @@ class ResBlock2(nn.Module):
         )
         self._fast = _wrap(self.convs)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        for conv in self._fast:
-            xt = conv(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))
-            xt += x  # in place: fresh buffers on long signals cost page faults
-            x = xt
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor) -> torch.Tensor:
+        """`activated` is the masked lrelu(x), computed once for all blocks of a stage."""
+        first, *rest = self._fast
+        x = first.add(activated, x)  # x (the stage input) is read by the other blocks: not in place
+        for conv in rest:
+            x = conv.add(_masked(F.leaky_relu(x, LRELU_SLOPE), mask), x, inplace=True)
         return _masked(x, mask)
 
 
@@ -170,9 +204,11 @@ class Generator(nn.Module):
                 mask = torch.repeat_interleave(mask, rate, dim=3)
                 x = x.mul_(mask)
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            xs = blocks[0](x, mask)
+            activated = _masked(F.leaky_relu(x, LRELU_SLOPE), mask)  # every block starts with it
+            xs = blocks[0](x, mask, activated)
             for block in blocks[1:]:
-                xs += block(x, mask)
+                xs += block(x, mask, activated)
+            del activated
             x = xs  # the division by num_kernels lives in the next layer's weights
         # The original uses leaky_relu's default slope (0.01) here, not LRELU_SLOPE.
         x = self._post(F.leaky_relu(x, inplace=True))
