@@ -69,7 +69,7 @@ class _Conv:
             self.prepare()
         conv = self.conv
         if _FUSED_ADD and x.is_cpu and not self.transposed:
-            args = (
+            args: tuple[object, ...] = (
                 cast(torch.Tensor, self.weight4d),
                 conv.bias,
                 [0, int(cast(int, conv.padding[0]))],
