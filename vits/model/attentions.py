@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import LayerNorm
+from .common import Conv1x1, LayerNorm
 
 
 class RelativeMultiHeadAttention(nn.Module):
@@ -26,10 +26,10 @@ class RelativeMultiHeadAttention(nn.Module):
         self.n_heads = n_heads
         self.k_channels = channels // n_heads
         self.window_size = window_size
-        self.conv_q = nn.Conv1d(channels, channels, 1)
-        self.conv_k = nn.Conv1d(channels, channels, 1)
-        self.conv_v = nn.Conv1d(channels, channels, 1)
-        self.conv_o = nn.Conv1d(channels, channels, 1)
+        self.conv_q = Conv1x1(channels, channels)
+        self.conv_k = Conv1x1(channels, channels)
+        self.conv_v = Conv1x1(channels, channels)
+        self.conv_o = Conv1x1(channels, channels)
         # heads_share=True in every released VITS/Piper model: one table for all heads.
         self.emb_rel_k = nn.Parameter(torch.zeros(1, 2 * window_size + 1, self.k_channels))
         self.emb_rel_v = nn.Parameter(torch.zeros(1, 2 * window_size + 1, self.k_channels))
@@ -129,7 +129,7 @@ class TextEncoder(nn.Module):
         self.hidden_channels = hidden_channels
         self.emb = nn.Embedding(n_vocab, hidden_channels)
         self.encoder = Encoder(hidden_channels, filter_channels, n_heads, n_layers, kernel_size, window_size)
-        self.proj = nn.Conv1d(hidden_channels, out_channels * 2, 1)
+        self.proj = Conv1x1(hidden_channels, out_channels * 2)
 
     def forward(self, ids: torch.Tensor, x_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.emb(ids).transpose(1, 2) * math.sqrt(self.hidden_channels)

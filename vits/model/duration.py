@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import DDSConv, LayerNorm
+from .common import Conv1x1, DDSConv, LayerNorm
 
 MIN_BIN_WIDTH = 1e-3
 MIN_BIN_HEIGHT = 1e-3
@@ -97,9 +97,9 @@ class ConvFlow(nn.Module):
         self.filter_channels = filter_channels
         self.num_bins = num_bins
         self.tail_bound = tail_bound
-        self.pre = nn.Conv1d(self.half_channels, filter_channels, 1)
+        self.pre = Conv1x1(self.half_channels, filter_channels)
         self.convs = DDSConv(filter_channels, kernel_size, n_layers=3)
-        self.proj = nn.Conv1d(filter_channels, self.half_channels * (num_bins * 3 - 1), 1)
+        self.proj = Conv1x1(filter_channels, self.half_channels * (num_bins * 3 - 1))
 
     def reverse(self, x: torch.Tensor, x_mask: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x0, x1 = torch.split(x, [self.half_channels, self.half_channels], dim=1)
@@ -133,10 +133,10 @@ class StochasticDurationPredictor(nn.Module):
     ) -> None:
         super().__init__()
         filter_channels = in_channels  # the original code forces this
-        self.pre = nn.Conv1d(in_channels, filter_channels, 1)
+        self.pre = Conv1x1(in_channels, filter_channels)
         self.convs = DDSConv(filter_channels, kernel_size, n_layers=3)
-        self.proj = nn.Conv1d(filter_channels, filter_channels, 1)
-        self.cond = nn.Conv1d(gin_channels, filter_channels, 1) if gin_channels else None
+        self.proj = Conv1x1(filter_channels, filter_channels)
+        self.cond = Conv1x1(gin_channels, filter_channels) if gin_channels else None
         # Original order: [affine(0), (convflow(2i-1), flip(2i)) for i in 1..n]. Keys keep those indices.
         flows: dict[str, nn.Module] = {"0": ElementwiseAffine(2)}
         for i in range(2, n_flows + 1):
@@ -172,8 +172,8 @@ class DurationPredictor(nn.Module):
         self.norm_1 = LayerNorm(filter_channels)
         self.conv_2 = nn.Conv1d(filter_channels, filter_channels, kernel_size, padding=kernel_size // 2)
         self.norm_2 = LayerNorm(filter_channels)
-        self.proj = nn.Conv1d(filter_channels, 1, 1)
-        self.cond = nn.Conv1d(gin_channels, in_channels, 1) if gin_channels else None
+        self.proj = Conv1x1(filter_channels, 1)
+        self.cond = Conv1x1(gin_channels, in_channels) if gin_channels else None
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         if g is not None and self.cond is not None:

@@ -7,7 +7,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from .common import WN
+from .common import WN, Conv1x1
 
 
 class ResidualCouplingLayer(nn.Module):
@@ -24,9 +24,9 @@ class ResidualCouplingLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.half_channels = channels // 2
-        self.pre = nn.Conv1d(self.half_channels, hidden_channels, 1)
+        self.pre = Conv1x1(self.half_channels, hidden_channels)
         self.enc = WN(hidden_channels, kernel_size, dilation_rate, n_layers, gin_channels)
-        self.post = nn.Conv1d(hidden_channels, self.half_channels, 1)
+        self.post = Conv1x1(hidden_channels, self.half_channels)
 
     def reverse(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         x0, x1 = torch.split(x, [self.half_channels, self.half_channels], dim=1)
