@@ -245,6 +245,7 @@ class VoiceListApi(APIView):
         sample_rate = serializers.IntegerField()
         num_speakers = serializers.IntegerField()
         quality = serializers.CharField(allow_null=True)
+        model_checksum = serializers.CharField(help_text="sha256 of the model file")
         default = serializers.BooleanField()
 
     @extend_schema(operation_id="voices_list", responses=VoiceOutputSerializer(many=True))

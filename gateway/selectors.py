@@ -50,6 +50,8 @@ def voice_list() -> list[dict[str, Any]]:
             "sample_rate": voice.sample_rate,
             "num_speakers": voice.num_speakers,
             "quality": voice.quality,
+            # Changes whenever the weights do: cached audio is only valid for one checksum.
+            "model_checksum": voice.model_checksum,
             "default": voice.id == settings.TTS_DEFAULT_VOICE,
         }
         for voice in voices.voice_list()

@@ -112,3 +112,5 @@ def test_voices_lists_the_default_voice(api_client: APIClient) -> None:
     assert joe["sample_rate"] == 22050
     assert joe["num_speakers"] == 1
     assert joe["language"]
+    # FACTS.md: the sha256 of the packaged en_US-joe-medium .onnx file.
+    assert joe["model_checksum"] == "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
