@@ -43,7 +43,17 @@ class SynthesisJobAdmin(admin.ModelAdmin):
         ("Input", {"fields": ["text", "voice", "params", "length_class"]}),
         (
             "Progress",
-            {"fields": ["attempt", "progress", "sentence_count", "sentences_done", "cached_sentences", "agent_id"]},
+            {
+                "fields": [
+                    "attempt",
+                    "progress",
+                    "sentence_count",
+                    "sentences_done",
+                    "cached_sentences",
+                    "agent_id",
+                    "stall_republishes",
+                ]
+            },
         ),
         (
             "Timings",
@@ -53,6 +63,7 @@ class SynthesisJobAdmin(admin.ModelAdmin):
                     "started_at",
                     "first_segment_at",
                     "finished_at",
+                    "last_event_at",
                     "queue_wait",
                     "time_to_first_segment",
                     "latency",

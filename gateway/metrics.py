@@ -44,6 +44,11 @@ OUTBOX_BACKLOG = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "tts_gateway_outbox_published_total", "Job message publications (after commit and by the relay).", ["result"]
 )
+JOBS_REPUBLISHED = Counter(
+    "tts_gateway_jobs_republished_total",
+    "Job messages of stalled running jobs re-published by the watchdog.",
+    ["length_class"],
+)
 EVENTS_APPLIED = Counter(
     "tts_gateway_events_applied_total", "Agent events handled by the consumer.", ["type", "result"]
 )

@@ -65,12 +65,19 @@ class SynthesisJob(models.Model):
     synthesis_seconds = models.FloatField(null=True, blank=True)
     cached_sentences = models.PositiveIntegerField(default=0)
     agent_id = models.CharField(max_length=200, blank=True)
+    # Set whenever an event of the current attempt arrives (and on a stall republish): the
+    # stalled-job watchdog republishes running jobs silent for longer than TTS_STALLED_JOB_AFTER_S.
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    stall_republishes = models.PositiveIntegerField(
+        default=0, help_text="times the watchdog re-published this attempt's job message"
+    )
 
     class Meta:
         ordering = ["-queued_at"]
         indexes = [
             models.Index(fields=["owner", "-queued_at"], name="job_owner_queued_idx"),
             models.Index(fields=["status"], name="job_status_idx"),
+            models.Index(fields=["status", "last_event_at"], name="job_status_last_event_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(progress__gte=0.0, progress__lte=1.0), name="job_progress_0_1"),

@@ -53,6 +53,8 @@ def build_stack(var_dir: Path, **extra_env: str) -> Stack:
         "DATABASE_URL": recreate_database(E2E_DATABASE),
         "REDIS_URL": E2E_REDIS_URL,
         "TTS_AGENT_THREADS": "1",
+        # The tests wait 90-180 s for a job: an event the broker lost is recovered well in time.
+        "TTS_STALLED_JOB_AFTER_S": "15",
         **extra_env,
     }
     return Stack(

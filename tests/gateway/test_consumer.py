@@ -154,3 +154,54 @@ def test_consumer_started_while_the_broker_is_down_waits_for_it(
         send(make_event(event, job))
     runner.join(timeout=30)
     assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+
+
+def test_job_whose_completed_event_was_lost_is_republished_and_then_completes(
+    send: Any, make_event: EventFactory, broker: EmbeddedBroker, topic_prefix: str, settings: Any, media_root: Any
+) -> None:
+    from gateway import relay, services
+    from gateway.models import OutboxMessage
+
+    from .factories import UserFactory
+
+    job = services.job_submit(owner=UserFactory(), text="First sentence. Second sentence.")  # published on commit
+    agent = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    try:
+        jobs = agent.subscribe(
+            f"persistent://public/default/{topic_prefix}-jobs-short",
+            "tts-agents",
+            consumer_type=pulsar.ConsumerType.Shared,
+            initial_position=pulsar.InitialPosition.Earliest,
+        )
+        original = jobs.receive(timeout_millis=10_000)
+        jobs.acknowledge(original)
+        # The agent synthesized everything, but the broker lost `completed` after confirming it.
+        send(make_event("started", job))
+        for index in range(2):
+            send(make_event("segment", job, first_sentence=index))
+        run_consumer(seconds=3)
+        assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.RUNNING
+
+        settings.TTS_STALLED_JOB_AFTER_S = 0.5
+        time.sleep(0.6)
+        assert relay.watchdog_round() == 1  # its outbox record is published on commit
+
+        republished = jobs.receive(timeout_millis=10_000)
+        jobs.acknowledge(republished)
+        assert republished.partition_key() == str(job.id)
+        assert republished.data() == original.data()  # same job, same attempt: the cache replays it
+        message = JobMessage.from_bytes(republished.data())
+        assert (message.job_id, message.attempt) == (str(job.id), 1)
+        assert OutboxMessage.objects.filter(job_id=job.pk, published_at__isnull=False).count() == 2
+
+        # The agent replays the job; the repeated events apply idempotently and the job ends.
+        send(make_event("started", job))
+        for index in range(2):
+            send(make_event("segment", job, first_sentence=index))
+        send(make_event("completed", job))
+        run_consumer(seconds=3)
+    finally:
+        agent.close()
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert done.stall_republishes == 1

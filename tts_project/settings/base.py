@@ -194,6 +194,13 @@ TTS_PUBLISH_BACKOFF_S = env.float("TTS_PUBLISH_BACKOFF_S", default=5.0)
 TTS_OUTBOX_RELAY_AFTER_S = env.float("TTS_OUTBOX_RELAY_AFTER_S", default=5.0)
 TTS_OUTBOX_RELAY_INTERVAL_S = env.float("TTS_OUTBOX_RELAY_INTERVAL_S", default=2.0)
 TTS_OUTBOX_RELAY_BATCH = env.int("TTS_OUTBOX_RELAY_BATCH", default=100)
+# The stalled-job watchdog (run by the event consumer's relay thread) re-publishes a running
+# job whose agent has sent nothing for this long: the broker can lose a confirmed event. Must
+# exceed the longest legitimate silence (a long job paused behind short ones, one long
+# sentence). 0 = off.
+TTS_STALLED_JOB_AFTER_S = env.float("TTS_STALLED_JOB_AFTER_S", default=120.0)
+# Republishes of one attempt before the watchdog gives up and fails the job.
+TTS_MAX_STALL_REPUBLISHES = env.int("TTS_MAX_STALL_REPUBLISHES", default=3)
 # A full batch (TTS_MAX_BATCH_CHARS) of non-ASCII text is several MB of JSON; larger bodies
 # get a 413 before any parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)

@@ -1,0 +1,177 @@
+"""The stalled-job watchdog: running jobs silent too long are re-published, then failed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from gateway import relay, services
+from gateway.models import JobStatus, OutboxMessage, SynthesisJob
+from synthesis_agent.protocol import JobMessage
+
+from .conftest import EventFactory
+from .factories import SynthesisJobFactory
+
+pytestmark = pytest.mark.django_db
+
+STALLED_AFTER_S = 120.0
+
+
+def reload(job: SynthesisJob) -> SynthesisJob:
+    return SynthesisJob.objects.get(pk=job.pk)
+
+
+def running_job(*, silent_s: float, last_event: bool = True, **fields: Any) -> SynthesisJob:
+    """A running job whose agent last spoke `silent_s` ago (`started_at` only if not `last_event`)."""
+    at = timezone.now() - timedelta(seconds=silent_s)
+    return SynthesisJobFactory(
+        status=JobStatus.RUNNING,
+        queued_at=at - timedelta(seconds=1),
+        started_at=at,
+        last_event_at=at if last_event else None,
+        agent_id="agent-test",
+        **fields,
+    )
+
+
+def republish(*, now: datetime | None = None) -> int:
+    return services.job_republish_stalled(stalled_after_s=STALLED_AFTER_S, now=now)
+
+
+def test_stalled_running_job_gets_its_job_message_again(caplog: Any) -> None:
+    job = running_job(silent_s=300, length_class="medium", params={"length_scale": 1.2})
+    with caplog.at_level(logging.WARNING, logger="gateway.services"):
+        assert republish() == 1
+
+    record = OutboxMessage.objects.get(job=job)
+    assert record.attempt == job.attempt == 1
+    assert record.topic.endswith("-jobs-medium")
+    assert record.partition_key == str(job.id)
+    message = JobMessage.from_bytes(record.payload.encode("utf-8"))
+    # The same message submit wrote: the agent replays the finished sentences from its cache.
+    assert message == JobMessage(
+        job_id=str(job.id),
+        attempt=1,
+        text=job.text,
+        voice=job.voice,
+        length_class="medium",
+        params={"length_scale": 1.2},
+        submitted_at=job.queued_at.timestamp(),
+    )
+    stalled = reload(job)
+    assert stalled.status == JobStatus.RUNNING
+    assert stalled.stall_republishes == 1
+    assert timezone.now() - stalled.last_event_at < timedelta(seconds=5)
+    assert f"job {job.id} attempt 1 silent for 300 s" in caplog.text
+
+
+def test_job_with_no_event_since_start_counts_from_started_at() -> None:
+    job = running_job(silent_s=200, last_event=False)
+    assert republish() == 1
+    assert OutboxMessage.objects.filter(job=job).count() == 1
+
+
+def test_fresh_running_queued_and_final_jobs_are_left_alone() -> None:
+    running_job(silent_s=30)
+    old = timezone.now() - timedelta(hours=1)
+    SynthesisJobFactory(status=JobStatus.QUEUED, queued_at=old)  # may wait behind a backlog
+    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        SynthesisJobFactory(status=status, queued_at=old, started_at=old, last_event_at=old, finished_at=old)
+
+    assert republish() == 0
+    assert OutboxMessage.objects.count() == 0
+    assert SynthesisJob.objects.filter(stall_republishes__gt=0).count() == 0
+
+
+def test_a_recent_event_outweighs_an_old_start() -> None:
+    job = running_job(silent_s=3600)
+    SynthesisJob.objects.filter(pk=job.pk).update(last_event_at=timezone.now() - timedelta(seconds=10))
+    assert republish() == 0
+
+
+def test_the_bump_republishes_at_most_once_per_period() -> None:
+    job = running_job(silent_s=300)
+    now = timezone.now()
+    assert republish(now=now) == 1
+    assert republish(now=now + timedelta(seconds=1)) == 0
+    assert republish(now=now + timedelta(seconds=STALLED_AFTER_S - 1)) == 0
+    assert OutboxMessage.objects.filter(job=job).count() == 1
+    assert republish(now=now + timedelta(seconds=STALLED_AFTER_S + 1)) == 1
+    assert OutboxMessage.objects.filter(job=job).count() == 2
+    assert reload(job).stall_republishes == 2
+
+
+def test_after_max_republishes_the_job_fails_readably(settings: Any) -> None:
+    settings.TTS_MAX_STALL_REPUBLISHES = 2
+    job = running_job(silent_s=300)
+    now = timezone.now()
+    for tick in range(2):
+        assert republish(now=now + timedelta(seconds=tick * (STALLED_AFTER_S + 1))) == 1
+    assert reload(job).status == JobStatus.RUNNING
+
+    assert republish(now=now + timedelta(seconds=2 * (STALLED_AFTER_S + 1))) == 0
+    failed = reload(job)
+    assert failed.status == JobStatus.FAILED
+    assert failed.error == "synthesis stalled: no progress for 121 s after 2 retries"
+    assert failed.finished_at is not None
+    assert OutboxMessage.objects.filter(job=job).count() == 2  # nothing more was sent
+    # A retry starts a new attempt with a fresh allowance.
+    retried = services.job_retry(job=failed)
+    assert (retried.attempt, retried.stall_republishes, retried.last_event_at) == (2, 0, None)
+
+
+def test_events_of_the_current_attempt_update_last_event_at(make_event: EventFactory) -> None:
+    job = SynthesisJobFactory(sentence_count=2)
+    assert job.last_event_at is None
+    started = make_event("started", job)
+    assert services.job_apply_event(event=started) == "applied"
+    first = reload(job).last_event_at
+    assert first is not None
+
+    # A duplicate proves the agent is alive too.
+    assert services.job_apply_event(event=started) == "duplicate"
+    second = reload(job).last_event_at
+    assert second > first
+    assert services.job_apply_event(event=make_event("segment", job, first_sentence=0)) == "applied"
+    assert reload(job).last_event_at > second
+
+
+def test_stale_attempt_events_do_not_update_last_event_at(make_event: EventFactory) -> None:
+    job = services.job_retry(job=SynthesisJobFactory(status=JobStatus.FAILED, sentence_count=1))
+    assert job.attempt == 2
+    assert services.job_apply_event(event=make_event("started", job, attempt=1)) == "stale"
+    assert services.job_apply_event(event=make_event("segment", job, attempt=1)) == "stale"
+    assert reload(job).last_event_at is None
+
+
+def test_relay_thread_runs_the_watchdog_and_survives_its_errors(settings: Any, monkeypatch: Any, caplog: Any) -> None:
+    settings.TTS_STALLED_JOB_AFTER_S = 42.0
+    calls: list[float] = []
+
+    def failing_watchdog(*, stalled_after_s: float) -> int:
+        calls.append(stalled_after_s)
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(relay, "outbox_relay_pending", lambda **_: None)
+    monkeypatch.setattr(relay, "job_republish_stalled", failing_watchdog)
+    stop = threading.Event()
+    with caplog.at_level(logging.ERROR, logger="gateway.relay"):
+        thread = relay.start_relay_thread(stop=stop, interval_s=0.01)
+        while len(calls) < 3 and thread.is_alive():
+            stop.wait(0.01)
+        stop.set()
+        thread.join(timeout=5)
+    assert calls[:3] == [42.0, 42.0, 42.0]  # every tick, after an error too
+    assert "stalled-job watchdog round failed" in caplog.text
+    assert "database went away" in caplog.text
+
+
+def test_watchdog_is_off_at_zero(settings: Any, monkeypatch: Any) -> None:
+    settings.TTS_STALLED_JOB_AFTER_S = 0
+    monkeypatch.setattr(relay, "job_republish_stalled", lambda **_: pytest.fail("watchdog ran while off"))
+    assert relay.watchdog_round() == 0
