@@ -621,6 +621,9 @@ def _apply_segment(*, job: SynthesisJob, event: JobEvent, wait_for_segments: boo
             )
     except IntegrityError:
         return DUPLICATE
+    # New sentences are real progress: the stall budget is for jobs that stop moving, not for a
+    # long job that hit several separate broker hiccups.
+    job.stall_republishes = 0
     done = AudioSegment.objects.filter(job=job, attempt=event.attempt).aggregate(n=Sum("sentence_count"))["n"] or 0
     job.sentences_done = min(done, job.sentence_count) if job.sentence_count else done  # overlaps count once
     if job.sentence_count:

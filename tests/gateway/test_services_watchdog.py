@@ -141,6 +141,21 @@ def test_events_of_the_current_attempt_update_last_event_at(make_event: EventFac
     assert reload(job).last_event_at > second
 
 
+def test_new_sentences_reset_the_stall_budget_but_duplicates_do_not(make_event: EventFactory) -> None:
+    job = running_job(silent_s=300, sentence_count=3)
+    assert republish() == 1
+    assert reload(job).stall_republishes == 1
+    # Sentence 0 arrives for the first time: real progress, the budget is whole again.
+    assert services.job_apply_event(event=make_event("segment", job, first_sentence=0)) == "applied"
+    assert reload(job).stall_republishes == 0
+    # A replay of sentence 0 after more re-sends is no progress: the spent budget stays spent.
+    SynthesisJob.objects.filter(pk=job.pk).update(stall_republishes=2)
+    assert services.job_apply_event(event=make_event("segment", job, first_sentence=0)) == "duplicate"
+    assert reload(job).stall_republishes == 2
+    assert services.job_apply_event(event=make_event("segment", job, first_sentence=1)) == "applied"
+    assert reload(job).stall_republishes == 0
+
+
 def test_stale_attempt_events_do_not_update_last_event_at(make_event: EventFactory) -> None:
     job = services.job_retry(job=SynthesisJobFactory(status=JobStatus.FAILED, sentence_count=1))
     assert job.attempt == 2
