@@ -6,6 +6,7 @@ real-time factors (synthesis seconds / audio seconds; lower is better), their ra
 load times and the peak resident memory of a process holding a loaded voice.
 
     .venv/bin/python bench/synthesis.py --threads 2
+    .venv/bin/python bench/synthesis.py --threads 2 --compile  # also vits under torch.compile
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes over the sentences per engine")
     parser.add_argument("--batch", action="store_true", help="also time vits with all sentences in one batch")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time vits with compile=True (a second copy of the voice)"
+    )
     args = parser.parse_args()
 
     from vits import Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
@@ -83,6 +87,14 @@ def main() -> None:
     vits_load = time.perf_counter() - started
     if voice.info.format != "piper":
         raise SystemExit("the onnxruntime comparison needs a Piper .onnx voice")
+    compiled_voice = None
+    if args.compile:
+        from torch._dynamo.utils import counters
+
+        started = time.perf_counter()
+        compiled_voice = Voice.load(args.voice, threads=args.threads, compile=True)
+        compile_load = time.perf_counter() - started
+        graphs_after_load = counters["stats"]["unique_graphs"]
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = args.threads
@@ -112,10 +124,20 @@ def main() -> None:
     def run_vits(ids: list[int]) -> int:
         return len(voice.synthesize_ids([ids], params)[0])
 
-    run_ort(all_ids[0])  # warm-up, untimed
-    run_vits(all_ids[0])
-    totals: dict[str, list[float]] = {"vits": [0.0, 0.0], "onnxruntime": [0.0, 0.0]}
     engines = [("vits", run_vits), ("onnxruntime", run_ort)]
+    if compiled_voice is not None:
+        compiled = compiled_voice
+
+        def run_compiled(ids: list[int]) -> int:
+            return len(compiled.synthesize_ids([ids], params)[0])
+
+        started = time.perf_counter()
+        run_compiled(all_ids[0])
+        first_call = time.perf_counter() - started
+        engines.insert(1, ("vits-compiled", run_compiled))
+    for _, run in engines:  # warm-up, untimed
+        run(all_ids[0])
+    totals: dict[str, list[float]] = {name: [0.0, 0.0] for name, _ in engines}
     for round_index in range(args.rounds):
         # Whole passes per engine, order alternating by round (ABBA): runtimes keep their
         # worker threads spinning for a moment after a call, which would tax the other engine
@@ -132,10 +154,16 @@ def main() -> None:
     print(f"voice {voice.info.id}, threads {args.threads}, {len(SENTENCES)} sentences x {args.rounds} round(s)")
     print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, cpus {os.cpu_count()}")
     print(f"front end (phonemes, not in RTF): {front_end:.3f} s for {len(SENTENCES)} sentences")
-    for name in ("vits", "onnxruntime"):
+    for name, _ in engines:
         spent, produced = totals[name]
-        print(f"{name:12s} RTF {rtf[name]:.4f}  ({spent:.2f} s for {produced / rate:.1f} s of audio)")
+        print(f"{name:13s} RTF {rtf[name]:.4f}  ({spent:.2f} s for {produced / rate:.1f} s of audio)")
     print(f"ratio vits/onnxruntime RTF: {rtf['vits'] / rtf['onnxruntime']:.3f}")
+    if compiled_voice is not None:
+        print(f"ratio vits-compiled/onnxruntime RTF: {rtf['vits-compiled'] / rtf['onnxruntime']:.3f}")
+        print(
+            f"compiled: Voice.load(compile=True) {compile_load:.1f} s (compiles at load), first call "
+            f"{first_call:.2f} s, graphs compiled after load: {counters['stats']['unique_graphs'] - graphs_after_load}"
+        )
     if args.batch:
         t = time.perf_counter()
         audios = voice.synthesize_ids(all_ids, params)

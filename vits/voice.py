@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_COMPILE_ENV = "TTS_VITS_COMPILE"
+# Warm-up lengths (frames) for compiled mode: one padded to COMPILED_MIN_FRAMES, one longer.
+_COMPILE_WARMUP_FRAMES = (16, 400)
+
 # Attention is quadratic in the id count; prepared sentences are far below this.
 MAX_IDS_PER_SENTENCE = 4000
 
@@ -59,10 +63,13 @@ class Voice:
         config_path: str | os.PathLike[str] | None = None,
         voices_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
+        compile: bool | None = None,
     ) -> Voice:
         """Load a voice by id (default: $TTS_DEFAULT_VOICE or en_US-joe-medium) or by model path.
 
         `threads` sets torch's intra-op thread count for the process (torch has one global pool).
+        `compile` (default: $TTS_VITS_COMPILE == "1") runs the flow and decoder through
+        torch.compile and compiles them here, at load (tens of seconds; see README).
         Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
         that does not fit the model.
         """
@@ -88,10 +95,28 @@ class Voice:
         if settings.num_speakers > 1 and model.emb_g is None:
             raise VoiceLoadError(f"config says {settings.num_speakers} speakers but tensor 'emb_g.weight' is missing")
         voice = cls(info, settings, model)
+        if compile is None:
+            compile = os.environ.get(_COMPILE_ENV, "0") == "1"
+        if compile:
+            voice._compile()
         release_free_memory()
         voice.load_seconds = time.perf_counter() - started
         logger.info("Loaded voice %s in %.2f s", info.id, voice.load_seconds)
         return voice
+
+    def _compile(self) -> None:
+        """Enable torch.compile and compile now: padded short inputs and longer ones (3 graphs)."""
+        started = time.perf_counter()
+        model = self.model
+        model.enable_compile()
+        with torch.inference_mode():
+            for frames in _COMPILE_WARMUP_FRAMES:
+                z_p = torch.zeros(1, model.config.inter_channels, frames)
+                g = None
+                if model.emb_g is not None:
+                    g = model.emb_g(torch.zeros(1, dtype=torch.long)).unsqueeze(-1)
+                model.decode(z_p, torch.ones(1, 1, frames), g=g)
+        logger.info("Compiled voice %s in %.1f s", self.info.id, time.perf_counter() - started)
 
     @property
     def sample_rate(self) -> int:

@@ -1,6 +1,12 @@
-"""The PyTorch model against onnxruntime running the same Piper .onnx, at zero noise."""
+"""The PyTorch model against onnxruntime running the same Piper .onnx, at zero noise.
+
+Compiled mode (torch.compile, tens of seconds to compile, so not in the default run):
+    TTS_VITS_COMPILE=1 .venv/bin/pytest -q tests/vits/test_parity.py
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -41,3 +47,8 @@ def test_matches_onnxruntime_at_zero_noise(voice: Voice, onnx_session, length_sc
         got = voice.synthesize_ids([ids], params)[0].samples
         assert got.shape == expected.shape, sentence
         assert float(np.abs(got - expected).max()) <= 1e-3, sentence
+
+
+def test_compiled_mode_follows_environment(voice: Voice) -> None:
+    """The compiled parity run above really runs compiled (and the default run eager)."""
+    assert voice.model.compiled == (os.environ.get("TTS_VITS_COMPILE", "0") == "1")

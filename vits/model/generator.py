@@ -68,6 +68,9 @@ class _Conv:
         if self.weight4d is None:
             self.prepare()
         conv = self.conv
+        if torch.compiler.is_compiling():
+            # Inductor pattern-matches conv + add into the same fused oneDNN kernel (freezing).
+            return self(x) + residual
         if _FUSED_ADD and x.is_cpu and not self.transposed:
             args: tuple[object, ...] = (
                 cast(torch.Tensor, self.weight4d),

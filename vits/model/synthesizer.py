@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -16,6 +17,9 @@ from .generator import Generator
 
 # Parameters of the original training graph that inference never uses; loaders skip them.
 TRAINING_ONLY_PREFIXES = ("enc_q.", "dp.post_", "dp.flows.1.", "net_d.")
+# Compiled mode pads shorter latents to this many frames (above every size threshold at which
+# the convolutions switch backend, which would otherwise each cost a recompilation).
+COMPILED_MIN_FRAMES = 128
 
 
 def _noise(
@@ -70,6 +74,23 @@ class SynthesizerTrn(nn.Module):
         self.dec = Generator(config.inter_channels, config.generator, gin)
         self.emb_g = nn.Embedding(config.n_speakers, gin) if gin else None
         self.hop_length = config.generator.hop_length
+        self.compiled = False
+
+    def enable_compile(self) -> None:
+        """Run the flow and the decoder through torch.compile (inductor, dynamic shapes). Opt-in.
+
+        Only these two: their structure does not depend on the input, and they take most of the
+        time. The text encoder and duration predictors stay eager (compiling them recompiled and
+        ran slower). Compilation happens on the first calls (`Voice.load(compile=True)` does it
+        at load): two graphs each, one for inputs padded to COMPILED_MIN_FRAMES and one for longer
+        inputs (dynamic length), not one per length.
+        """
+        if self.compiled:
+            return
+        flow, dec = cast(Any, self.flow), cast(Any, self.dec)
+        flow.reverse = torch.compile(flow.reverse, dynamic=True)
+        dec.forward = torch.compile(dec.forward, dynamic=True)
+        self.compiled = True
 
     def infer(
         self,
@@ -117,7 +138,22 @@ class SynthesizerTrn(nn.Module):
         if noise_scale > 0:
             eps = _noise([(m_p.shape[1], int(n)) for n in y_lengths], generators, x.dtype)
             z_p = m_p + eps * torch.exp(logs_p) * noise_scale
+        audio = self.decode(z_p, y_mask, g=g)
+        return audio, y_lengths * self.hop_length
+
+    def decode(self, z_p: torch.Tensor, y_mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """Prior sample [b, c, frames] -> flow -> decoder -> audio [b, frames * hop_length]."""
+        frames = y_mask.shape[2]
+        frame_mask = y_mask if z_p.shape[0] > 1 else None
+        if self.compiled:
+            # Compiled graphs are specialized on convolution backends chosen by input size (and
+            # on size 1): pad short inputs to a fixed length, masked like a padded batch, so that
+            # every length runs one of two graphs. Contiguous input: strides are guarded too.
+            z_p = z_p.contiguous()
+            if frames < COMPILED_MIN_FRAMES:
+                pad = COMPILED_MIN_FRAMES - frames
+                z_p = torch.nn.functional.pad(z_p, (0, pad))
+                y_mask = frame_mask = torch.nn.functional.pad(y_mask, (0, pad))
         z = self.flow.reverse(z_p, y_mask, g=g)
-        frame_mask = y_mask if batch > 1 else None
         audio = self.dec(z * y_mask, g=g, frame_mask=frame_mask)
-        return audio.squeeze(1), y_lengths * self.hop_length
+        return audio.squeeze(1)[:, : frames * self.hop_length]
