@@ -226,23 +226,30 @@ def _iso_date(match: re.Match[str]) -> str:
     return f" {said} " if said else match.group(0)
 
 
-def _month_day(match: re.Match[str]) -> str:
+def _month_and_day(match: re.Match[str]) -> tuple[str, int] | None:
+    """The spelled-out month and the day of a written date, or None when the day is impossible."""
     month = match.group("month")
-    month = MONTH_ABBREVIATIONS.get(month.rstrip("."), month)
     day = int(match.group("day"))
     if not 1 <= day <= 31:
+        return None
+    return MONTH_ABBREVIATIONS.get(month.rstrip("."), month), day
+
+
+def _month_day(match: re.Match[str]) -> str:
+    parsed = _month_and_day(match)
+    if parsed is None:
         return match.group(0)
+    month, day = parsed
     year = match.group("year")
     said = f"{month} {numbers.ordinal(day)}"
     return f" {said}, {numbers.year(int(year))} " if year else f" {said} "
 
 
 def _day_month(match: re.Match[str]) -> str:
-    month = match.group("month")
-    month = MONTH_ABBREVIATIONS.get(month.rstrip("."), month)
-    day = int(match.group("day"))
-    if not 1 <= day <= 31:
+    parsed = _month_and_day(match)
+    if parsed is None:
         return match.group(0)
+    month, day = parsed
     year = match.group("year")
     # "the 4th of July" already has its article.
     article = "" if match.string[max(0, match.start() - 8) : match.start()].rstrip().lower().endswith("the") else "the "
