@@ -123,9 +123,7 @@ class Stack:
         return self
 
     def _start_broker(self) -> None:
-        if "PULSAR_URL" in self.config.extra_env or (
-            "PULSAR_URL" in os.environ and not os.environ.get("TTS_EMBEDDED_BROKER")
-        ):
+        if self.env.get("PULSAR_URL"):  # set by the caller or the environment: use that broker
             logger.info("using the broker at %s", self.env["PULSAR_URL"])
             return
         self.broker = EmbeddedBroker(self.var_dir / "broker", port=free_port()).start()
