@@ -18,7 +18,7 @@ from devstack.client import ApiClient
 from devstack.postgres import recreate_database
 from devstack.stack import Stack, StackConfig
 
-E2E_DATABASE = "tts_e2e"
+E2E_DATABASE = os.environ.get("TEST_E2E_DATABASE", "tts_e2e")
 E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 

@@ -1,0 +1,50 @@
+"""The wire contract between the gateway and the synthesis agents, owned by neither.
+
+Pure data: no Django, no Pulsar, no torch, and none of the service's other packages. Topic and
+subscription names, length classes, the job message, one typed event per kind, shared defaults.
+"""
+
+from . import defaults
+from .classes import FIFO_QUEUE, LENGTH_CLASSES, LengthClass, classes_in_priority_order, length_class_for
+from .fields import ContractError
+from .messages import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    AnyEvent,
+    CompletedEvent,
+    EventType,
+    FailedEvent,
+    JobEvent,
+    JobMessage,
+    SegmentEvent,
+    StartedEvent,
+    decode_event,
+)
+from .topics import AGENT_SUBSCRIPTION, DEAD_LETTER_SUBSCRIPTION, EVENTS_SUBSCRIPTION, JOB_QUEUES, Topics, job_queue
+
+__all__ = [
+    "AGENT_SUBSCRIPTION",
+    "DEAD_LETTER_SUBSCRIPTION",
+    "EVENTS_SUBSCRIPTION",
+    "EVENT_TYPES",
+    "FIFO_QUEUE",
+    "JOB_QUEUES",
+    "LENGTH_CLASSES",
+    "SCHEMA_VERSION",
+    "AnyEvent",
+    "CompletedEvent",
+    "ContractError",
+    "EventType",
+    "FailedEvent",
+    "JobEvent",
+    "JobMessage",
+    "LengthClass",
+    "SegmentEvent",
+    "StartedEvent",
+    "Topics",
+    "classes_in_priority_order",
+    "decode_event",
+    "defaults",
+    "job_queue",
+    "length_class_for",
+]

@@ -1,0 +1,10 @@
+"""Process plumbing both long-running processes share (the agent, the gateway's consumer and relay):
+graceful stop on signals, exit without finalizers, one way to open a Pulsar client.
+
+Imports neither Django nor the service's parts, so either side may use it.
+"""
+
+from .process import exit_without_finalizers, graceful_stop
+from .pulsar import pulsar_client, pulsar_logger
+
+__all__ = ["exit_without_finalizers", "graceful_stop", "pulsar_client", "pulsar_logger"]
