@@ -29,7 +29,19 @@ MAX_AGENT_ID_CHARS = 200
 MAX_JOB_ID_CHARS = 64
 MAX_REASON_CHARS = 2000
 
-EventType = Literal["started", "segment", "completed", "failed"]
+EventType = Literal["started", "segment", "completed", "failed", "heartbeat"]
+
+# Stable failure codes a `failed` event (and so a failed job) carries beside its readable reason.
+FAILURE_CODES: tuple[str, ...] = (
+    "invalid_input",  # the text or parameters cannot be synthesized; retrying cannot help
+    "synthesis_error",  # the model raised on every attempt
+    "time_limit",  # no progress within the job's time limit
+    "agent_crashed_repeatedly",  # deliveries kept dying with their agent (out of memory, kill)
+    "publish_failed",  # the agent could not publish its events
+    "storage_full",  # the gateway could not store the audio
+    "stalled",  # no agent reported the job within the watchdog's budget
+    "cancelled",
+)
 
 
 def _reject_constant(name: str) -> float:
@@ -237,19 +249,47 @@ class FailedEvent(JobEvent):
 
     reason: str
     error_type: str = ""
+    code: str = "synthesis_error"
 
     @classmethod
     def _parse_data(cls, data: dict[str, Any]) -> dict[str, Any]:
+        code = read_str(data, "code", max_length=64, default="synthesis_error")
+        if code not in FAILURE_CODES:
+            raise ContractError(f"code must be one of {', '.join(FAILURE_CODES)}, got {code!r}")
         return {
             "reason": read_str(data, "reason", max_length=MAX_REASON_CHARS),
             "error_type": read_str(data, "error_type", max_length=200, default="", empty=True),
+            "code": code,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeartbeatEvent(JobEvent):
+    """The agent still holds the job: sent periodically for every job it holds, running or paused
+    behind higher-priority work, so the gateway tells a paused job from a lost one."""
+
+    kind: ClassVar[EventType] = "heartbeat"
+
+    sentences_done: int = 0
+    sentence_count: int = 0
+    paused: bool = False
+
+    @classmethod
+    def _parse_data(cls, data: dict[str, Any]) -> dict[str, Any]:
+        paused = data.get("paused", False)
+        if not isinstance(paused, bool):
+            raise ContractError(f"paused must be true or false, got {paused!r}")
+        return {
+            "sentences_done": read_int(data, "sentences_done") if "sentences_done" in data else 0,
+            "sentence_count": read_int(data, "sentence_count") if "sentence_count" in data else 0,
+            "paused": paused,
         }
 
 
 EVENT_TYPES: dict[str, type[JobEvent]] = {
-    kind.kind: kind for kind in (StartedEvent, SegmentEvent, CompletedEvent, FailedEvent)
+    kind.kind: kind for kind in (StartedEvent, SegmentEvent, CompletedEvent, FailedEvent, HeartbeatEvent)
 }
-AnyEvent = StartedEvent | SegmentEvent | CompletedEvent | FailedEvent
+AnyEvent = StartedEvent | SegmentEvent | CompletedEvent | FailedEvent | HeartbeatEvent
 
 
 def decode_event(payload: bytes) -> JobEvent:
@@ -267,3 +307,34 @@ def decode_event(payload: bytes) -> JobEvent:
         sent_at=read_float(data, "sent_at", default=0.0),
         **event_type._parse_data(read_object(data, "data")),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEnded:
+    """Gateway -> every agent on the control topic: this attempt of the job is over (cancelled,
+    failed or succeeded); an agent holding it stops within one sentence and drops its pending
+    messages unsynthesized."""
+
+    job_id: str
+    attempt: int
+    status: str
+
+    def to_bytes(self) -> bytes:
+        return _dumps({"schema": SCHEMA_VERSION, "type": "job_ended", **asdict(self)})
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> JobEnded:
+        data = _loads(payload)
+        if data.get("type") != "job_ended":
+            raise ContractError(f"unknown control message type {data.get('type')!r}")
+        return cls(
+            job_id=read_str(data, "job_id", max_length=MAX_JOB_ID_CHARS),
+            attempt=read_int(data, "attempt", minimum=1),
+            status=read_str(data, "status", max_length=32),
+        )
+
+
+def claim_key(*, job_id: str, attempt: int, prefix: str = "tts") -> str:
+    """The Redis key an agent sets (NX, with an expiry it renews) before working on a job attempt,
+    so two deliveries of one job never synthesize at the same time."""
+    return f"{prefix}:claim:{job_id}:{attempt}"

@@ -42,6 +42,11 @@ class Topics:
     def events_topic(self) -> str:
         return self.topic("events")
 
+    @property
+    def control_topic(self) -> str:
+        """Gateway -> agents: `JobEnded` notices. Every agent reads all of them (own subscription)."""
+        return self.topic("control")
+
 
 def job_queue(*, length_class: str, scheduling: str) -> str:
     """The queue a job of `length_class` goes to: its own class, or `fifo` in fifo scheduling."""
