@@ -28,10 +28,14 @@ class ApiClient:
     token: str
     timeout_s: float = 30.0
 
-    def request(self, method: str, path: str, payload: Any = None) -> tuple[int, bytes, dict[str, str]]:
+    def request(
+        self, method: str, path: str, payload: Any = None, *, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", f"Token {self.token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
