@@ -128,9 +128,13 @@ def test_the_short_group_never_scales_to_zero(objects: tuple[dict, ...]) -> None
             assert scaled_object_for(objects, deployment["metadata"]["name"])["spec"]["minReplicaCount"] >= 1
 
 
-def test_keda_owns_the_agent_replica_count(objects: tuple[dict, ...]) -> None:
-    for deployment, _container in agent_deployments(objects):
-        assert "replicas" not in deployment["spec"], f"{deployment['metadata']['name']} would fight the autoscaler"
+def test_the_autoscalers_own_the_replica_counts(objects: tuple[dict, ...]) -> None:
+    scaled = {so["spec"]["scaleTargetRef"]["name"] for so in scaled_objects(objects)}
+    scaled |= {hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(objects, "HorizontalPodAutoscaler")}
+    assert {deployment["metadata"]["name"] for deployment, _ in agent_deployments(objects)} <= scaled
+    for name in scaled:
+        deployment = named(objects, "Deployment", name)
+        assert "replicas" not in deployment["spec"], f"{name}: an applied replica count would fight the autoscaler"
 
 
 def test_agents_drain_within_their_termination_grace_period(objects: tuple[dict, ...]) -> None:
