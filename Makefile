@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint format typecheck bench-synthesis bench-isolation compose-check services clean
+.PHONY: run test test-fast lint format typecheck bench-synthesis bench-isolation compose-check k8s-check services clean
 
 # The virtualenv is rebuilt when a requirements file changes.
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -22,6 +22,7 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python deploy/kubernetes/check.py
 	$(BIN)/pytest
 
 ## Unit tests only (no services needed).
@@ -48,6 +49,12 @@ bench-isolation: $(BIN)/.installed
 
 compose-check:
 	docker-compose config --quiet
+
+## Render the Kubernetes overlays (kubectl kustomize), validate every object offline against the
+## Kubernetes schemas (kubernetes-validate), then the manifest tests (KEDA fields, env contract).
+k8s-check: $(BIN)/.installed
+	$(BIN)/python deploy/kubernetes/check.py
+	$(BIN)/pytest tests/deploy -q
 
 services:
 	bash scripts/ensure_services.sh

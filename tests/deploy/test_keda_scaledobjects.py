@@ -1,0 +1,161 @@
+"""Each agent group scales with KEDA's Apache Pulsar scaler on the subscription its agents consume.
+
+KEDA's CRD schema is not available offline, so the fields are checked against what KEDA documents
+(keda.sh/docs/2.16/concepts/scaling-deployments and keda.sh/docs/2.16/scalers/pulsar, the same
+since 2.12): an unknown field here would be dropped or refused by a real cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tts_contracts import AGENT_SUBSCRIPTION, FIFO_QUEUE, LENGTH_CLASSES, Topics
+
+from .manifests import command_option, container_env, named, of_kind, workloads
+
+# ScaledObject spec fields (KEDA "Scaling Deployments": ScaledObject specification).
+SPEC_FIELDS = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "fallback",
+    "advanced",
+    "triggers",
+}
+SCALE_TARGET_FIELDS = {"apiVersion", "kind", "name", "envSourceContainerName"}
+ADVANCED_FIELDS = {"restoreToOriginalReplicaCount", "horizontalPodAutoscalerConfig", "scalingModifiers"}
+TRIGGER_FIELDS = {"type", "name", "metadata", "authenticationRef", "metricType", "useCachedMetrics"}
+# The `pulsar` trigger's metadata (KEDA docs, scalers/pulsar: trigger specification, parameter
+# list and TLS). Authentication secrets go through a TriggerAuthentication, never here.
+PULSAR_METADATA = {
+    "adminURL",
+    "topic",
+    "isPartitionedTopic",
+    "subscription",
+    "msgBacklogThreshold",
+    "activationMsgBacklogThreshold",
+    "authModes",
+    "oauthTokenURI",
+    "scope",
+    "clientID",
+    "endpointParams",
+    "tls",
+}
+PULSAR_REQUIRED = {"adminURL", "topic", "subscription"}
+TOPIC_FORMAT = re.compile(r"^persistent://[^/]+/[^/]+/[^/]+$")
+# The SIGTERM path checks the grace period between sentences: one more sentence and closing the
+# client come on top (docs/SCALING.md).
+DRAIN_MARGIN_S = 10
+
+
+def scaled_objects(objects: tuple[dict, ...]) -> list[dict[str, Any]]:
+    return of_kind(objects, "ScaledObject")
+
+
+def agent_deployments(objects: tuple[dict, ...]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [
+        (obj, container)
+        for obj, container in workloads(objects)
+        if obj["kind"] == "Deployment" and obj["metadata"]["labels"].get("app.kubernetes.io/component") == "agent"
+    ]
+
+
+def scaled_object_for(objects: tuple[dict, ...], deployment: str) -> dict[str, Any]:
+    matches = [so for so in scaled_objects(objects) if so["spec"]["scaleTargetRef"]["name"] == deployment]
+    assert len(matches) == 1, f"{deployment}: {len(matches)} ScaledObjects target it, want exactly one"
+    return matches[0]
+
+
+def test_scaled_objects_use_only_documented_fields(objects: tuple[dict, ...]) -> None:
+    assert scaled_objects(objects), "no ScaledObject rendered"
+    for so in scaled_objects(objects):
+        name = so["metadata"]["name"]
+        assert so["apiVersion"] == "keda.sh/v1alpha1", name
+        spec = so["spec"]
+        assert set(spec) <= SPEC_FIELDS, f"{name}: unknown spec fields {set(spec) - SPEC_FIELDS}"
+        assert set(spec["scaleTargetRef"]) <= SCALE_TARGET_FIELDS, name
+        assert set(spec.get("advanced", {})) <= ADVANCED_FIELDS, name
+        for key in ("pollingInterval", "cooldownPeriod", "minReplicaCount", "maxReplicaCount"):
+            assert isinstance(spec[key], int) and spec[key] >= 0, f"{name}: {key}"
+        assert spec["maxReplicaCount"] >= 1 and spec["minReplicaCount"] <= spec["maxReplicaCount"], name
+        named(objects, "Deployment", spec["scaleTargetRef"]["name"])  # the target exists
+        assert spec["triggers"], f"{name}: no trigger"
+        for trigger in spec["triggers"]:
+            assert set(trigger) <= TRIGGER_FIELDS, f"{name}: unknown trigger fields {set(trigger) - TRIGGER_FIELDS}"
+            assert trigger["type"] == "pulsar", name
+            metadata = trigger["metadata"]
+            unknown = set(metadata) - PULSAR_METADATA
+            assert not unknown, f"{name}: fields the pulsar scaler does not document: {unknown}"
+            assert set(metadata) >= PULSAR_REQUIRED, f"{name}: missing {PULSAR_REQUIRED - set(metadata)}"
+            # Trigger metadata is a map of strings in KEDA's CRD: a YAML number is refused.
+            assert all(isinstance(value, str) for value in metadata.values()), f"{name}: non-string metadata"
+            assert int(metadata["msgBacklogThreshold"]) >= 1, name
+            assert int(metadata.get("activationMsgBacklogThreshold", "0")) >= 0, name
+            assert metadata.get("isPartitionedTopic", "false") in ("true", "false"), name
+            assert TOPIC_FORMAT.match(metadata["topic"]), f"{name}: topic {metadata['topic']!r}"
+            assert urlsplit(metadata["adminURL"]).scheme in ("http", "https"), name
+
+
+def test_every_agent_group_scales_on_the_topics_and_subscription_its_agents_consume(objects: tuple[dict, ...]) -> None:
+    served: set[str] = set()
+    for deployment, container in agent_deployments(objects):
+        env = container_env(objects, container)
+        topics = Topics(tenant=env["PULSAR_TENANT"], namespace=env["PULSAR_NAMESPACE"], prefix=env["TTS_TOPIC_PREFIX"])
+        classes = command_option(container, "--classes").split(",")
+        served |= set(classes)
+        queues = [FIFO_QUEUE] if env["TTS_SCHEDULING"] == "fifo" else classes
+        so = scaled_object_for(objects, deployment["metadata"]["name"])
+        triggers = so["spec"]["triggers"]
+        assert {t["metadata"]["topic"] for t in triggers} == {topics.job_topic(q) for q in queues}
+        assert {t["metadata"]["subscription"] for t in triggers} == {AGENT_SUBSCRIPTION}
+        # KEDA asks the same Pulsar the agents connect to.
+        broker_host = urlsplit(env["PULSAR_URL"]).hostname
+        assert {urlsplit(t["metadata"]["adminURL"]).hostname for t in triggers} == {broker_host}
+    assert served == set(LENGTH_CLASSES), f"classes no agent group serves: {set(LENGTH_CLASSES) - served}"
+
+
+def test_the_short_group_never_scales_to_zero(objects: tuple[dict, ...]) -> None:
+    for deployment, container in agent_deployments(objects):
+        if "short" in command_option(container, "--classes").split(","):
+            assert scaled_object_for(objects, deployment["metadata"]["name"])["spec"]["minReplicaCount"] >= 1
+
+
+def test_the_autoscalers_own_the_replica_counts(objects: tuple[dict, ...]) -> None:
+    scaled = {so["spec"]["scaleTargetRef"]["name"] for so in scaled_objects(objects)}
+    scaled |= {hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(objects, "HorizontalPodAutoscaler")}
+    assert {deployment["metadata"]["name"] for deployment, _ in agent_deployments(objects)} <= scaled
+    for name in scaled:
+        deployment = named(objects, "Deployment", name)
+        assert "replicas" not in deployment["spec"], f"{name}: an applied replica count would fight the autoscaler"
+
+
+def test_agents_drain_within_their_termination_grace_period(objects: tuple[dict, ...]) -> None:
+    for deployment, container in agent_deployments(objects):
+        grace = float(container_env(objects, container)["TTS_SHUTDOWN_GRACE_S"] or 0)
+        assert grace > 0
+        period = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert period >= grace + DRAIN_MARGIN_S, f"{deployment['metadata']['name']}: {period} s < {grace} + margin"
+
+
+def cpu_cores(quantity: str | int) -> float:
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+@pytest.mark.parametrize("field", ["requests", "limits"])
+def test_agent_cpu_matches_its_torch_threads(objects: tuple[dict, ...], field: str) -> None:
+    for _deployment, container in agent_deployments(objects):
+        threads = int(container_env(objects, container)["TTS_AGENT_THREADS"] or 0)
+        cpu = cpu_cores(container["resources"][field]["cpu"])
+        if field == "requests":
+            assert cpu == threads, f"{container['name']}: requests {cpu} CPU for {threads} threads"
+        else:
+            assert threads <= cpu <= threads + 1, f"{container['name']}: limit {cpu} CPU for {threads} threads"
