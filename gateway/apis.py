@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -139,19 +138,14 @@ class JobBatchApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.BatchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        items = serializer.validated_data["jobs"]
-        if len(items) > settings.TTS_MAX_BATCH:  # before validating 1000 items one by one
-            raise ApplicationError(
-                f"a batch holds at most {settings.TTS_MAX_BATCH} jobs, got {len(items)}",
-                code="batch_too_large",
-                field="jobs",
-                status=413,
-            )
-        for index, item in enumerate(items):
+        raw_items = serializer.validated_data["jobs"]
+        services.job_batch_check_size(count=len(raw_items))  # before checking 1000 items one by one
+        items = []
+        for index, item in enumerate(raw_items):
             item_serializer = JobInputSerializer(data=item)
             if not item_serializer.is_valid():
                 raise serializers.ValidationError({"jobs": {index: item_serializer.errors}})
-            items[index] = item_serializer.validated_data
+            items.append(services.JobRequest(**item_serializer.validated_data))
         jobs = services.job_submit_batch(owner=request.user, items=items)
         return Response({"jobs": [_job_data(job, request) for job in jobs]}, status=status.HTTP_202_ACCEPTED)
 
@@ -222,11 +216,9 @@ class ValidateApi(APIView):
         serializer = JobInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         job_input = services.job_input_validate(**serializer.validated_data)
-        normalized = " ".join(job_input.sentences)
-        length_scale = float(job_input.params.get("length_scale") or 1.0)
-        estimate = len(normalized) / settings.TTS_ESTIMATE_CHARS_PER_SECOND * length_scale
+        estimate = services.job_input_estimate_seconds(job_input=job_input)
         data = {
-            "normalized_text": normalized,
+            "normalized_text": job_input.normalized_text,
             "sentences": job_input.sentences,
             "sentence_count": len(job_input.sentences),
             "characters": len(job_input.text),

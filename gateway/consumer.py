@@ -8,6 +8,7 @@ separate from `QueueProcessingWorker`).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -16,10 +17,18 @@ from collections.abc import Callable
 import pulsar
 from django.db import DatabaseError, close_old_connections, connections
 
-from synthesis_agent.protocol import JobEvent, JobMessage, ProtocolError
+from tts_contracts import (
+    DEAD_LETTER_SUBSCRIPTION,
+    EVENT_TYPES,
+    EVENTS_SUBSCRIPTION,
+    ContractError,
+    JobMessage,
+    decode_event,
+)
+from tts_runtime import pulsar_client
 
 from . import metrics, services
-from .topics import DLQ_SUBSCRIPTION, EVENTS_SUBSCRIPTION, dead_letter_topics, events_topic
+from .publisher import service_topics
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +37,21 @@ logger = logging.getLogger(__name__)
 MAX_COMPLETED_REDELIVERIES = 5
 NACK_DELAY_MS = 1000
 DB_ERROR_PAUSE_S = 1.0
+# The result label of an event whose payload broke the wire contract (acked, never applied).
+REJECTED = "rejected"
+
+
+def _claimed(payload: bytes) -> tuple[str, str]:
+    """The kind and job a rejected payload claims, for the metric label and the log only."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        return "unknown", "?"
+    kind = data.get("type")
+    kind = kind if isinstance(kind, str) and kind in EVENT_TYPES else "unknown"  # bounded label values
+    return kind, repr(data.get("job_id"))[:80]
 
 
 class EventConsumer:
@@ -39,7 +63,8 @@ class EventConsumer:
         self._dead_letters: pulsar.Consumer | None = None
 
     def open(self) -> EventConsumer:
-        self._client = pulsar.Client(self.service_url, logger=logging.getLogger("pulsar"), operation_timeout_seconds=10)
+        self._client = pulsar_client(self.service_url)
+        topics = service_topics()
         common = {
             "receiver_queue_size": 50,  # events carry audio: no deep prefetch
             "negative_ack_redelivery_delay_ms": NACK_DELAY_MS,
@@ -48,12 +73,17 @@ class EventConsumer:
         }
         # Failover: one active consumer, so each job's events are applied in order.
         self._events = self._client.subscribe(
-            events_topic(), EVENTS_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover, **common
+            topics.events_topic, EVENTS_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover, **common
         )
         self._dead_letters = self._client.subscribe(
-            dead_letter_topics(), DLQ_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover, **common
+            topics.dead_letter_topics(), DEAD_LETTER_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover, **common
         )
-        logger.info("consuming %s and %s from %s", events_topic(), ", ".join(dead_letter_topics()), self.service_url)
+        logger.info(
+            "consuming %s and %s from %s",
+            topics.events_topic,
+            ", ".join(topics.dead_letter_topics()),
+            self.service_url,
+        )
         return self
 
     def close(self) -> None:
@@ -93,12 +123,24 @@ class EventConsumer:
     # --- one message each; True = ack, False = negative-ack ----------------------------------
 
     def handle_event(self, message: pulsar.Message) -> bool:
+        payload = message.data()
         try:
-            event = JobEvent.from_bytes(message.data())
-        except ProtocolError as error:
-            logger.error("undecodable event %s dropped: %s", message.message_id(), error)
-            metrics.EVENTS_APPLIED.labels(type="unknown", result=services.INVALID).inc()
-            return True  # a poison message must not block the subscription
+            event = decode_event(payload)
+        except ContractError as error:
+            # Acked: a payload that breaks the contract never becomes valid by redelivery, and a
+            # poison message must not block the subscription.
+            kind, job_id = _claimed(payload)
+            metrics.EVENTS_APPLIED.labels(type=kind, result=REJECTED).inc()
+            logger.error(
+                "rejected %s event %s on %s (%d bytes, job %s): %s",
+                kind,
+                message.message_id(),
+                message.topic_name(),
+                len(payload),
+                job_id,
+                error,
+            )
+            return True
         redeliveries = message.redelivery_count()
         return self._apply(
             lambda: services.job_apply_event(event=event, wait_for_segments=redeliveries < MAX_COMPLETED_REDELIVERIES),
@@ -108,8 +150,9 @@ class EventConsumer:
     def handle_dead_letter(self, message: pulsar.Message) -> bool:
         try:
             job_message = JobMessage.from_bytes(message.data())
-        except ProtocolError as error:
-            logger.error("undecodable dead letter on %s dropped: %s", message.topic_name(), error)
+        except ContractError as error:
+            metrics.EVENTS_APPLIED.labels(type="dead_letter", result=REJECTED).inc()
+            logger.error("rejected dead letter %s on %s: %s", message.message_id(), message.topic_name(), error)
             return True
         return self._apply(
             lambda: services.job_fail_dead_letter(message=job_message),

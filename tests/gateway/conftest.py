@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from synthesis_agent.protocol import JobEvent, encode_pcm16
+from tts_contracts import EVENT_TYPES, JobEvent
 
 from .factories import TokenFactory, UserFactory
 
@@ -59,7 +59,7 @@ EventFactory = Callable[..., JobEvent]
 
 @pytest.fixture
 def make_event() -> EventFactory:
-    """Build JobEvent objects the way an agent does; `segment` events carry real PCM."""
+    """Build typed events the way an agent does; `segment` events carry real PCM."""
     sequence = iter(range(10_000))
 
     def build(
@@ -73,38 +73,36 @@ def make_event() -> EventFactory:
         pcm: bytes | None = None,
         **data: Any,
     ) -> JobEvent:
-        payload: dict[str, Any]
+        fields: dict[str, Any]
         if type == "started":
-            payload = {"sentence_count": job.sentence_count, "sample_rate": SAMPLE_RATE, "voice": job.voice}
+            fields = {"sentence_count": job.sentence_count, "sample_rate": SAMPLE_RATE, "voice": job.voice}
         elif type == "segment":
             pcm = sine_pcm(seconds=0.25 * sentence_count, frequency=200 + 50 * first_sentence) if pcm is None else pcm
-            payload = {
+            fields = {
                 "first_sentence": first_sentence,
                 "sentence_count": sentence_count,
                 "sample_rate": SAMPLE_RATE,
-                "audio_b64": encode_pcm16(pcm),
-                "audio_seconds": len(pcm) / 2 / SAMPLE_RATE,
-                "cached_sentences": 0,
+                "pcm": pcm,
             }
         elif type == "completed":
-            payload = {
+            fields = {
                 "sentence_count": job.sentence_count,
                 "segment_count": job.sentence_count,
                 "sample_rate": SAMPLE_RATE,
                 "synthesis_seconds": 0.5,
-                "cached_sentences": 0,
             }
+        elif type == "heartbeat":
+            fields = {"sentence_count": job.sentence_count or 0}
         else:
-            payload = {"reason": "the voice failed to load", "error_type": "VoiceLoadError"}
-        payload.update(data)
-        return JobEvent(
-            type=type,
+            fields = {"reason": "the voice failed to load", "error_type": "VoiceLoadError"}
+        fields.update(data)
+        return EVENT_TYPES[type](
             job_id=str(job.id),
             attempt=job.attempt if attempt is None else attempt,
             seq=next(sequence),
             agent_id=agent_id,
             sent_at=time.time(),
-            data=payload,
+            **fields,
         )
 
     return build

@@ -21,7 +21,7 @@ from django.db import connection
 
 from devstack.broker import EmbeddedBroker, free_port
 from gateway.models import JobStatus, SynthesisJob
-from synthesis_agent.protocol import JobEvent, JobMessage
+from tts_contracts import JobEvent, JobMessage
 
 from .conftest import SAMPLE_RATE, EventFactory, sine_pcm
 from .factories import SynthesisJobFactory

@@ -11,7 +11,7 @@ from gateway import consumer as consumer_module
 from gateway import services
 from gateway.consumer import MAX_COMPLETED_REDELIVERIES, EventConsumer
 from gateway.models import JobStatus, SynthesisJob
-from synthesis_agent.protocol import JobMessage
+from tts_contracts import JobMessage
 
 from .conftest import EventFactory
 from .factories import SynthesisJobFactory

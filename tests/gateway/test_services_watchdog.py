@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from gateway import relay, services
 from gateway.models import JobStatus, OutboxMessage, SynthesisJob
-from synthesis_agent.protocol import JobMessage
+from tts_contracts import JobMessage
 
 from .conftest import EventFactory
 from .factories import SynthesisJobFactory
