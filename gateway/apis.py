@@ -51,6 +51,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "attempt",
             "agent_id",
             "error",
+            "error_code",
             "queued_at",
             "started_at",
             "first_segment_at",

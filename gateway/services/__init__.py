@@ -9,12 +9,16 @@ wrong. Callers import from here, not from the modules:
 - `outbox`: the job message written with the job, published after commit, and the relay
 - `watchdog`: re-sending jobs whose agent went silent
 - `events`: applying agent events and dead letters
-- `audio`: assembling the WAV from the segments
+- `dead_letters`: events the consumer could not apply, kept for an operator
+- `audio`: assembling the WAV from the segments, written atomically
+- `media`: the sweep of orphan audio files
 """
 
-from .events import APPLIED, DUPLICATE, INVALID, STALE, EventNotReadyError, job_apply_event, job_fail_dead_letter
+from .dead_letters import event_dead_letter_create
+from .events import APPLIED, DUPLICATE, INVALID, RESENT, STALE, job_apply_event, job_fail_dead_letter
 from .inputs import JobInput, JobRequest, job_batch_check_size, job_input_estimate_seconds, job_input_validate
 from .jobs import job_cancel, job_delete, job_retry, job_submit, job_submit_batch
+from .media import media_sweep_orphans
 from .outbox import RelayResult, outbox_create, outbox_publish, outbox_relay_pending
 from .transitions import job_transition
 from .watchdog import job_republish_stalled
@@ -23,11 +27,12 @@ __all__ = [
     "APPLIED",
     "DUPLICATE",
     "INVALID",
+    "RESENT",
     "STALE",
-    "EventNotReadyError",
     "JobInput",
     "JobRequest",
     "RelayResult",
+    "event_dead_letter_create",
     "job_apply_event",
     "job_batch_check_size",
     "job_cancel",
@@ -40,6 +45,7 @@ __all__ = [
     "job_submit",
     "job_submit_batch",
     "job_transition",
+    "media_sweep_orphans",
     "outbox_create",
     "outbox_publish",
     "outbox_relay_pending",

@@ -1,14 +1,27 @@
-"""Assembling a job's WAV from the audio segments its agent sent."""
+"""Assembling a job's WAV from the audio segments its agent sent, written atomically.
+
+The WAV is written to a temporary name beside its final name and moved into place only after
+the transaction that marks the job succeeded commits: a rolled-back transaction or a kill leaves
+at most a `*.tmp` file, which the media sweep (`media.py`) removes, and a reader never sees a
+partial WAV under a job's name. Needs a filesystem storage (`storage.path`).
+"""
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
+import logging
+import os
+import uuid
 import wave
 from dataclasses import dataclass
 
-from django.core.files import File
+from django.db import transaction
 
 from ..models import AudioSegment, SynthesisJob
+
+logger = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -45,18 +58,61 @@ def segment_chain(*, job: SynthesisJob, attempt: int, expected: int) -> SegmentC
     )
 
 
-def wav_file(*, segments: list[AudioSegment], sample_rate: int) -> tuple[File, int]:
-    """The WAV of `segments` (in order) in a temporary file; PCM is read one segment at a time
-    so a long job's audio is never held in memory whole. Returns the file and its frame count."""
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned open
+@dataclass(frozen=True)
+class StoredAudio:
+    frames: int = 0
+    error: str = ""  # the OSError that stopped the write (disk full...); nothing was left behind
+
+
+def temp_name_for(final_path: str) -> str:
+    """`<final>.<random>.tmp`: same folder (so the move is an atomic rename), never a job's name."""
+    return f"{final_path}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
+
+
+def final_path_of(temp_path: str) -> str:
+    return temp_path[: -len(TEMP_SUFFIX)].rsplit(".", 1)[0]
+
+
+def job_audio_store(*, job: SynthesisJob, segments: list[AudioSegment], sample_rate: int) -> StoredAudio:
+    """Write the WAV of `segments` (in order) to a temporary file and point `job.audio` (unsaved)
+    at its final name; the move happens after commit. On an OSError (disk full, read-only
+    storage) the temporary file is removed and the error returned, `job.audio` left unset."""
+    field = job.audio.field
+    storage = job.audio.storage
+    name = field.generate_filename(job, f"{job.id}.wav")
+    final_path = storage.path(name)
+    temp_path = temp_name_for(final_path)
+    try:
+        os.makedirs(os.path.dirname(final_path), exist_ok=True)
+        frames = _write_wav(temp_path, segments=segments, sample_rate=sample_rate)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(temp_path)
+        logger.error("job %s: writing %s failed: %s", job.id, temp_path, error)
+        return StoredAudio(error=f"{type(error).__name__}: {error.strerror or error}")
+    job.audio.name = name
+
+    def move_into_place() -> None:
+        os.replace(temp_path, final_path)
+
+    # robust: a failed move is logged; the sweep completes it (the row names the final file).
+    transaction.on_commit(move_into_place, robust=True)
+    return StoredAudio(frames=frames)
+
+
+def _write_wav(path: str, *, segments: list[AudioSegment], sample_rate: int) -> int:
+    """PCM is read one segment at a time so a long job's audio is never held in memory whole.
+    Flushed to disk before it can be moved under the job's name. Returns the frame count."""
     frames = 0
-    with wave.open(spool, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        for segment in segments:
-            pcm = AudioSegment.objects.values_list("pcm", flat=True).get(pk=segment.pk)
-            wav.writeframes(bytes(pcm))
-            frames += len(pcm) // 2
-    spool.seek(0)
-    return File(spool), frames
+    with open(path, "wb") as handle:
+        with wave.open(handle, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(sample_rate)
+            for segment in segments:
+                pcm = AudioSegment.objects.values_list("pcm", flat=True).get(pk=segment.pk)
+                wav.writeframes(bytes(pcm))
+                frames += len(pcm) // 2
+        handle.flush()
+        os.fsync(handle.fileno())
+    return frames

@@ -14,30 +14,35 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from tts_contracts import CompletedEvent, FailedEvent, JobEvent, JobMessage, SegmentEvent, StartedEvent
+from tts_contracts import (
+    CompletedEvent,
+    FailedEvent,
+    HeartbeatEvent,
+    JobEvent,
+    JobMessage,
+    SegmentEvent,
+    StartedEvent,
+)
 
 from .. import metrics
 from ..models import AudioSegment, JobStatus, SynthesisJob
-from .audio import segment_chain, wav_file
+from .audio import job_audio_store, segment_chain
+from .outbox import outbox_create
 from .transitions import event_time, job_mark_failed, job_mark_running, job_mark_succeeded
 
 logger = logging.getLogger(__name__)
 
-APPLIED, DUPLICATE, STALE, INVALID = "applied", "duplicate", "stale", "invalid"
+APPLIED, DUPLICATE, STALE, INVALID, RESENT = "applied", "duplicate", "stale", "invalid", "resent"
 
 
-class EventNotReadyError(Exception):
-    """The event cannot be applied yet (segments still missing); redeliver it later."""
+def job_apply_event(*, event: JobEvent) -> str:
+    """Apply one agent event to its job; return applied / duplicate / stale / invalid / resent.
 
-
-def job_apply_event(*, event: JobEvent, wait_for_segments: bool = False) -> str:
-    """Apply one agent event to its job; return applied / duplicate / stale / invalid.
-
-    A `completed` whose segments are not all stored fails the job, or raises
-    `EventNotReadyError` when `wait_for_segments` (the consumer redelivers it while segments may
-    still arrive).
+    A `completed` whose segments are not all stored re-sends the job message (same attempt: the
+    agent replays the sentences from its cache, the lost segments arrive again) and returns
+    `resent`; after TTS_MAX_STALL_REPUBLISHES re-sends of the attempt the job fails.
     """
-    result = _job_apply_event(event=event, wait_for_segments=wait_for_segments)
+    result = _job_apply_event(event=event)
     metrics.EVENTS_APPLIED.labels(type=event.type, result=result).inc()
     if result == APPLIED and event.sent_at > 0:
         metrics.EVENT_LAG.observe(max(0.0, timezone.now().timestamp() - event.sent_at))
@@ -52,7 +57,7 @@ def _job_locked(job_id: str) -> SynthesisJob | None:
     return SynthesisJob.objects.select_for_update().filter(pk=pk).first()
 
 
-def _job_apply_event(*, event: JobEvent, wait_for_segments: bool) -> str:
+def _job_apply_event(*, event: JobEvent) -> str:
     with transaction.atomic():
         job = _job_locked(event.job_id)
         if job is None:
@@ -70,9 +75,11 @@ def _job_apply_event(*, event: JobEvent, wait_for_segments: bool) -> str:
         elif isinstance(event, SegmentEvent):
             result = _apply_segment(job=job, event=event)
         elif isinstance(event, CompletedEvent):
-            result = _apply_completed(job=job, event=event, wait_for_segments=wait_for_segments)
+            result = _apply_completed(job=job, event=event)
         elif isinstance(event, FailedEvent):
             result = _apply_failed(job=job, event=event)
+        elif isinstance(event, HeartbeatEvent):
+            result = _apply_heartbeat(job=job, event=event)
         else:
             logger.warning("job %s: %s events are not applied by this gateway", job.id, event.type)
             return INVALID
@@ -130,35 +137,28 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
     return APPLIED
 
 
-def _apply_completed(*, job: SynthesisJob, event: CompletedEvent, wait_for_segments: bool) -> str:
+def _apply_completed(*, job: SynthesisJob, event: CompletedEvent) -> str:
     chain = segment_chain(job=job, attempt=event.attempt, expected=event.sentence_count)
     problem = chain.problem(expected=event.sentence_count)
-    if problem is not None and wait_for_segments and len(chain.sample_rates) <= 1:
-        raise EventNotReadyError(f"job {job.id}: {problem}")
     job_mark_running(job=job, event=event)
     if problem is not None:
-        logger.error("job %s attempt %d failed on completion: %s", job.id, event.attempt, problem)
-        job_mark_failed(job=job, error=f"synthesis failed: {problem}")
-        job.save()
-        return APPLIED
+        return _completed_incomplete(job=job, event=event, problem=problem, resend=len(chain.sample_rates) <= 1)
 
     sample_rate = next(iter(chain.sample_rates))
-    audio, frames = wav_file(segments=chain.segments, sample_rate=sample_rate)
-    with audio:
-        job.audio.save(f"{job.id}.wav", audio, save=False)
-    try:
-        job.sample_rate = sample_rate
-        job.audio_duration_s = frames / sample_rate
-        job.sentence_count = job.sentences_done = chain.covered
-        job.progress = 1.0
-        job.synthesis_seconds = event.synthesis_seconds
-        job.cached_sentences = event.cached_sentences
-        job.agent_id = event.agent_id or job.agent_id
-        job_mark_succeeded(job=job, at=event_time(event, not_before=job.started_at))
+    stored = job_audio_store(job=job, segments=chain.segments, sample_rate=sample_rate)
+    if stored.error:
+        job_mark_failed(job=job, code="storage_full", error=f"the audio could not be stored: {stored.error}")
         job.save()
-    except Exception:
-        job.audio.storage.delete(job.audio.name)  # no orphan file when the row is not updated
-        raise
+        return APPLIED
+    job.sample_rate = sample_rate
+    job.audio_duration_s = stored.frames / sample_rate
+    job.sentence_count = job.sentences_done = chain.covered
+    job.progress = 1.0
+    job.synthesis_seconds = event.synthesis_seconds
+    job.cached_sentences = event.cached_sentences
+    job.agent_id = event.agent_id or job.agent_id
+    job_mark_succeeded(job=job, at=event_time(event, not_before=job.started_at))
+    job.save()
     metrics.JOB_LATENCY.labels(length_class=job.length_class).observe(job.latency_s or 0.0)
     logger.info(
         "job %s succeeded: %.2fs of audio from %d segments, %d cached sentences",
@@ -170,9 +170,43 @@ def _apply_completed(*, job: SynthesisJob, event: CompletedEvent, wait_for_segme
     return APPLIED
 
 
+def _completed_incomplete(*, job: SynthesisJob, event: CompletedEvent, problem: str, resend: bool) -> str:
+    """Segments are missing (lost by the broker, or dead-lettered): re-send the job message so the
+    agent replays them from its cache, instead of waiting on broker redeliveries (which Pulsar
+    does not count for every subscription type). Segments that disagree cannot be repaired."""
+    if resend and job.stall_republishes < settings.TTS_MAX_STALL_REPUBLISHES:
+        job.stall_republishes += 1
+        job.save()
+        outbox_create(job=job)
+        metrics.JOBS_REPUBLISHED.labels(length_class=job.length_class).inc()
+        logger.warning(
+            "job %s attempt %d completed with %s; job message re-sent (%d of %d)",
+            job.id,
+            event.attempt,
+            problem,
+            job.stall_republishes,
+            settings.TTS_MAX_STALL_REPUBLISHES,
+        )
+        return RESENT
+    logger.error("job %s attempt %d failed on completion: %s", job.id, event.attempt, problem)
+    job_mark_failed(job=job, code="synthesis_error", error=f"synthesis failed: {problem}")
+    job.save()
+    return APPLIED
+
+
+def _apply_heartbeat(*, job: SynthesisJob, event: HeartbeatEvent) -> str:
+    """The agent still holds the job (running, or paused behind higher-priority work): liveness
+    for the watchdog, and progress the owner sees while no segment arrives."""
+    job.last_heartbeat_at = timezone.now()
+    if event.sentence_count and job.status == JobStatus.RUNNING:
+        job.progress = max(job.progress, min(event.sentences_done / event.sentence_count, 0.99))
+    job.save(update_fields=["last_heartbeat_at", "progress"])
+    return APPLIED
+
+
 def _apply_failed(*, job: SynthesisJob, event: FailedEvent) -> str:
     job_mark_running(job=job, event=event)
-    job_mark_failed(job=job, error=event.reason)
+    job_mark_failed(job=job, code=event.code, error=event.reason)
     job.save()
     logger.warning(
         "job %s attempt %d failed on agent %s: %s (%s, %s)",
@@ -197,7 +231,14 @@ def job_fail_dead_letter(*, message: JobMessage) -> str:
         elif job.is_final:
             result = DUPLICATE if job.status == JobStatus.FAILED else STALE
         else:
-            job_mark_failed(job=job, error=f"synthesis failed after {settings.TTS_MAX_ATTEMPTS} attempts")
+            job_mark_failed(
+                job=job,
+                code="agent_crashed_repeatedly",
+                error=(
+                    f"no agent finished the job in {settings.TTS_MAX_ATTEMPTS} deliveries: "
+                    "the agents holding it crashed or were stopped"
+                ),
+            )
             job.save()
             logger.error("job %s attempt %d dead-lettered: marked failed", job.id, job.attempt)
             result = APPLIED

@@ -16,6 +16,7 @@ from tts_contracts import JobEvent
 from .. import metrics
 from ..errors import IllegalTransitionError
 from ..models import ALLOWED_TRANSITIONS, AudioSegment, JobStatus, SynthesisJob
+from .notices import job_ended_notify
 
 MAX_ERROR_CHARS = 2000
 
@@ -49,11 +50,12 @@ def job_mark_running(*, job: SynthesisJob, event: JobEvent) -> None:
     metrics.JOB_QUEUE_WAIT.labels(length_class=job.length_class).observe(job.queue_wait_s or 0.0)
 
 
-def _job_end(*, job: SynthesisJob, status: str, error: str = "", at: datetime | None = None) -> None:
+def _job_end(*, job: SynthesisJob, status: str, error: str = "", code: str = "", at: datetime | None = None) -> None:
     job_transition(job=job, to=status)
     job.finished_at = at or timezone.now()
     if error:
         job.error = error[:MAX_ERROR_CHARS]
+    job.error_code = code
     AudioSegment.objects.filter(job=job).delete()
     length_class = job.length_class
 
@@ -61,6 +63,7 @@ def _job_end(*, job: SynthesisJob, status: str, error: str = "", at: datetime | 
         metrics.JOBS_FINISHED.labels(length_class=length_class, status=status).inc()
 
     transaction.on_commit(count_finished, robust=True)
+    job_ended_notify(job=job)
 
 
 def job_mark_succeeded(*, job: SynthesisJob, at: datetime | None = None) -> None:
@@ -68,14 +71,15 @@ def job_mark_succeeded(*, job: SynthesisJob, at: datetime | None = None) -> None
     _job_end(job=job, status=JobStatus.SUCCEEDED, at=at)
 
 
-def job_mark_failed(*, job: SynthesisJob, error: str, at: datetime | None = None) -> None:
-    """queued | running -> failed, with a reason the job's owner can read."""
-    _job_end(job=job, status=JobStatus.FAILED, error=error, at=at)
+def job_mark_failed(*, job: SynthesisJob, code: str, error: str, at: datetime | None = None) -> None:
+    """queued | running -> failed, with a stable `code` (tts_contracts.FAILURE_CODES) and a
+    reason the job's owner can read."""
+    _job_end(job=job, status=JobStatus.FAILED, error=error, code=code, at=at)
 
 
 def job_mark_cancelled(*, job: SynthesisJob) -> None:
     """queued | running -> cancelled; later events of the attempt are ignored."""
-    _job_end(job=job, status=JobStatus.CANCELLED)
+    _job_end(job=job, status=JobStatus.CANCELLED, code="cancelled")
 
 
 def job_mark_queued_again(*, job: SynthesisJob) -> None:
@@ -91,12 +95,12 @@ def job_mark_queued_again(*, job: SynthesisJob) -> None:
     job.status = JobStatus.QUEUED
     job.progress = 0.0
     job.sentences_done = 0
-    job.error = ""
+    job.error = job.error_code = ""
     job.queued_at = timezone.now()
     job.started_at = job.first_segment_at = job.finished_at = None
     job.synthesis_seconds = None
     job.cached_sentences = 0
     job.agent_id = ""
-    job.last_event_at = None
+    job.last_event_at = job.last_heartbeat_at = None
     job.stall_republishes = 0
     AudioSegment.objects.filter(job=job).delete()

@@ -26,6 +26,27 @@ def media_root(settings: Any, tmp_path: Any) -> Any:
     return tmp_path / "media"
 
 
+class RecordingPublisher:
+    """Stands in for the broker where a test does not run one: records what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def send(self, *, topic: str, payload: bytes, partition_key: str, respect_backoff: bool = False) -> None:
+        self.sent.append((topic, payload))
+
+
+@pytest.fixture(autouse=True)
+def control_notices(monkeypatch: pytest.MonkeyPatch) -> RecordingPublisher:
+    """`JobEnded` notices (best effort, after commit) go to a recorder, not to whatever broker
+    happens to listen on the default address; a test of the real path restores the publisher."""
+    from gateway.services import notices
+
+    recorder = RecordingPublisher()
+    monkeypatch.setattr(notices, "get_publisher", lambda: recorder)
+    return recorder
+
+
 @pytest.fixture
 def user(db: None) -> Any:
     return UserFactory()

@@ -88,8 +88,8 @@ def test_consumer_fails_dead_lettered_jobs(send: Any, settings: Any) -> None:
     send(message, topic="jobs-long-dlq")
     run_consumer(seconds=3)
     failed = SynthesisJob.objects.get(pk=job.pk)
-    assert failed.status == JobStatus.FAILED
-    assert failed.error == "synthesis failed after 3 attempts"
+    assert (failed.status, failed.error_code) == (JobStatus.FAILED, "agent_crashed_repeatedly")
+    assert failed.error.startswith("no agent finished the job in 3 deliveries")
 
 
 def test_consumer_process_exports_metrics_and_stops_on_sigterm(

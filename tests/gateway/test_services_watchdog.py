@@ -76,10 +76,11 @@ def test_job_with_no_event_since_start_counts_from_started_at() -> None:
     assert OutboxMessage.objects.filter(job=job).count() == 1
 
 
-def test_fresh_running_queued_and_final_jobs_are_left_alone() -> None:
+def test_fresh_running_queued_and_final_jobs_are_left_alone(settings: Any) -> None:
+    settings.TTS_QUEUED_JOB_RESEND_AFTER_S = 7200
     running_job(silent_s=30)
     old = timezone.now() - timedelta(hours=1)
-    SynthesisJobFactory(status=JobStatus.QUEUED, queued_at=old)  # may wait behind a backlog
+    SynthesisJobFactory(status=JobStatus.QUEUED, queued_at=old)  # within its own, longer deadline
     for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
         SynthesisJobFactory(status=status, queued_at=old, started_at=old, last_event_at=old, finished_at=old)
 

@@ -81,8 +81,16 @@ def _database(url: str) -> dict:
     config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     config["CONN_HEALTH_CHECKS"] = True
     if "sqlite3" in config["ENGINE"]:
-        # The event consumer and the web process write concurrently: wait instead of failing.
-        config.setdefault("OPTIONS", {}).setdefault("timeout", 20)
+        # Web workers, the event consumer and the relay write concurrently. WAL lets readers run
+        # beside the one writer; IMMEDIATE takes the write lock when a transaction begins, so a
+        # transaction never fails upgrading a read lock ("database is locked" at once, which no
+        # busy timeout helps); the busy timeout makes a writer wait its turn instead of failing.
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("timeout", 20)
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault(
+            "init_command", "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=20000; PRAGMA synchronous=NORMAL;"
+        )
     return config
 
 
@@ -203,6 +211,16 @@ TTS_OUTBOX_RELAY_BATCH = env.int("TTS_OUTBOX_RELAY_BATCH", default=100)
 TTS_STALLED_JOB_AFTER_S = env.float("TTS_STALLED_JOB_AFTER_S", default=120.0)
 # Republishes of one attempt before the watchdog gives up and fails the job.
 TTS_MAX_STALL_REPUBLISHES = env.int("TTS_MAX_STALL_REPUBLISHES", default=3)
+# The watchdog re-sends a queued job with no event for this long (its message may have been
+# lost before any agent took it); never fails it. 0 = off.
+TTS_QUEUED_JOB_RESEND_AFTER_S = env.float("TTS_QUEUED_JOB_RESEND_AFTER_S", default=600.0)
+# The event consumer retries an event that hit a database error this many times (with a pause)
+# before it stores it as an EventDeadLetter and moves on.
+TTS_EVENT_APPLY_RETRIES = env.int("TTS_EVENT_APPLY_RETRIES", default=3)
+# The media sweep removes audio files no job refers to once they are this old, every
+# TTS_MEDIA_SWEEP_INTERVAL_S in the event consumer (0 = only `manage.py sweep_media_orphans`).
+TTS_MEDIA_ORPHAN_AFTER_S = env.float("TTS_MEDIA_ORPHAN_AFTER_S", default=3600.0)
+TTS_MEDIA_SWEEP_INTERVAL_S = env.float("TTS_MEDIA_SWEEP_INTERVAL_S", default=600.0)
 # A full batch (TTS_MAX_BATCH_CHARS) of non-ASCII text is several MB of JSON; larger bodies
 # get a 413 before any parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
