@@ -6,6 +6,7 @@ wrong. Callers import from here, not from the modules:
 - `inputs`: checking a job's input, the batch caps, the duration estimate
 - `transitions`: the state machine, one helper per move
 - `jobs`: submit, batch, cancel, retry, delete
+- `idempotency`: `Idempotency-Key` on submissions
 - `outbox`: the job message written with the job, published after commit, and the relay
 - `watchdog`: re-sending jobs whose agent went silent
 - `events`: applying agent events and dead letters
@@ -16,6 +17,7 @@ wrong. Callers import from here, not from the modules:
 
 from .dead_letters import event_dead_letter_create
 from .events import APPLIED, DUPLICATE, INVALID, RESENT, STALE, job_apply_event, job_fail_dead_letter
+from .idempotency import job_submit_idempotent
 from .inputs import JobInput, JobRequest, job_batch_check_size, job_input_estimate_seconds, job_input_validate
 from .jobs import job_cancel, job_delete, job_retry, job_submit, job_submit_batch
 from .media import media_sweep_orphans
@@ -44,6 +46,7 @@ __all__ = [
     "job_retry",
     "job_submit",
     "job_submit_batch",
+    "job_submit_idempotent",
     "job_transition",
     "media_sweep_orphans",
     "outbox_create",

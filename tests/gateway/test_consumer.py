@@ -205,3 +205,64 @@ def test_job_whose_completed_event_was_lost_is_republished_and_then_completes(
     done = SynthesisJob.objects.get(pk=job.pk)
     assert done.status == JobStatus.SUCCEEDED, done.error
     assert done.stall_republishes == 1
+
+
+def test_a_queued_job_whose_message_was_lost_is_re_sent_and_completes(
+    send: Any, make_event: EventFactory, broker: EmbeddedBroker, topic_prefix: str, settings: Any
+) -> None:
+    from gateway import relay, services
+
+    from .factories import UserFactory
+
+    job = services.job_submit(owner=UserFactory(), text="Lost in the queue.")  # published on commit
+    agent = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    try:
+        jobs = agent.subscribe(
+            f"persistent://public/default/{topic_prefix}-jobs-short",
+            "tts-agents",
+            consumer_type=pulsar.ConsumerType.Shared,
+            initial_position=pulsar.InitialPosition.Earliest,
+        )
+        jobs.acknowledge(jobs.receive(timeout_millis=10_000))  # confirmed, then lost: nobody works on it
+        run_consumer(seconds=1)
+        assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+        settings.TTS_QUEUED_JOB_RESEND_AFTER_S = 0.5
+        time.sleep(0.6)
+        assert relay.watchdog_round() == 1
+        resent = JobMessage.from_bytes(jobs.receive(timeout_millis=10_000).data())
+        assert (resent.job_id, resent.attempt) == (str(job.id), 1)
+        for event in ("started", "segment", "completed"):
+            send(make_event(event, job))
+        run_consumer(seconds=3)
+    finally:
+        agent.close()
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert Path(done.audio.path).is_file()
+
+
+def test_a_job_that_ends_publishes_job_ended_on_the_control_topic(
+    broker: EmbeddedBroker, topic_prefix: str, monkeypatch: pytest.MonkeyPatch, api_client: Any, user: Any
+) -> None:
+    from gateway.publisher import close_publisher, get_publisher
+    from gateway.services import notices
+    from tts_contracts import JobEnded
+
+    monkeypatch.setattr(notices, "get_publisher", get_publisher)  # the real path, for this test
+    agent = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    try:
+        control = agent.subscribe(
+            f"persistent://public/default/{topic_prefix}-control",
+            "agent-1-control",
+            initial_position=pulsar.InitialPosition.Earliest,
+        )
+        job = SynthesisJobFactory(owner=user, status=JobStatus.RUNNING, attempt=2)
+        response = api_client.post(f"/api/v1/jobs/{job.id}/cancel")
+        assert response.status_code == 200, response.content
+        assert response.json()["error_code"] == "cancelled"
+        notice = JobEnded.from_bytes(control.receive(timeout_millis=10_000).data())
+    finally:
+        agent.close()
+        close_publisher()
+    assert notice == JobEnded(job_id=str(job.id), attempt=2, status="cancelled")
