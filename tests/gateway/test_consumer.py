@@ -266,3 +266,41 @@ def test_a_job_that_ends_publishes_job_ended_on_the_control_topic(
         agent.close()
         close_publisher()
     assert notice == JobEnded(job_id=str(job.id), attempt=2, status="cancelled")
+
+
+def test_a_lost_segment_is_recovered_by_re_sending_the_job_message(
+    send: Any, make_event: EventFactory, broker: EmbeddedBroker, topic_prefix: str
+) -> None:
+    from gateway import services
+
+    from .factories import UserFactory
+
+    job = services.job_submit(owner=UserFactory(), text="First sentence. Second sentence.")
+    pcm = [sine_pcm(seconds=0.2, frequency=300 + 100 * index) for index in range(2)]
+    agent = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    try:
+        jobs = agent.subscribe(
+            f"persistent://public/default/{topic_prefix}-jobs-short",
+            "tts-agents",
+            consumer_type=pulsar.ConsumerType.Shared,
+            initial_position=pulsar.InitialPosition.Earliest,
+        )
+        jobs.acknowledge(jobs.receive(timeout_millis=10_000))
+        send(make_event("started", job))
+        send(make_event("segment", job, first_sentence=0, pcm=pcm[0]))  # sentence 1 never arrives
+        send(make_event("completed", job))
+        run_consumer(seconds=3)
+        assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.RUNNING  # not failed
+
+        resent = JobMessage.from_bytes(jobs.receive(timeout_millis=10_000).data())
+        assert (resent.job_id, resent.attempt) == (str(job.id), 1)
+        for index in range(2):  # the replay from the cache
+            send(make_event("segment", job, first_sentence=index, pcm=pcm[index]))
+        send(make_event("completed", job))
+        run_consumer(seconds=3)
+    finally:
+        agent.close()
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    audio, _ = soundfile.read(done.audio.path, dtype="int16")
+    assert audio.tobytes() == b"".join(pcm)

@@ -205,14 +205,14 @@ def test_a_paused_job_that_keeps_heartbeating_is_never_re_sent_nor_failed(
     services.job_apply_event(event=make_event("segment", job, first_sentence=0))
     paused_since = time.monotonic()
     while time.monotonic() - paused_since < 5 * stalled_after_s:  # more than 4x the threshold
-        heartbeat = make_event("heartbeat", job, sentences_done=1, sentence_count=4, paused=True)
+        heartbeat = make_event("heartbeat", job, sentences_done=2, sentence_count=4, paused=True)
         assert services.job_apply_event(event=heartbeat) == "applied"
         assert services.job_republish_stalled(stalled_after_s=stalled_after_s) == 0
         time.sleep(stalled_after_s / 3)
     paused = reload(job)
     assert (paused.status, paused.stall_republishes) == (JobStatus.RUNNING, 0)
     assert paused.last_heartbeat_at is not None
-    assert paused.progress == pytest.approx(0.25)
+    assert paused.progress == pytest.approx(0.5)  # as the holder reports it
     assert OutboxMessage.objects.filter(job=job).count() == 0
 
     # Resumed: it succeeds once.
