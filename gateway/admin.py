@@ -10,7 +10,7 @@ from django.utils.html import format_html
 
 from . import services
 from .errors import ApplicationError
-from .models import JobStatus, OutboxMessage, SynthesisJob
+from .models import EventDeadLetter, JobStatus, OutboxMessage, SynthesisJob
 
 
 def _seconds(value: float | None) -> str:
@@ -23,6 +23,7 @@ class SynthesisJobAdmin(admin.ModelAdmin):
         "short_id",
         "owner",
         "status",
+        "error_code",
         "length_class",
         "voice",
         "progress_percent",
@@ -32,14 +33,14 @@ class SynthesisJobAdmin(admin.ModelAdmin):
         "attempt",
         "queued_at",
     ]
-    list_filter = ["status", "length_class", "voice", ("queued_at", admin.DateFieldListFilter)]
+    list_filter = ["status", "error_code", "length_class", "voice", ("queued_at", admin.DateFieldListFilter)]
     search_fields = ["text", "=id", "owner__username"]
     list_select_related = ["owner"]
     date_hierarchy = "queued_at"
     ordering = ["-queued_at"]
     actions = ["retry_jobs", "cancel_jobs"]
     fieldsets = [
-        (None, {"fields": ["id", "owner", "status", "error", "audio_player"]}),
+        (None, {"fields": ["id", "owner", "status", "error_code", "error", "audio_player"]}),
         ("Input", {"fields": ["text", "voice", "params", "length_class"]}),
         (
             "Progress",
@@ -64,6 +65,7 @@ class SynthesisJobAdmin(admin.ModelAdmin):
                     "first_segment_at",
                     "finished_at",
                     "last_event_at",
+                    "last_heartbeat_at",
                     "queue_wait",
                     "time_to_first_segment",
                     "latency",
@@ -178,3 +180,29 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(EventDeadLetter)
+class EventDeadLetterAdmin(admin.ModelAdmin):
+    """Events the consumer could not apply: read-only evidence for an operator."""
+
+    list_display = ["id", "event_type", "job_id", "attempt", "created_at", "error_summary"]
+    list_filter = ["event_type", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["=job_id"]
+    readonly_fields = ["event_type", "job_id", "attempt", "payload_text", "error", "created_at"]
+    exclude = ["payload"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: EventDeadLetter | None = None) -> bool:
+        return False
+
+    @admin.display(description="error")
+    def error_summary(self, record: EventDeadLetter) -> str:
+        return record.error.splitlines()[0][:120] if record.error else "-"
+
+    @admin.display(description="payload")
+    def payload_text(self, record: EventDeadLetter) -> str:
+        text = bytes(record.payload).decode("utf-8", errors="replace")
+        return text if len(text) <= 4000 else text[:4000] + f"... ({len(text)} characters)"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -52,6 +52,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "attempt",
             "agent_id",
             "error",
+            "error_code",
             "queued_at",
             "started_at",
             "first_segment_at",
@@ -100,6 +101,29 @@ def _job_data(job: SynthesisJob, request: Request) -> dict[str, Any]:
 
 # --- Jobs -----------------------------------------------------------------------------------
 
+_IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="A retry with the same key and body returns the same job(s); another body with the key is 409.",
+)
+
+
+def _submit(
+    request: Request, endpoint: str, submit: Callable[[], list[SynthesisJob]]
+) -> tuple[list[SynthesisJob], bool]:
+    """Run `submit`, once per `Idempotency-Key` when the client sent one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return submit(), False
+    return services.job_submit_idempotent(
+        owner=request.user, key=key, endpoint=endpoint, data=request.data, submit=submit
+    )
+
+
+def _replay_header(replayed: bool) -> dict[str, str]:
+    return {"Idempotent-Replayed": "true"} if replayed else {}
+
 
 class JobListCreateApi(APIView):
     class Pagination(PageNumberPagination):
@@ -118,13 +142,20 @@ class JobListCreateApi(APIView):
         data = JobOutputSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
 
-    @extend_schema(operation_id="jobs_submit", request=JobInputSerializer, responses={202: JobOutputSerializer})
+    @extend_schema(
+        operation_id="jobs_submit",
+        request=JobInputSerializer,
+        parameters=[_IDEMPOTENCY_PARAMETER],
+        responses={202: JobOutputSerializer},
+    )
     def post(self, request: Request) -> Response:
         serializer = JobInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = services.job_submit(owner=request.user, **serializer.validated_data)
+        fields = serializer.validated_data
+        (job,), replayed = _submit(request, "jobs", lambda: [services.job_submit(owner=request.user, **fields)])
         data = _job_data(job, request)
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]})
+        headers = {"Location": data["links"]["self"], **_replay_header(replayed)}
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
 
 class JobBatchApi(APIView):
@@ -133,27 +164,29 @@ class JobBatchApi(APIView):
 
     @extend_schema(
         operation_id="jobs_submit_batch",
+        parameters=[_IDEMPOTENCY_PARAMETER],
         request=inline_serializer("JobBatchInput", fields={"jobs": JobInputSerializer(many=True)}),
         responses={202: inline_serializer("JobBatchOutput", fields={"jobs": JobOutputSerializer(many=True)})},
     )
     def post(self, request: Request) -> Response:
         serializer = self.BatchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        items = serializer.validated_data["jobs"]
-        if len(items) > settings.TTS_MAX_BATCH:  # before validating 1000 items one by one
-            raise ApplicationError(
-                f"a batch holds at most {settings.TTS_MAX_BATCH} jobs, got {len(items)}",
-                code="batch_too_large",
-                field="jobs",
-                status=413,
-            )
-        for index, item in enumerate(items):
+        raw_items = serializer.validated_data["jobs"]
+        services.job_batch_check_size(count=len(raw_items))  # before checking 1000 items one by one
+        items = []
+        for index, item in enumerate(raw_items):
             item_serializer = JobInputSerializer(data=item)
             if not item_serializer.is_valid():
                 raise serializers.ValidationError({"jobs": {index: item_serializer.errors}})
-            items[index] = item_serializer.validated_data
-        jobs = services.job_submit_batch(owner=request.user, items=items)
-        return Response({"jobs": [_job_data(job, request) for job in jobs]}, status=status.HTTP_202_ACCEPTED)
+            items.append(services.JobRequest(**item_serializer.validated_data))
+        jobs, replayed = _submit(
+            request, "jobs/batch", lambda: services.job_submit_batch(owner=request.user, items=items)
+        )
+        return Response(
+            {"jobs": [_job_data(job, request) for job in jobs]},
+            status=status.HTTP_202_ACCEPTED,
+            headers=_replay_header(replayed),
+        )
 
 
 class JobDetailApi(APIView):
@@ -222,11 +255,9 @@ class ValidateApi(APIView):
         serializer = JobInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         job_input = services.job_input_validate(**serializer.validated_data)
-        normalized = " ".join(job_input.sentences)
-        length_scale = float(job_input.params.get("length_scale") or 1.0)
-        estimate = len(normalized) / settings.TTS_ESTIMATE_CHARS_PER_SECOND * length_scale
+        estimate = services.job_input_estimate_seconds(job_input=job_input)
         data = {
-            "normalized_text": normalized,
+            "normalized_text": job_input.normalized_text,
             "sentences": job_input.sentences,
             "sentence_count": len(job_input.sentences),
             "characters": len(job_input.text),

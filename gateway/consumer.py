@@ -1,33 +1,55 @@
 """The event consumer loop: receive, apply through the services, ack or negative-ack.
 
 Broker plumbing only. What an event means lives in `services.job_apply_event` and
-`services.job_fail_dead_letter`, which know nothing of Pulsar (as Zulip's workers are
-separate from `QueueProcessingWorker`).
+`services.job_fail_dead_letter`, which know nothing of Pulsar and are tested without a broker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pulsar
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
-from synthesis_agent.protocol import JobEvent, JobMessage, ProtocolError
+from tts_contracts import (
+    DEAD_LETTER_SUBSCRIPTION,
+    EVENT_TYPES,
+    EVENTS_SUBSCRIPTION,
+    ContractError,
+    JobMessage,
+    decode_event,
+)
+from tts_runtime import pulsar_client
 
 from . import metrics, services
-from .topics import DLQ_SUBSCRIPTION, EVENTS_SUBSCRIPTION, dead_letter_topics, events_topic
+from .publisher import service_topics
 
 logger = logging.getLogger(__name__)
 
-# A `completed` whose segments are missing is redelivered this many times (the segments may
-# still be on their way after a negative ack) before the job is failed as incomplete.
-MAX_COMPLETED_REDELIVERIES = 5
 NACK_DELAY_MS = 1000
 DB_ERROR_PAUSE_S = 1.0
+# The result label of an event whose payload broke the wire contract (acked, never applied).
+REJECTED = "rejected"
+
+
+def _claimed(payload: bytes) -> tuple[str, str]:
+    """The kind and job a rejected payload claims, for the metric label and the log only."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        return "unknown", "?"
+    kind = data.get("type")
+    kind = kind if isinstance(kind, str) and kind in EVENT_TYPES else "unknown"  # bounded label values
+    return kind, repr(data.get("job_id"))[:80]
 
 
 class EventConsumer:
@@ -39,7 +61,8 @@ class EventConsumer:
         self._dead_letters: pulsar.Consumer | None = None
 
     def open(self) -> EventConsumer:
-        self._client = pulsar.Client(self.service_url, logger=logging.getLogger("pulsar"), operation_timeout_seconds=10)
+        self._client = pulsar_client(self.service_url)
+        topics = service_topics()
         common = {
             "receiver_queue_size": 50,  # events carry audio: no deep prefetch
             "negative_ack_redelivery_delay_ms": NACK_DELAY_MS,
@@ -48,12 +71,17 @@ class EventConsumer:
         }
         # Failover: one active consumer, so each job's events are applied in order.
         self._events = self._client.subscribe(
-            events_topic(), EVENTS_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover, **common
+            topics.events_topic, EVENTS_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover, **common
         )
         self._dead_letters = self._client.subscribe(
-            dead_letter_topics(), DLQ_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover, **common
+            topics.dead_letter_topics(), DEAD_LETTER_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Failover, **common
         )
-        logger.info("consuming %s and %s from %s", events_topic(), ", ".join(dead_letter_topics()), self.service_url)
+        logger.info(
+            "consuming %s and %s from %s",
+            topics.events_topic,
+            ", ".join(topics.dead_letter_topics()),
+            self.service_url,
+        )
         return self
 
     def close(self) -> None:
@@ -93,45 +121,85 @@ class EventConsumer:
     # --- one message each; True = ack, False = negative-ack ----------------------------------
 
     def handle_event(self, message: pulsar.Message) -> bool:
+        payload = message.data()
         try:
-            event = JobEvent.from_bytes(message.data())
-        except ProtocolError as error:
-            logger.error("undecodable event %s dropped: %s", message.message_id(), error)
-            metrics.EVENTS_APPLIED.labels(type="unknown", result=services.INVALID).inc()
-            return True  # a poison message must not block the subscription
-        redeliveries = message.redelivery_count()
+            event = decode_event(payload)
+        except ContractError as error:
+            # Acked: a payload that breaks the contract never becomes valid by redelivery, and a
+            # poison message must not block the subscription.
+            kind, job_id = _claimed(payload)
+            metrics.EVENTS_APPLIED.labels(type=kind, result=REJECTED).inc()
+            logger.error(
+                "rejected %s event %s on %s (%d bytes, job %s): %s",
+                kind,
+                message.message_id(),
+                message.topic_name(),
+                len(payload),
+                job_id,
+                error,
+            )
+            return True
         return self._apply(
-            lambda: services.job_apply_event(event=event, wait_for_segments=redeliveries < MAX_COMPLETED_REDELIVERIES),
+            lambda: services.job_apply_event(event=event),
             what=f"{event.type} event seq {event.seq} of job {event.job_id} attempt {event.attempt}",
+            dead_letter={
+                "payload": payload,
+                "event_type": event.type,
+                "job_id": event.job_id,
+                "attempt": event.attempt,
+            },
         )
 
     def handle_dead_letter(self, message: pulsar.Message) -> bool:
+        payload = message.data()
         try:
-            job_message = JobMessage.from_bytes(message.data())
-        except ProtocolError as error:
-            logger.error("undecodable dead letter on %s dropped: %s", message.topic_name(), error)
+            job_message = JobMessage.from_bytes(payload)
+        except ContractError as error:
+            metrics.EVENTS_APPLIED.labels(type="dead_letter", result=REJECTED).inc()
+            logger.error("rejected dead letter %s on %s: %s", message.message_id(), message.topic_name(), error)
             return True
         return self._apply(
             lambda: services.job_fail_dead_letter(message=job_message),
             what=f"dead letter of job {job_message.job_id} attempt {job_message.attempt}",
+            dead_letter={
+                "payload": payload,
+                "event_type": "dead_letter",
+                "job_id": job_message.job_id,
+                "attempt": job_message.attempt,
+            },
         )
 
-    def _apply(self, apply: Callable[[], str], *, what: str) -> bool:
-        close_old_connections()
+    def _apply(self, apply: Callable[[], str], *, what: str, dead_letter: dict[str, Any]) -> bool:
+        """Apply with local retries; what still fails becomes an `EventDeadLetter` and is acked.
+
+        Never relies on the broker's redelivery count (Pulsar keeps none for a Failover
+        subscription, and resets it on restart). Negative-acks only when even the dead letter
+        cannot be written: the database is down, and the event must wait for it.
+        """
+        error: BaseException | None = None
+        for attempt in range(1 + max(0, settings.TTS_EVENT_APPLY_RETRIES)):
+            close_old_connections()
+            try:
+                result = apply()
+            except DatabaseError as raised:
+                error = raised
+                logger.warning("database error applying %s (try %d): %s", what, attempt + 1, raised)
+                connections.close_all()
+                time.sleep(DB_ERROR_PAUSE_S * (attempt + 1))  # the database may be restarting
+                continue
+            except Exception as raised:  # a bug or a poison event: retrying cannot help
+                error = raised
+                logger.exception("unexpected error applying %s", what)
+                break
+            logger.debug("%s: %s", what, result)
+            return True
         try:
-            result = apply()
-        except services.EventNotReadyError as error:
-            logger.info("%s not applicable yet, redelivering: %s", what, error)
-            return False
+            services.event_dead_letter_create(error=f"{type(error).__name__}: {error}", **dead_letter)
         except DatabaseError:
-            logger.exception("database error applying %s; negative-ack and reconnect", what)
+            logger.exception("cannot dead-letter %s either (database down); negative-ack", what)
             connections.close_all()
             time.sleep(DB_ERROR_PAUSE_S)  # don't spin through the backlog while the database is down
             return False
-        except Exception:
-            logger.exception("unexpected error applying %s; negative-ack", what)
-            return False
-        logger.debug("%s: %s", what, result)
         return True
 
 

@@ -1,4 +1,5 @@
-"""The one DRF exception handler: every 4xx answers `{"error": {"code", "message", "field"}}`."""
+"""The one DRF exception handler: every error, a 500 included, answers
+`{"error": {"code", "message", "field"}}`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import page_not_found
+from django.views.defaults import page_not_found, server_error
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from .errors import ApplicationError
 
@@ -46,6 +48,11 @@ def _body(*, code: str, message: str, field: str | None, **extra: Any) -> dict[s
     return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
+_SERVER_ERROR = _body(
+    code="server_error", message="internal error; it was logged, retry later or report it", field=None
+)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -68,7 +75,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None  # a real bug: Django logs it and answers 500
+        # A bug: logged with its traceback here (Django never sees it), answered as JSON so a
+        # client parses every error the same way; the details stay in the log.
+        view = context.get("view")
+        request = context.get("request")
+        logger.exception(
+            "internal error in %s %s (%s)",
+            getattr(request, "method", "?"),
+            getattr(request, "path", "?"),
+            type(view).__name__ if view is not None else "?",
+            exc_info=exc,
+        )
+        set_rollback()
+        return Response(_SERVER_ERROR, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     if isinstance(exc, exceptions.APIException):
         detail = exc.detail
         message = str(detail if not isinstance(detail, (dict, list)) else exc.default_detail)
@@ -77,6 +96,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         about_body = isinstance(exc, (exceptions.ParseError, exceptions.UnsupportedMediaType))
         response.data = _body(code=code, message=message, field="body" if about_body else None)
     return response
+
+
+def api_server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler (errors outside DRF's views): JSON under /api/, the stock page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(_SERVER_ERROR, status=500)
+    return server_error(request)
 
 
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -52,6 +52,20 @@ JOBS_REPUBLISHED = Counter(
 EVENTS_APPLIED = Counter(
     "tts_gateway_events_applied_total", "Agent events handled by the consumer.", ["type", "result"]
 )
+EVENT_DEAD_LETTERS = Counter(
+    "tts_gateway_event_dead_letters_total",
+    "Events the consumer could not apply (database error after retries, a bug): stored as EventDeadLetter.",
+    ["type"],
+)
+MEDIA_ORPHANS_REMOVED = Counter(
+    "tts_gateway_media_orphans_removed_total", "Audio files no job refers to, removed by the sweep."
+)
+DEPENDENCY_UP = Gauge(
+    "tts_gateway_dependency_up",
+    "1 when /readyz last reached the dependency (database, broker, cache), else 0.",
+    ["dependency"],
+    multiprocess_mode="livemostrecent",
+)
 EVENT_LAG = Histogram(
     "tts_gateway_event_lag_seconds", "Event sent by the agent to applied by the consumer.", buckets=_LAG_BUCKETS
 )

@@ -55,6 +55,9 @@ class SynthesisJob(models.Model):
     sentences_done = models.PositiveIntegerField(default=0)
     attempt = models.PositiveIntegerField(default=1)
     error = models.TextField(blank=True)
+    # A stable code beside the readable `error` (tts_contracts.FAILURE_CODES): `synthesis_error`,
+    # `stalled`, `agent_crashed_repeatedly`, `storage_full`, `cancelled`...
+    error_code = models.CharField(max_length=64, blank=True)
     audio = models.FileField(upload_to="audio/%Y/%m/%d/", blank=True)
     audio_duration_s = models.FloatField(null=True, blank=True)
     sample_rate = models.PositiveIntegerField(null=True, blank=True)
@@ -71,6 +74,9 @@ class SynthesisJob(models.Model):
     stall_republishes = models.PositiveIntegerField(
         default=0, help_text="times the watchdog re-published this attempt's job message"
     )
+    # The last heartbeat of the agent holding the current attempt (consumer clock): a paused
+    # job that keeps heartbeating is alive, however long it sends no audio.
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-queued_at"]
@@ -158,3 +164,41 @@ class AudioSegment(models.Model):
 
     def __str__(self) -> str:
         return f"segment {self.job_id}#{self.attempt}@{self.first_sentence}+{self.sentence_count}"
+
+
+class EventDeadLetter(models.Model):
+    """An event the consumer could not apply (a database error after its local retries, a bug):
+    kept for an operator instead of blocking the subscription or retrying forever."""
+
+    event_type = models.CharField(max_length=32)
+    job_id = models.CharField(max_length=64, blank=True, db_index=True)
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    payload = models.BinaryField(help_text="The message exactly as received.")
+    error = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} of job {self.job_id or '?'} ({self.created_at:%Y-%m-%d %H:%M:%S})"
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` and the jobs its first request created: a retry with the same
+    key and body gets the same jobs, a different body a 409."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=32)
+    request_hash = models.CharField(max_length=64, help_text="sha256 of the endpoint and the request body")
+    job_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_unique_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.endpoint}, user {self.owner_id})"

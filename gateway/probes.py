@@ -13,6 +13,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 _PROBE_TIMEOUT_S = 2.0
@@ -55,9 +57,16 @@ def _check_broker() -> None:
         pass
 
 
+# Only the database decides readiness: with it the gateway accepts jobs (the outbox holds them
+# through a broker outage, the cache is an optimization). An orchestrator that pulled every web
+# pod during a broker outage would turn a delay into an outage.
+_REQUIRED = frozenset({"database"})
+
+
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Database, broker (TCP connect) and cache reachable: 200, else 503 naming what failed."""
+    """200 when the database answers, else 503. Broker (TCP connect) and cache are checked and
+    reported in the body (`checks`, `degraded`) and in `tts_gateway_dependency_up`, never a 503."""
     checks: dict[str, str] = {}
     for name, check in (("database", _check_database), ("broker", _check_broker), ("cache", _check_cache)):
         try:
@@ -66,6 +75,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         except Exception as error:
             checks[name] = f"error: {type(error).__name__}: {error}"
             logger.warning("readiness check %s failed: %s", name, error)
-    failed = sorted(name for name, result in checks.items() if result != "ok")
-    body = {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}
+        metrics.DEPENDENCY_UP.labels(dependency=name).set(1 if checks[name] == "ok" else 0)
+    failed = sorted(name for name, result in checks.items() if result != "ok" and name in _REQUIRED)
+    degraded = sorted(name for name, result in checks.items() if result != "ok" and name not in _REQUIRED)
+    status = "unavailable" if failed else ("degraded" if degraded else "ok")
+    body = {"status": status, "failed": failed, "degraded": degraded, "checks": checks}
     return JsonResponse(body, status=503 if failed else 200)

@@ -16,9 +16,20 @@ import time
 import pulsar
 from django.conf import settings
 
+from tts_contracts import Topics, job_queue
+from tts_runtime import pulsar_client
+
 logger = logging.getLogger(__name__)
-# The C++ client logs through this Python logger; settings.LOGGING keeps it at WARNING.
-_pulsar_logger = logging.getLogger("pulsar")
+
+
+def service_topics() -> Topics:
+    """The service's topic names from settings (read at call time, so tests can override them)."""
+    return Topics(tenant=settings.PULSAR_TENANT, namespace=settings.PULSAR_NAMESPACE, prefix=settings.TTS_TOPIC_PREFIX)
+
+
+def job_topic(*, length_class: str) -> str:
+    """The topic a job of this class goes to; every job goes to `-jobs-fifo` in fifo scheduling."""
+    return service_topics().job_topic(job_queue(length_class=length_class, scheduling=settings.TTS_SCHEDULING))
 
 
 class PublishError(Exception):
@@ -40,12 +51,7 @@ class Publisher:
             if producer is not None:
                 return producer
             if self._client is None:
-                self._client = pulsar.Client(
-                    self.service_url,
-                    operation_timeout_seconds=max(1, int(self.timeout_s)),
-                    connection_timeout_ms=int(self.timeout_s * 1000),
-                    logger=_pulsar_logger,
-                )
+                self._client = pulsar_client(self.service_url, timeout_s=self.timeout_s)
             producer = self._client.create_producer(
                 topic,
                 send_timeout_millis=int(self.timeout_s * 1000),

@@ -18,3 +18,4 @@ urlpatterns = [
 ]
 
 handler404 = "gateway.exception_handlers.api_not_found"
+handler500 = "gateway.exception_handlers.api_server_error"

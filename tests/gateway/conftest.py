@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from synthesis_agent.protocol import JobEvent, encode_pcm16
+from tts_contracts import EVENT_TYPES, JobEvent
 
 from .factories import TokenFactory, UserFactory
 
@@ -24,6 +24,27 @@ def media_root(settings: Any, tmp_path: Any) -> Any:
     """Audio files of every test go to its own tmpdir."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return tmp_path / "media"
+
+
+class RecordingPublisher:
+    """Stands in for the broker where a test does not run one: records what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def send(self, *, topic: str, payload: bytes, partition_key: str, respect_backoff: bool = False) -> None:
+        self.sent.append((topic, payload))
+
+
+@pytest.fixture(autouse=True)
+def control_notices(monkeypatch: pytest.MonkeyPatch) -> RecordingPublisher:
+    """`JobEnded` notices (best effort, after commit) go to a recorder, not to whatever broker
+    happens to listen on the default address; a test of the real path restores the publisher."""
+    from gateway.services import notices
+
+    recorder = RecordingPublisher()
+    monkeypatch.setattr(notices, "get_publisher", lambda: recorder)
+    return recorder
 
 
 @pytest.fixture
@@ -59,7 +80,7 @@ EventFactory = Callable[..., JobEvent]
 
 @pytest.fixture
 def make_event() -> EventFactory:
-    """Build JobEvent objects the way an agent does; `segment` events carry real PCM."""
+    """Build typed events the way an agent does; `segment` events carry real PCM."""
     sequence = iter(range(10_000))
 
     def build(
@@ -73,38 +94,36 @@ def make_event() -> EventFactory:
         pcm: bytes | None = None,
         **data: Any,
     ) -> JobEvent:
-        payload: dict[str, Any]
+        fields: dict[str, Any]
         if type == "started":
-            payload = {"sentence_count": job.sentence_count, "sample_rate": SAMPLE_RATE, "voice": job.voice}
+            fields = {"sentence_count": job.sentence_count, "sample_rate": SAMPLE_RATE, "voice": job.voice}
         elif type == "segment":
             pcm = sine_pcm(seconds=0.25 * sentence_count, frequency=200 + 50 * first_sentence) if pcm is None else pcm
-            payload = {
+            fields = {
                 "first_sentence": first_sentence,
                 "sentence_count": sentence_count,
                 "sample_rate": SAMPLE_RATE,
-                "audio_b64": encode_pcm16(pcm),
-                "audio_seconds": len(pcm) / 2 / SAMPLE_RATE,
-                "cached_sentences": 0,
+                "pcm": pcm,
             }
         elif type == "completed":
-            payload = {
+            fields = {
                 "sentence_count": job.sentence_count,
                 "segment_count": job.sentence_count,
                 "sample_rate": SAMPLE_RATE,
                 "synthesis_seconds": 0.5,
-                "cached_sentences": 0,
             }
+        elif type == "heartbeat":
+            fields = {"sentence_count": job.sentence_count or 0}
         else:
-            payload = {"reason": "the voice failed to load", "error_type": "VoiceLoadError"}
-        payload.update(data)
-        return JobEvent(
-            type=type,
+            fields = {"reason": "the voice failed to load", "error_type": "VoiceLoadError"}
+        fields.update(data)
+        return EVENT_TYPES[type](
             job_id=str(job.id),
             attempt=job.attempt if attempt is None else attempt,
             seq=next(sequence),
             agent_id=agent_id,
             sent_at=time.time(),
-            data=payload,
+            **fields,
         )
 
     return build

@@ -121,3 +121,21 @@ def test_deleting_a_job_removes_its_audio_file(
     assert response.status_code == 302
     assert SynthesisJob.objects.count() == 0
     assert list(media_root.rglob("*.wav")) == []
+
+
+def test_failure_codes_and_event_dead_letters_are_visible_to_staff(staff_client: Client) -> None:
+    from gateway.models import EventDeadLetter
+
+    failed = SynthesisJobFactory(status=JobStatus.FAILED, error_code="storage_full", error="disk full")
+    page = staff_client.get(reverse("admin:gateway_synthesisjob_change", args=[failed.pk])).content.decode()
+    assert "storage_full" in page
+    listing = staff_client.get(f"{CHANGELIST}?error_code__exact=storage_full")
+    assert listing.context["cl"].result_count == 1
+
+    record = EventDeadLetter.objects.create(
+        event_type="segment", job_id=str(failed.id), attempt=1, payload=b'{"schema": 1}', error="IntegrityError: boom"
+    )
+    assert "IntegrityError: boom" in staff_client.get("/admin/gateway/eventdeadletter/").content.decode()
+    detail = staff_client.get(reverse("admin:gateway_eventdeadletter_change", args=[record.pk]))
+    assert detail.status_code == 200
+    assert "{&quot;schema&quot;: 1}" in detail.content.decode()

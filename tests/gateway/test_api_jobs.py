@@ -239,3 +239,9 @@ def test_unknown_api_path_is_json_404(api_client: APIClient) -> None:
 def test_method_not_allowed_is_json_405(api_client: APIClient, user: Any) -> None:
     job = SynthesisJobFactory(owner=user)
     assert_error(api_client.delete(f"{JOBS}/{job.id}"), status=405, field=None, code="method_not_allowed")
+
+
+def test_detail_shows_the_failure_code_beside_the_reason(api_client: APIClient, user: Any) -> None:
+    job = SynthesisJobFactory(owner=user, status=JobStatus.FAILED, error_code="stalled", error="synthesis stalled")
+    body = api_client.get(f"{JOBS}/{job.id}").json()
+    assert (body["status"], body["error_code"], body["error"]) == ("failed", "stalled", "synthesis stalled")

@@ -21,7 +21,7 @@ from django.db import connection
 
 from devstack.broker import EmbeddedBroker, free_port
 from gateway.models import JobStatus, SynthesisJob
-from synthesis_agent.protocol import JobEvent, JobMessage
+from tts_contracts import JobEvent, JobMessage
 
 from .conftest import SAMPLE_RATE, EventFactory, sine_pcm
 from .factories import SynthesisJobFactory
@@ -88,8 +88,8 @@ def test_consumer_fails_dead_lettered_jobs(send: Any, settings: Any) -> None:
     send(message, topic="jobs-long-dlq")
     run_consumer(seconds=3)
     failed = SynthesisJob.objects.get(pk=job.pk)
-    assert failed.status == JobStatus.FAILED
-    assert failed.error == "synthesis failed after 3 attempts"
+    assert (failed.status, failed.error_code) == (JobStatus.FAILED, "agent_crashed_repeatedly")
+    assert failed.error.startswith("no agent finished the job in 3 deliveries")
 
 
 def test_consumer_process_exports_metrics_and_stops_on_sigterm(
@@ -205,3 +205,102 @@ def test_job_whose_completed_event_was_lost_is_republished_and_then_completes(
     done = SynthesisJob.objects.get(pk=job.pk)
     assert done.status == JobStatus.SUCCEEDED, done.error
     assert done.stall_republishes == 1
+
+
+def test_a_queued_job_whose_message_was_lost_is_re_sent_and_completes(
+    send: Any, make_event: EventFactory, broker: EmbeddedBroker, topic_prefix: str, settings: Any
+) -> None:
+    from gateway import relay, services
+
+    from .factories import UserFactory
+
+    job = services.job_submit(owner=UserFactory(), text="Lost in the queue.")  # published on commit
+    agent = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    try:
+        jobs = agent.subscribe(
+            f"persistent://public/default/{topic_prefix}-jobs-short",
+            "tts-agents",
+            consumer_type=pulsar.ConsumerType.Shared,
+            initial_position=pulsar.InitialPosition.Earliest,
+        )
+        jobs.acknowledge(jobs.receive(timeout_millis=10_000))  # confirmed, then lost: nobody works on it
+        run_consumer(seconds=1)
+        assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+        settings.TTS_QUEUED_JOB_RESEND_AFTER_S = 0.5
+        time.sleep(0.6)
+        assert relay.watchdog_round() == 1
+        resent = JobMessage.from_bytes(jobs.receive(timeout_millis=10_000).data())
+        assert (resent.job_id, resent.attempt) == (str(job.id), 1)
+        for event in ("started", "segment", "completed"):
+            send(make_event(event, job))
+        run_consumer(seconds=3)
+    finally:
+        agent.close()
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert Path(done.audio.path).is_file()
+
+
+def test_a_job_that_ends_publishes_job_ended_on_the_control_topic(
+    broker: EmbeddedBroker, topic_prefix: str, monkeypatch: pytest.MonkeyPatch, api_client: Any, user: Any
+) -> None:
+    from gateway.publisher import close_publisher, get_publisher
+    from gateway.services import notices
+    from tts_contracts import JobEnded
+
+    monkeypatch.setattr(notices, "get_publisher", get_publisher)  # the real path, for this test
+    agent = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    try:
+        control = agent.subscribe(
+            f"persistent://public/default/{topic_prefix}-control",
+            "agent-1-control",
+            initial_position=pulsar.InitialPosition.Earliest,
+        )
+        job = SynthesisJobFactory(owner=user, status=JobStatus.RUNNING, attempt=2)
+        response = api_client.post(f"/api/v1/jobs/{job.id}/cancel")
+        assert response.status_code == 200, response.content
+        assert response.json()["error_code"] == "cancelled"
+        notice = JobEnded.from_bytes(control.receive(timeout_millis=10_000).data())
+    finally:
+        agent.close()
+        close_publisher()
+    assert notice == JobEnded(job_id=str(job.id), attempt=2, status="cancelled")
+
+
+def test_a_lost_segment_is_recovered_by_re_sending_the_job_message(
+    send: Any, make_event: EventFactory, broker: EmbeddedBroker, topic_prefix: str
+) -> None:
+    from gateway import services
+
+    from .factories import UserFactory
+
+    job = services.job_submit(owner=UserFactory(), text="First sentence. Second sentence.")
+    pcm = [sine_pcm(seconds=0.2, frequency=300 + 100 * index) for index in range(2)]
+    agent = pulsar.Client(broker.url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    try:
+        jobs = agent.subscribe(
+            f"persistent://public/default/{topic_prefix}-jobs-short",
+            "tts-agents",
+            consumer_type=pulsar.ConsumerType.Shared,
+            initial_position=pulsar.InitialPosition.Earliest,
+        )
+        jobs.acknowledge(jobs.receive(timeout_millis=10_000))
+        send(make_event("started", job))
+        send(make_event("segment", job, first_sentence=0, pcm=pcm[0]))  # sentence 1 never arrives
+        send(make_event("completed", job))
+        run_consumer(seconds=3)
+        assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.RUNNING  # not failed
+
+        resent = JobMessage.from_bytes(jobs.receive(timeout_millis=10_000).data())
+        assert (resent.job_id, resent.attempt) == (str(job.id), 1)
+        for index in range(2):  # the replay from the cache
+            send(make_event("segment", job, first_sentence=index, pcm=pcm[index]))
+        send(make_event("completed", job))
+        run_consumer(seconds=3)
+    finally:
+        agent.close()
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    audio, _ = soundfile.read(done.audio.path, dtype="int16")
+    assert audio.tobytes() == b"".join(pcm)

@@ -13,7 +13,7 @@ from devstack.broker import EmbeddedBroker
 from gateway import services
 from gateway.models import OutboxMessage, SynthesisJob
 from gateway.publisher import close_publisher
-from synthesis_agent.protocol import JobMessage
+from tts_contracts import JobMessage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 

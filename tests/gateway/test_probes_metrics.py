@@ -32,19 +32,48 @@ def test_healthz_needs_no_auth() -> None:
     assert response.json() == {"status": "ok"}
 
 
+def dependency_up(name: str) -> float | None:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("tts_gateway_dependency_up", {"dependency": name})
+
+
 @pytest.mark.integration
-def test_readyz_ok_then_503_when_the_broker_stops(broker: EmbeddedBroker) -> None:
+def test_readyz_stays_ready_when_the_broker_stops_and_reports_it(broker: EmbeddedBroker, user: Any) -> None:
     ready = Client().get("/readyz")
     assert ready.status_code == 200, ready.content
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "cache": "ok"}
+    assert ready.json()["status"] == "ok"
+    assert dependency_up("broker") == 1
 
     broker.stop()
-    down = Client().get("/readyz")
-    assert down.status_code == 503
+    try:
+        down = Client().get("/readyz")
+        # The gateway still accepts jobs: the outbox keeps them until the broker is back.
+        job = services.job_submit(owner=user, text="Accepted while the broker is down.")
+    finally:
+        broker.start()
+    assert down.status_code == 200, down.content
     body = down.json()
-    assert body["failed"] == ["broker"]
+    assert (body["status"], body["failed"], body["degraded"]) == ("degraded", [], ["broker"])
     assert body["checks"]["broker"].startswith("error:")
     assert body["checks"]["database"] == "ok"
+    assert dependency_up("broker") == 0
+    assert dependency_up("database") == 1
+    assert job.outbox_messages.get().published_at is None
+
+
+def test_readyz_is_503_when_the_database_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import probes
+
+    def database_down() -> None:
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(probes, "_check_database", database_down)
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["database"]
+    assert dependency_up("database") == 0
 
 
 def test_readyz_names_the_cache(settings: Any, broker: EmbeddedBroker) -> None:
@@ -61,8 +90,9 @@ def test_readyz_names_the_cache(settings: Any, broker: EmbeddedBroker) -> None:
         response = Client().get("/readyz")
     finally:
         caches.close_all()
-    assert response.status_code == 503
-    assert response.json()["failed"] == ["cache"]
+    assert response.status_code == 200
+    assert response.json()["degraded"] == ["cache"]
+    assert dependency_up("cache") == 0
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from gateway import services
 from gateway.errors import ApplicationError, IllegalTransitionError
 from gateway.models import AudioSegment, JobStatus, OutboxMessage, SynthesisJob
+from gateway.services import jobs
 
 from .factories import SynthesisJobFactory, UserFactory
 
@@ -21,7 +22,7 @@ def test_submit_writes_job_and_outbox_in_one_transaction(monkeypatch: pytest.Mon
     def broken_outbox(**kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "_outbox_create", broken_outbox)
+    monkeypatch.setattr(jobs, "outbox_create", broken_outbox)
     with pytest.raises(RuntimeError):
         services.job_submit(owner=user, text="Hello world.")
     assert SynthesisJob.objects.count() == 0  # the job row was rolled back with the outbox write

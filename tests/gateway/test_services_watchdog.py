@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from gateway import relay, services
 from gateway.models import JobStatus, OutboxMessage, SynthesisJob
-from synthesis_agent.protocol import JobMessage
+from tts_contracts import JobMessage
 
 from .conftest import EventFactory
 from .factories import SynthesisJobFactory
@@ -76,10 +77,11 @@ def test_job_with_no_event_since_start_counts_from_started_at() -> None:
     assert OutboxMessage.objects.filter(job=job).count() == 1
 
 
-def test_fresh_running_queued_and_final_jobs_are_left_alone() -> None:
+def test_fresh_running_queued_and_final_jobs_are_left_alone(settings: Any) -> None:
+    settings.TTS_QUEUED_JOB_RESEND_AFTER_S = 7200
     running_job(silent_s=30)
     old = timezone.now() - timedelta(hours=1)
-    SynthesisJobFactory(status=JobStatus.QUEUED, queued_at=old)  # may wait behind a backlog
+    SynthesisJobFactory(status=JobStatus.QUEUED, queued_at=old)  # within its own, longer deadline
     for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
         SynthesisJobFactory(status=status, queued_at=old, started_at=old, last_event_at=old, finished_at=old)
 
@@ -190,3 +192,66 @@ def test_watchdog_is_off_at_zero(settings: Any, monkeypatch: Any) -> None:
     settings.TTS_STALLED_JOB_AFTER_S = 0
     monkeypatch.setattr(relay, "job_republish_stalled", lambda **_: pytest.fail("watchdog ran while off"))
     assert relay.watchdog_round() == 0
+
+
+def test_a_paused_job_that_keeps_heartbeating_is_never_re_sent_nor_failed(
+    make_event: EventFactory, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A long job paused behind short work sends no audio for a long time, only heartbeats."""
+    settings.TTS_MAX_STALL_REPUBLISHES = 1
+    stalled_after_s = 0.3
+    job = SynthesisJobFactory(sentence_count=4)
+    services.job_apply_event(event=make_event("started", job))
+    services.job_apply_event(event=make_event("segment", job, first_sentence=0))
+    paused_since = time.monotonic()
+    while time.monotonic() - paused_since < 5 * stalled_after_s:  # more than 4x the threshold
+        heartbeat = make_event("heartbeat", job, sentences_done=2, sentence_count=4, paused=True)
+        assert services.job_apply_event(event=heartbeat) == "applied"
+        assert services.job_republish_stalled(stalled_after_s=stalled_after_s) == 0
+        time.sleep(stalled_after_s / 3)
+    paused = reload(job)
+    assert (paused.status, paused.stall_republishes) == (JobStatus.RUNNING, 0)
+    assert paused.last_heartbeat_at is not None
+    assert paused.progress == pytest.approx(0.5)  # as the holder reports it
+    assert OutboxMessage.objects.filter(job=job).count() == 0
+
+    # Resumed: it succeeds once.
+    for index in range(1, 4):
+        services.job_apply_event(event=make_event("segment", job, first_sentence=index))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.job_apply_event(event=make_event("completed", job)) == "applied"
+    assert reload(job).status == JobStatus.SUCCEEDED
+
+    # The control: the same job without heartbeats is re-sent once the threshold passes.
+    silent = SynthesisJobFactory(sentence_count=4)
+    services.job_apply_event(event=make_event("started", silent))
+    time.sleep(stalled_after_s + 0.05)
+    assert services.job_republish_stalled(stalled_after_s=stalled_after_s) == 1
+
+
+def test_a_queued_job_with_no_event_past_its_deadline_is_re_sent_never_failed(settings: Any) -> None:
+    settings.TTS_MAX_STALL_REPUBLISHES = 1
+    lost = SynthesisJobFactory(status=JobStatus.QUEUED, queued_at=timezone.now() - timedelta(seconds=700))
+    fresh = SynthesisJobFactory(status=JobStatus.QUEUED)
+    now = timezone.now()
+    for tick in range(3):  # more re-sends than TTS_MAX_STALL_REPUBLISHES: a queued job is not failed
+        at = now + timedelta(seconds=tick * 601)
+        assert services.job_republish_stalled(stalled_after_s=STALLED_AFTER_S, queued_after_s=600, now=at) == 1 + (
+            tick > 0
+        )
+    assert reload(lost).status == JobStatus.QUEUED
+    assert OutboxMessage.objects.filter(job=lost).count() == 3
+    assert OutboxMessage.objects.filter(job=fresh).count() == 2  # due from the second tick on
+    message = JobMessage.from_bytes(OutboxMessage.objects.filter(job=lost).first().payload.encode())
+    assert (message.job_id, message.attempt) == (str(lost.id), 1)
+
+
+def test_failure_codes_of_the_watchdog_and_cancel(settings: Any) -> None:
+    settings.TTS_MAX_STALL_REPUBLISHES = 0
+    job = running_job(silent_s=300)
+    assert republish() == 0
+    assert (reload(job).status, reload(job).error_code) == (JobStatus.FAILED, "stalled")
+    cancelled = services.job_cancel(job=SynthesisJobFactory(status=JobStatus.QUEUED))
+    assert (cancelled.error_code, reload(cancelled).error_code) == ("cancelled", "cancelled")
+    retried = services.job_retry(job=cancelled)
+    assert retried.error_code == ""

@@ -179,7 +179,7 @@ def test_label_values_used_are_documented() -> None:
     allowed = {
         "length_class": {"short", "medium", "long"},
         "status": {"succeeded", "failed", "cancelled"},
-        "result": {"hit", "miss", "error", "ok", "applied", "duplicate", "stale", "invalid"},
+        "result": {"hit", "miss", "error", "ok", "applied", "duplicate", "stale", "invalid", "rejected"},
         "job": SCRAPE_JOBS,
     }
     for expression in every_expression():

@@ -7,6 +7,8 @@ Apache Pulsar by setting DATABASE_URL, REDIS_URL and PULSAR_URL.
 
 from __future__ import annotations
 
+from tts_contracts import defaults
+
 from .env import BASE_DIR, VAR_DIR, env  # noqa: F401 - BASE_DIR is part of the settings
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite and the file cache need the folder
@@ -79,8 +81,16 @@ def _database(url: str) -> dict:
     config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     config["CONN_HEALTH_CHECKS"] = True
     if "sqlite3" in config["ENGINE"]:
-        # The event consumer and the web process write concurrently: wait instead of failing.
-        config.setdefault("OPTIONS", {}).setdefault("timeout", 20)
+        # Web workers, the event consumer and the relay write concurrently. WAL lets readers run
+        # beside the one writer; IMMEDIATE takes the write lock when a transaction begins, so a
+        # transaction never fails upgrading a read lock ("database is locked" at once, which no
+        # busy timeout helps); the busy timeout makes a writer wait its turn instead of failing.
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("timeout", 20)
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault(
+            "init_command", "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=20000; PRAGMA synchronous=NORMAL;"
+        )
     return config
 
 
@@ -168,22 +178,22 @@ SPECTACULAR_SETTINGS = {
 
 # --- Text-to-speech service (names and defaults in docs/CONTRACTS.md) -----------------------
 
-PULSAR_URL = env.str("PULSAR_URL", default="pulsar://127.0.0.1:6650")
-PULSAR_TENANT = env.str("PULSAR_TENANT", default="public")
-PULSAR_NAMESPACE = env.str("PULSAR_NAMESPACE", default="default")
-TTS_TOPIC_PREFIX = env.str("TTS_TOPIC_PREFIX", default="tts")
-TTS_SHORT_MAX_CHARS = env.int("TTS_SHORT_MAX_CHARS", default=400)
-TTS_MEDIUM_MAX_CHARS = env.int("TTS_MEDIUM_MAX_CHARS", default=4000)
+PULSAR_URL = env.str("PULSAR_URL", default=defaults.PULSAR_URL)
+PULSAR_TENANT = env.str("PULSAR_TENANT", default=defaults.PULSAR_TENANT)
+PULSAR_NAMESPACE = env.str("PULSAR_NAMESPACE", default=defaults.PULSAR_NAMESPACE)
+TTS_TOPIC_PREFIX = env.str("TTS_TOPIC_PREFIX", default=defaults.TOPIC_PREFIX)
+TTS_SHORT_MAX_CHARS = env.int("TTS_SHORT_MAX_CHARS", default=defaults.SHORT_MAX_CHARS)
+TTS_MEDIUM_MAX_CHARS = env.int("TTS_MEDIUM_MAX_CHARS", default=defaults.MEDIUM_MAX_CHARS)
 TTS_SCHEDULING = env.str("TTS_SCHEDULING", default="priority")
 if TTS_SCHEDULING not in ("priority", "fifo"):
     raise ValueError(f"TTS_SCHEDULING must be 'priority' or 'fifo', got {TTS_SCHEDULING!r}")
-TTS_MAX_ATTEMPTS = env.int("TTS_MAX_ATTEMPTS", default=3)
+TTS_MAX_ATTEMPTS = env.int("TTS_MAX_ATTEMPTS", default=defaults.MAX_ATTEMPTS)
 TTS_MAX_TEXT_CHARS = env.int("TTS_MAX_TEXT_CHARS", default=100_000)
 TTS_MAX_BATCH = env.int("TTS_MAX_BATCH", default=50)
 # Validating text costs about 1.2 s per 100,000 characters: cap a batch's total so one request
 # cannot hold a web worker for minutes.
 TTS_MAX_BATCH_CHARS = env.int("TTS_MAX_BATCH_CHARS", default=1_000_000)
-TTS_DEFAULT_VOICE = env.str("TTS_DEFAULT_VOICE", default="en_US-joe-medium")
+TTS_DEFAULT_VOICE = env.str("TTS_DEFAULT_VOICE", default=defaults.DEFAULT_VOICE)
 TTS_CONSUMER_METRICS_PORT = env.int("TTS_CONSUMER_METRICS_PORT", default=9101)
 # Publisher: one send (or producer creation) waits at most this long for the broker.
 TTS_PUBLISH_TIMEOUT_S = env.float("TTS_PUBLISH_TIMEOUT_S", default=5.0)
@@ -201,11 +211,19 @@ TTS_OUTBOX_RELAY_BATCH = env.int("TTS_OUTBOX_RELAY_BATCH", default=100)
 TTS_STALLED_JOB_AFTER_S = env.float("TTS_STALLED_JOB_AFTER_S", default=120.0)
 # Republishes of one attempt before the watchdog gives up and fails the job.
 TTS_MAX_STALL_REPUBLISHES = env.int("TTS_MAX_STALL_REPUBLISHES", default=3)
+# The watchdog re-sends a queued job with no event for this long (its message may have been
+# lost before any agent took it); never fails it. 0 = off.
+TTS_QUEUED_JOB_RESEND_AFTER_S = env.float("TTS_QUEUED_JOB_RESEND_AFTER_S", default=600.0)
+# The event consumer retries an event that hit a database error this many times (with a pause)
+# before it stores it as an EventDeadLetter and moves on.
+TTS_EVENT_APPLY_RETRIES = env.int("TTS_EVENT_APPLY_RETRIES", default=3)
+# The media sweep removes audio files no job refers to once they are this old, every
+# TTS_MEDIA_SWEEP_INTERVAL_S in the event consumer (0 = only `manage.py sweep_media_orphans`).
+TTS_MEDIA_ORPHAN_AFTER_S = env.float("TTS_MEDIA_ORPHAN_AFTER_S", default=3600.0)
+TTS_MEDIA_SWEEP_INTERVAL_S = env.float("TTS_MEDIA_SWEEP_INTERVAL_S", default=600.0)
 # A full batch (TTS_MAX_BATCH_CHARS) of non-ASCII text is several MB of JSON; larger bodies
 # get a 413 before any parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
-# Speaking rate used by /validate to estimate the audio duration at length_scale 1.
-TTS_ESTIMATE_CHARS_PER_SECOND = env.float("TTS_ESTIMATE_CHARS_PER_SECOND", default=14.0)
 
 # --- Logging --------------------------------------------------------------------------------
 

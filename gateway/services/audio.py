@@ -1,0 +1,118 @@
+"""Assembling a job's WAV from the audio segments its agent sent, written atomically.
+
+The WAV is written to a temporary name beside its final name and moved into place only after
+the transaction that marks the job succeeded commits: a rolled-back transaction or a kill leaves
+at most a `*.tmp` file, which the media sweep (`media.py`) removes, and a reader never sees a
+partial WAV under a job's name. Needs a filesystem storage (`storage.path`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+import wave
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from ..models import AudioSegment, SynthesisJob
+
+logger = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True)
+class SegmentChain:
+    """The stored segments of one attempt that cover sentences 0 .. `covered` - 1, in order."""
+
+    segments: list[AudioSegment]
+    covered: int
+    sample_rates: frozenset[int]
+
+    def problem(self, *, expected: int) -> str | None:
+        """Why the chain cannot become the job's audio, or None when it can."""
+        if len(self.sample_rates) > 1:
+            return f"segments disagree on the sample rate: {sorted(self.sample_rates)}"
+        if not self.segments or self.covered != expected:
+            return f"audio incomplete: {self.covered} of {expected} sentences received"
+        return None
+
+
+def segment_chain(*, job: SynthesisJob, attempt: int, expected: int) -> SegmentChain:
+    """Walk 0 -> 0 + count -> ...: every sentence exactly once, in order, even if two deliveries
+    cut their segments differently (a stored segment off the chain is left out)."""
+    stored = {
+        segment.first_sentence: segment
+        for segment in AudioSegment.objects.filter(job=job, attempt=attempt).defer("pcm")
+    }
+    segments: list[AudioSegment] = []
+    covered = 0
+    while covered in stored and covered < expected:
+        segments.append(stored[covered])
+        covered += stored[covered].sentence_count
+    return SegmentChain(
+        segments=segments, covered=covered, sample_rates=frozenset(segment.sample_rate for segment in segments)
+    )
+
+
+@dataclass(frozen=True)
+class StoredAudio:
+    frames: int = 0
+    error: str = ""  # the OSError that stopped the write (disk full...); nothing was left behind
+
+
+def temp_name_for(final_path: str) -> str:
+    """`<final>.<random>.tmp`: same folder (so the move is an atomic rename), never a job's name."""
+    return f"{final_path}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
+
+
+def final_path_of(temp_path: str) -> str:
+    return temp_path[: -len(TEMP_SUFFIX)].rsplit(".", 1)[0]
+
+
+def job_audio_store(*, job: SynthesisJob, segments: list[AudioSegment], sample_rate: int) -> StoredAudio:
+    """Write the WAV of `segments` (in order) to a temporary file and point `job.audio` (unsaved)
+    at its final name; the move happens after commit. On an OSError (disk full, read-only
+    storage) the temporary file is removed and the error returned, `job.audio` left unset."""
+    field = job.audio.field
+    storage = job.audio.storage
+    name = field.generate_filename(job, f"{job.id}.wav")
+    final_path = storage.path(name)
+    temp_path = temp_name_for(final_path)
+    try:
+        os.makedirs(os.path.dirname(final_path), exist_ok=True)
+        frames = _write_wav(temp_path, segments=segments, sample_rate=sample_rate)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(temp_path)
+        logger.error("job %s: writing %s failed: %s", job.id, temp_path, error)
+        return StoredAudio(error=f"{type(error).__name__}: {error.strerror or error}")
+    job.audio.name = name
+
+    def move_into_place() -> None:
+        os.replace(temp_path, final_path)
+
+    # robust: a failed move is logged; the sweep completes it (the row names the final file).
+    transaction.on_commit(move_into_place, robust=True)
+    return StoredAudio(frames=frames)
+
+
+def _write_wav(path: str, *, segments: list[AudioSegment], sample_rate: int) -> int:
+    """PCM is read one segment at a time so a long job's audio is never held in memory whole.
+    Flushed to disk before it can be moved under the job's name. Returns the frame count."""
+    frames = 0
+    with open(path, "wb") as handle:
+        with wave.open(handle, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(sample_rate)
+            for segment in segments:
+                pcm = AudioSegment.objects.values_list("pcm", flat=True).get(pk=segment.pk)
+                wav.writeframes(bytes(pcm))
+                frames += len(pcm) // 2
+        handle.flush()
+        os.fsync(handle.fileno())
+    return frames

@@ -1,0 +1,110 @@
+"""Audio is written atomically: a temporary file moved into place after commit, no partial WAV
+when the disk is full (`storage_full`), and a sweep that removes what a crash left behind."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from gateway import services
+from gateway.models import JobStatus, SynthesisJob
+
+from .conftest import EventFactory
+from .factories import SynthesisJobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+
+
+def run_to_completion(job: SynthesisJob, make_event: EventFactory) -> str:
+    services.job_apply_event(event=make_event("started", job))
+    for index in range(job.sentence_count):
+        services.job_apply_event(event=make_event("segment", job, first_sentence=index))
+    return services.job_apply_event(event=make_event("completed", job))
+
+
+def test_the_wav_reaches_its_name_only_when_the_transaction_commits(
+    make_event: EventFactory, media_root: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = SynthesisJobFactory(sentence_count=2)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert run_to_completion(job, make_event) == "applied"
+    done = SynthesisJob.objects.get(pk=job.pk)
+    final = Path(done.audio.path)
+    (temp,) = files_under(media_root)
+    assert not final.exists()  # not before the commit
+    assert temp.name.startswith(final.name) and temp.name.endswith(".tmp")
+    for callback in callbacks:
+        callback()  # the commit
+    assert files_under(media_root) == [final]
+    with wave.open(str(final)) as wav:
+        assert wav.getnframes() == int(done.audio_duration_s * wav.getframerate())
+
+
+def test_a_full_disk_fails_the_job_with_storage_full_and_leaves_no_partial_file(
+    make_event: EventFactory, media_root: Path, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    written = []
+    real_writeframes = wave.Wave_write.writeframes
+
+    def disk_fills_up(self: wave.Wave_write, data: bytes) -> None:
+        if written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_writeframes(self, data)  # the first segment lands on disk, then the disk is full
+        written.append(len(data))
+
+    monkeypatch.setattr(wave.Wave_write, "writeframes", disk_fills_up)
+    job = SynthesisJobFactory(sentence_count=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_to_completion(job, make_event) == "applied"
+    failed = SynthesisJob.objects.get(pk=job.pk)
+    assert written  # the write really started
+    assert (failed.status, failed.error_code) == (JobStatus.FAILED, "storage_full")
+    assert "No space left on device" in failed.error
+    assert not failed.audio
+    assert files_under(media_root) == []
+
+
+def age(path: Path, seconds: float) -> Path:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+    return path
+
+
+def test_the_sweep_removes_orphans_keeps_job_audio_and_completes_a_cut_short_move(media_root: Path) -> None:
+    day = media_root / "audio" / "2026" / "11" / "29"
+    day.mkdir(parents=True)
+    kept = SynthesisJobFactory(status=JobStatus.SUCCEEDED)
+    kept.audio.name = "audio/2026/11/29/kept.wav"
+    kept.save()
+    (day / "kept.wav").write_bytes(b"RIFF")
+    moved = SynthesisJobFactory(status=JobStatus.SUCCEEDED)
+    moved.audio.name = "audio/2026/11/29/moved.wav"
+    moved.save()
+    cut_short = day / "moved.wav.0123456789ab.tmp"  # committed, killed before the move
+    cut_short.write_bytes(b"RIFF-moved")
+    orphans = [day / "rolled-back.wav.aaaaaaaaaaaa.tmp", day / "deleted-job.wav"]
+    for path in orphans:
+        path.write_bytes(b"RIFF")
+    for path in [day / "kept.wav", cut_short, *orphans]:
+        age(path, 7200)
+    young = day / "in-flight.wav.bbbbbbbbbbbb.tmp"  # a transaction may still be writing it
+    young.write_bytes(b"RIFF")
+
+    assert services.media_sweep_orphans(older_than_s=3600) == 2
+    assert files_under(media_root) == sorted([day / "kept.wav", day / "moved.wav", young])
+    assert (day / "moved.wav").read_bytes() == b"RIFF-moved"
+
+    age(young, 7200)
+    call_command("sweep_media_orphans", "--older-than", "3600")
+    assert not young.exists()
