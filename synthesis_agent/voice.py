@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from vits.params import SynthesisParams
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,16 +49,9 @@ class VoiceLike(Protocol):
         """Normalized sentences; raises `vits.errors.VitsInputError` for text it cannot speak."""
         ...
 
-    def synthesize_sentence(
-        self,
-        sentence: str,
-        *,
-        length_scale: float | None = None,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-        speaker: int | None = None,
-        seed: int | None = None,
-    ) -> AudioLike: ...
+    def synthesize_sentence(self, sentence: str, params: SynthesisParams) -> AudioLike:
+        """Audio of one sentence `prepare()` produced, with `params` (None fields: voice defaults)."""
+        ...
 
 
 VoiceLoader = Callable[[str | None], VoiceLike]
