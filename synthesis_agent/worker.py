@@ -253,7 +253,6 @@ class Agent:
                 self.broker.send(event)
             except pulsar.PulsarException as error:
                 logger.error("publishing the %s event failed: %s", event.type, error)
-                self.observer.on_job_failed_delivery(length_class=job.label, reason="publish_error")
                 self._publish_failed(job, error)
                 return False
             if isinstance(event, SegmentEvent) and event.first_sentence == 0:
@@ -263,19 +262,16 @@ class Agent:
     def _publish_failed(self, job: _Job, error: pulsar.PulsarException) -> None:
         """Retry later; on the last delivery, say so in a (small) `failed` event, not as a synthesis error."""
         run = job.run
-        if run.job_id is None or not run.last_attempt:
-            self._release(job, retry=True)
-            return
-        failed = run.give_up(
-            "publish_error", f"The agent could not publish the job's events: {error}", type(error).__name__
-        )
-        try:
-            for event in failed:
-                self.broker.send(event)
-        except pulsar.PulsarException:
-            self._release(job, retry=True)
-            return
-        self._finish(job)
+        if run.job_id is not None and run.last_attempt:
+            reason = f"The agent could not publish the job's events: {error}"
+            failed = run.give_up("publish_error", reason, type(error).__name__)
+            with contextlib.suppress(pulsar.PulsarException):
+                for event in failed:
+                    self.broker.send(event)
+                self._finish(job)  # counts the failure
+                return
+        self.observer.on_job_failed_delivery(length_class=job.label, reason="publish_error")
+        self._release(job, retry=True)
 
     def _finish(self, job: _Job) -> None:
         """The run has an outcome and its events are confirmed: ack, or schedule the retry."""

@@ -44,7 +44,7 @@ def test_ctrl_c_reaches_only_the_supervisor_which_stops_a_busy_agent_cleanly(tmp
         job = JobMessage(
             job_id=uuid.uuid4().hex,
             attempt=1,
-            text=" ".join(f"Sentence {i} is here." for i in range(200)),
+            text=" ".join(f"Sentence {prefix} {i} is here." for i in range(200)),  # never cached before
             voice="",
             length_class="long",
         )

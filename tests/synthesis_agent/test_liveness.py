@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 
+import pulsar
 import pytest
 import redis
 
 from devstack.broker import free_port
 from synthesis_agent import metrics
 from synthesis_agent.claims import RedisClaims
-from tts_contracts import FailedEvent, HeartbeatEvent, claim_key
+from tts_contracts import FailedEvent, HeartbeatEvent, JobEvent, SegmentEvent, claim_key
 
 from .conftest import Harness
 from .fakes import FakeVoice, FakeVoices, sentences_text
@@ -133,3 +134,24 @@ def test_deliveries_that_keep_dying_fail_the_job_with_a_true_reason(harness: Har
     harness.publish("short", fine)
     assert harness.wait_final(fine.job_id).type == "completed"
     assert eventually(lambda: redis.Redis.from_url(redis_url).keys("tts:deliveries:*") == [])
+
+
+def test_events_the_broker_refuses_fail_the_job_as_publish_failed(harness: Harness) -> None:
+    """On the last delivery, a segment that cannot be published ends the job with a small `failed`
+    event saying so, not with "synthesis failed after N attempts"."""
+    running = harness.start_agent(harness.config("short", max_attempts=1))
+    send = running.agent.broker.send
+
+    def refuse_segments(event: JobEvent) -> None:
+        if isinstance(event, SegmentEvent):
+            raise pulsar.Timeout("the broker did not confirm the segment")
+        send(event)
+
+    running.agent.broker.send = refuse_segments  # type: ignore[method-assign]
+    job = harness.job(sentences_text(3))
+    harness.publish("short", job)
+    failed = harness.wait_final(job.job_id)
+    assert isinstance(failed, FailedEvent) and failed.code == "publish_failed"
+    assert "could not publish" in failed.reason and "synthesis failed" not in failed.reason.lower()
+    running.shutdown()
+    assert harness.backlog("short") == []
