@@ -103,7 +103,7 @@ class RedisClaims:
                 # Ours from before a restart under the same id: that process is gone.
                 self._redis.pexpire(key, self.ttl_ms)
                 return "claimed"
-            holder_id = (holder or b"?").decode(errors="replace")
+            holder_id = holder.decode(errors="replace") if isinstance(holder, bytes) else str(holder)
             logger.info("job %s attempt %d is claimed by %s", job_id, attempt, holder_id)
             return "held_elsewhere"
         except self._errors as error:
@@ -116,7 +116,7 @@ class RedisClaims:
     def release(self, job_id: str, attempt: int) -> None:
         self._run(_RELEASE, claim_key(job_id=job_id, attempt=attempt), self.agent_id)
 
-    def _run(self, script: str, key: str, *args: object) -> None:
+    def _run(self, script: str, key: str, *args: str | int) -> None:
         try:
             self._redis.eval(script, 1, key, *args)
         except self._errors as error:
