@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader = load_
         try:
             voices = VoicePool(voice_loader, config.default_voice)
             default = voices.get(None)  # load once, before taking jobs
-            cache = build_cache(config)
+            cache = build_cache(config, observer=observer)
             agent = Agent(config, voices=voices, cache=cache, claims=build_claims(config), observer=observer)
             agent.connect()
         except Exception:

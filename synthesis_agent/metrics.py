@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from tts_contracts import LENGTH_CLASSES
 
-from .observer import AgentObserver, ClaimResult, SentenceSource
+from .observer import AgentObserver, CacheResult, ClaimResult, SentenceSource
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -186,6 +186,9 @@ class PrometheusObserver(AgentObserver):
 
     def on_job_ended_elsewhere(self, *, length_class: str) -> None:
         JOBS.labels(length_class, "ended").inc()
+
+    def on_cache_request(self, *, result: CacheResult) -> None:
+        CACHE_REQUESTS.labels(result).inc()
 
     def on_claim(self, *, result: ClaimResult) -> None:
         CLAIMS.labels(result).inc()

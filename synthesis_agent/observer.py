@@ -12,6 +12,7 @@ from typing import Literal
 
 SentenceSource = Literal["cache", "synthesized"]
 ClaimResult = Literal["claimed", "held_elsewhere", "error"]
+CacheResult = Literal["hit", "miss", "error"]
 
 
 class AgentObserver:
@@ -58,6 +59,9 @@ class AgentObserver:
 
     def on_job_ended_elsewhere(self, *, length_class: str) -> None:
         """A held or delivered job was dropped because the gateway had already ended it."""
+
+    def on_cache_request(self, *, result: CacheResult) -> None:
+        """A sentence cache lookup (`error`: the cache was unavailable; a failed write counts too)."""
 
     def on_claim(self, *, result: ClaimResult) -> None:
         """The outcome of claiming a delivery: `error` means Redis was unavailable (unclaimed)."""
