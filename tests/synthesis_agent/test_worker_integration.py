@@ -123,6 +123,7 @@ def test_poison_messages_fail_and_are_acked(harness: Harness) -> None:
     assert harness.wait_final("poison-1").type == "failed"
     failed = harness.wait_final(bad_voice.job_id)
     assert failed.type == "failed" and failed.error_type == "VoiceNotFoundError"
+    assert failed.code == "invalid_input" and harness.wait_final("poison-1").code == "invalid_input"
     assert "no-such-voice" in failed.reason
     assert eventually(
         lambda: (
@@ -140,7 +141,7 @@ def test_synthesis_error_is_retried_then_failed_on_the_last_attempt(harness: Har
     harness.publish("short", job)
     failed = harness.wait_final(job.job_id, timeout_s=30)
     assert failed.type == "failed" and failed.error_type == "RuntimeError"
-    assert "2 attempts" in failed.reason
+    assert "2 attempts" in failed.reason and failed.code == "synthesis_error"
     events = harness.of(job.job_id)
     assert [e.type for e in events].count("started") == 2  # one per delivery, seq restarting at 0
     assert [e.seq for e in events if e.type == "started"] == [0, 0]
@@ -155,7 +156,7 @@ def test_time_limit_fails_the_job(harness: Harness) -> None:
     job = harness.job(sentences_text(20), length_class="long")
     harness.publish("long", job)
     failed = harness.wait_final(job.job_id)
-    assert failed.type == "failed" and "longer than 0.3 s" in failed.reason
+    assert failed.type == "failed" and "longer than 0.3 s" in failed.reason and failed.code == "time_limit"
 
 
 def test_fifo_mode_serves_the_single_queue(harness: Harness) -> None:
