@@ -60,13 +60,14 @@ class FakeVoice:
             raise EmptyTextError("The text is empty.")
         return sentences
 
-    def synthesize_sentence(self, sentence: str, params: SynthesisParams) -> FakeAudio:
+    def synthesize_sentence(self, sentence: str, params: SynthesisParams | None = None) -> FakeAudio:
         if self.delay_s:
             time.sleep(self.delay_s)
         if any(marker in sentence for marker in self.fail_on):
             raise RuntimeError(f"fake synthesis failure on {sentence!r}")
         with self._lock:
             self.calls.append(sentence)
+        params = params or SynthesisParams()
         digest = zlib.crc32(f"{sentence}|{params.length_scale}|{params.noise_scale}|{params.seed}".encode())
         seconds = max(0.1, len(sentence) * self.seconds_per_char) * (params.length_scale or 1.0)
         t = np.arange(int(seconds * self.info.sample_rate)) / self.info.sample_rate

@@ -31,6 +31,13 @@ def test_topics_and_defaults_from_environment() -> None:
     assert config.max_attempts == 3 and config.job_time_limit_s == 900 and config.metrics_port == 9200
     assert config.default_voice == defaults.DEFAULT_VOICE and config.pulsar_url == defaults.PULSAR_URL
     assert config.heartbeat_interval_s == 10 and config.claim_ttl_s == 30
+    assert config.voices_dir is None and config.vits_compile is False
+
+
+def test_voice_settings_come_from_the_environment() -> None:
+    """vits reads no environment: the agent's configuration carries what its loader passes on."""
+    config = AgentConfig.from_env({"TTS_VOICES_DIR": "/voices", "TTS_VITS_COMPILE": "1"}, agent_id="a")
+    assert config.voices_dir == Path("/voices") and config.vits_compile is True
 
 
 def test_heartbeat_interval_from_environment() -> None:
