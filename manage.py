@@ -1,14 +1,11 @@
 #!/usr/bin/env python
 """Django's command-line utility for the TTS gateway."""
 
-import logging
 import os
 import sys
 
-# Commands that hold a Pulsar client until they stop. The client can abort in its C++
-# destructors at interpreter shutdown ("terminate called without an active exception",
-# apache/pulsar-client-python#256), turning a clean SIGTERM into exit code -6. These commands
-# close the client themselves, so once they return only the streams need flushing.
+# Commands that hold a Pulsar client until they stop: they close it themselves, then exit
+# without interpreter finalization (see tts_runtime.exit_without_finalizers for why).
 PULSAR_COMMANDS = frozenset({"run_event_consumer", "relay_outbox"})
 
 
@@ -25,10 +22,9 @@ def main() -> None:
 
     execute_from_command_line(sys.argv)
     if len(sys.argv) > 1 and sys.argv[1] in PULSAR_COMMANDS:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        from tts_runtime import exit_without_finalizers
+
+        exit_without_finalizers(0)
 
 
 if __name__ == "__main__":

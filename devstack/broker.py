@@ -75,6 +75,9 @@ class EmbeddedBroker:
             stdout=log,
             stderr=log,
             cwd=self.data_dir,
+            # Out of the terminal's process group: Ctrl-C reaches the supervisor only, which stops
+            # the broker last, after the agents have released their jobs through it.
+            start_new_session=True,
         )
         log.close()
         try:

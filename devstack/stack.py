@@ -70,6 +70,7 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.api_token = ""
         self.agent_ports: dict[str, int] = {}
+        self.agent_names: set[str] = set()
         self.env = self._base_env()
 
     # --- addresses -------------------------------------------------------------------------
@@ -144,8 +145,15 @@ class Stack:
 
     def _spawn(self, name: str, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        # Its own session: a terminal's Ctrl-C goes to the whole foreground process group, and only
+        # the supervisor may get it, so that it stops the children in order (see stop()).
         self.processes[name] = subprocess.Popen(
-            list(command), cwd=REPO_ROOT, env=dict(env or self.env), stdout=log, stderr=subprocess.STDOUT
+            list(command),
+            cwd=REPO_ROOT,
+            env=dict(env or self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         logger.info("started %s (pid %s), log %s", name, self.processes[name].pid, self.log_dir / f"{name}.log")
@@ -182,6 +190,7 @@ class Stack:
     def start_agent(self, agent: AgentSpec) -> str:
         port = agent.metrics_port or free_port()
         self.agent_ports[agent.label] = port
+        self.agent_names.add(agent.label)
         env = dict(self.env, TTS_AGENT_METRICS_PORT=str(port))
         self._spawn(
             agent.label,
@@ -218,26 +227,39 @@ class Stack:
         self.processes[name].send_signal(signum)
 
     def stop_process(self, name: str, *, timeout_s: float = 30.0) -> int | None:
-        process = self.processes.pop(name, None)
-        self.agent_ports.pop(name, None)  # a stopped agent is no longer a metrics target
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        return self.stop_processes([name], timeout_s=timeout_s).get(name)
+
+    def stop_processes(self, names: Sequence[str], *, timeout_s: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM all of `names` at once, then wait for each (SIGKILL after `timeout_s`); exit codes."""
+        stopping = []
+        for name in names:
+            process = self.processes.pop(name, None)
+            self.agent_ports.pop(name, None)  # a stopped agent is no longer a metrics target
+            if process is None:
+                continue
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            stopping.append((name, process))
+        deadline = time.monotonic() + timeout_s
+        codes: dict[str, int | None] = {}
+        for name, process in stopping:
             try:
-                process.wait(timeout=timeout_s)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 logger.warning("%s did not stop within %ss of SIGTERM; killing it", name, timeout_s)
                 process.kill()
                 process.wait()
-        return process.returncode
+            codes[name] = process.returncode
+        return codes
 
     def stop(self) -> None:
-        """SIGTERM every process (agents first, so they release jobs while the broker is up)."""
-        for name in [n for n in self.processes if n.startswith("agent")]:
-            self.stop_process(name)
-        for name in list(self.processes):
-            self.stop_process(name)
+        """Stop in dependency order, each group after the one before has exited: every agent at
+        once (they finish or release their jobs and publish their last events while the broker is
+        up), then the event consumer (applies those events), the web process, the broker last."""
+        self.stop_processes([name for name in self.processes if name in self.agent_names])
+        for name in ("consumer", "web"):
+            self.stop_processes([name])
+        self.stop_processes(list(self.processes))
         if self.broker is not None:
             self.broker.stop()
 

@@ -5,8 +5,11 @@ with `vits` (short jobs preempt longer ones between sentences), caches sentences
 on disk, and publishes `started` / `segment` / `completed` / `failed` events. It never
 imports Django and never reads the database: the job message carries everything.
 
-Modules, one job each: `config` (environment), `voice` (the voice protocol and pool),
-`cache` (sentence cache), `metrics`, `scheduler` (which job runs the next sentence, pure),
-`pipeline` (one job as a sequence of events, pure domain), `worker` (the Pulsar loop),
-`logs` (contextual logging) and `__main__` (the command line).
+Modules, one job each: `config` (settings, read from the environment by `from_env`), `voice`
+(the voice protocol and pool), `cache` (sentence cache), `claims` (Redis claims and crash
+counts), `control` (jobs the gateway ended), `observer` (lifecycle hooks) and `metrics` (the
+Prometheus observer), `scheduler` (which job runs the next sentence, pure), `segments`,
+`outcomes` and `pipeline` (one job as a sequence of events, pure domain), `connection` (Pulsar
+plumbing), `worker` (the loop), `logs` (contextual logging) and `__main__` (the command line).
+The wire format is `tts_contracts`.
 """

@@ -7,21 +7,19 @@ shutdown on SIGTERM or SIGINT, 2 for a bad configuration, 1 if the agent could n
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
-import signal
-import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
-from typing import NoReturn
 
 # Before anything imports torch: vits sets OpenMP's passive wait, without which a busy
 # neighbour process makes multi-threaded synthesis several times slower.
 import vits  # noqa: F401
+from tts_runtime import exit_without_finalizers, graceful_stop
 
 from . import metrics
 from .cache import build_cache
+from .claims import Claims, NoClaims, RedisClaims
 from .config import AgentConfig, ConfigError
 from .logs import configure_logging, set_agent_id
 from .voice import VoiceLoader, VoicePool, load_vits_voice
@@ -45,7 +43,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader = load_vits_voice) -> int:
+def build_claims(config: AgentConfig) -> Claims:
+    """Claims in Redis when there is one; without Redis every delivery is worked unclaimed."""
+    if not config.redis_url:
+        return NoClaims()
+    return RedisClaims(config.redis_url, agent_id=config.agent_id, ttl_s=config.claim_ttl_s)
+
+
+def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None = None) -> int:
     """Run one agent until SIGTERM/SIGINT. `voice_loader` is injectable for tests."""
     args = parse_args(argv)
     configure_logging(args.log_level.upper())
@@ -56,72 +61,49 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader = load_
         return 2
     set_agent_id(config.agent_id)
 
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            logger.warning("second %s: still draining, be patient", signal.Signals(signum).name)
-        else:
-            logger.info("%s received: finishing or releasing the current job", signal.Signals(signum).name)
-        stop.set()
-
     # Before the slow start-up, so a SIGTERM during model loading is a clean exit too.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    with graceful_stop(what="finishing or releasing the current job") as stop:
+        try:
+            import torch
 
-    try:
-        import torch
-
-        torch.set_num_threads(config.torch_threads)
-    except ImportError:  # only fake voices in tests run without torch
-        pass
-    try:
-        voices = VoicePool(voice_loader, config.default_voice)
-        default = voices.get(None)  # load once, before taking jobs
-        cache = build_cache(config)
-        agent = Agent(config, voices=voices, cache=cache)
-        agent.connect()
-    except Exception:
-        logger.exception("the agent could not start")
-        return 1
-    metrics.init_labels(config.classes)
-    metrics.INFO.labels(config.agent_id, ",".join(config.classes), default.info.id).set(1)
-    metrics.serve(config.metrics_port)  # opened only now: an open port means ready for jobs
-    logger.info(
-        "agent ready: queues %s (%s scheduling), voice %s, cache %s, metrics port %s",
-        ",".join(config.queues),
-        config.scheduling,
-        default.info.id,
-        type(cache).__name__,
-        config.metrics_port or "off",
-    )
-    if stop.is_set():
-        agent.close()
-        return 0
-    try:
-        agent.run(stop)
-    except Exception:
-        # Crash-only: closing the client (done by run) hands unacked jobs back to the broker;
-        # the orchestrator restarts the process.
-        logger.exception("the agent loop failed; its jobs went back to the broker")
-        return 1
+            torch.set_num_threads(config.torch_threads)
+        except ImportError:  # only fake voices in tests run without torch
+            pass
+        if voice_loader is None:  # vits reads no environment: hand it what the configuration says
+            voice_loader = functools.partial(load_vits_voice, voices_dir=config.voices_dir, compile=config.vits_compile)
+        observer = metrics.PrometheusObserver()
+        try:
+            voices = VoicePool(voice_loader, config.default_voice)
+            default = voices.get(None)  # load once, before taking jobs
+            cache = build_cache(config, observer=observer)
+            agent = Agent(config, voices=voices, cache=cache, claims=build_claims(config), observer=observer)
+            agent.connect()
+        except Exception:
+            logger.exception("the agent could not start")
+            return 1
+        observer.on_ready(agent_id=config.agent_id, classes=config.classes, voice=default.info.id)
+        metrics.serve(config.metrics_port)  # opened only now: an open port means ready for jobs
+        logger.info(
+            "agent ready: queues %s (%s scheduling), voice %s, cache %s, metrics port %s",
+            ",".join(config.queues),
+            config.scheduling,
+            default.info.id,
+            type(cache).__name__,
+            config.metrics_port or "off",
+        )
+        if stop.is_set():
+            agent.close()
+            return 0
+        try:
+            agent.run(stop)
+        except Exception:
+            # Crash-only: closing the client (done by run) hands unacked jobs back to the broker;
+            # the orchestrator restarts the process.
+            logger.exception("the agent loop failed; its jobs went back to the broker")
+            return 1
     logger.info("agent stopped")
     return 0
 
 
-def exit_with(code: int) -> NoReturn:
-    """Exit without interpreter finalization, once everything is closed.
-
-    The Pulsar client with a Python `logger` can abort in its C++ destructors at interpreter
-    shutdown ("terminate called without an active exception", apache/pulsar-client-python#256,
-    seen here about one exit in five), which would turn a clean SIGTERM into exit code 134. By
-    now the client is closed and every job acked or released, so only the streams need flushing.
-    """
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    exit_with(main())
+    exit_without_finalizers(main())

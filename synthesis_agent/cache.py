@@ -8,8 +8,8 @@ than MAX_VALUE_BYTES is stored, and Redis itself must run with `maxmemory` and
 `maxmemory-policy allkeys-lru` (see docker-compose.yml / docs) so that it evicts old sentences
 instead of refusing writes. The file cache prunes itself to TTS_AGENT_CACHE_MAX_BYTES.
 
-A cache never raises to its caller: an unreachable Redis counts
-`tts_agent_cache_requests_total{result="error"}`, logs a rate-limited warning and synthesis
+A cache never raises to its caller: an unreachable Redis reports an `error` request to its
+observer (`tts_agent_cache_requests_total{result="error"}`), logs a rate-limited warning and synthesis
 goes on uncached; after `retry_after_s` the next request tries Redis again.
 """
 
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import metrics
 from .config import AgentConfig
+from .metrics import PrometheusObserver
+from .observer import AgentObserver
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,15 @@ class RedisSentenceCache:
     redis-py's connection pool reconnects by itself once the server is back.
     """
 
-    def __init__(self, url: str, *, ttl_s: int, socket_timeout_s: float = 0.25, retry_after_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl_s: int,
+        socket_timeout_s: float = 0.25,
+        retry_after_s: float = 2.0,
+        observer: AgentObserver | None = None,
+    ) -> None:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -143,18 +152,19 @@ class RedisSentenceCache:
         self._down_until = 0.0
         self._lock = threading.Lock()
         self._warn = _RateLimitedWarning()
+        self._observer = observer or PrometheusObserver()
 
     def _available(self) -> bool:
         return time.monotonic() >= self._down_until
 
     def _failed(self, operation: str, error: BaseException) -> None:
         self._down_until = time.monotonic() + self.retry_after_s
-        metrics.CACHE_REQUESTS.labels("error").inc()
+        self._observer.on_cache_request(result="error")
         self._warn("sentence cache %s on Redis failed, synthesizing uncached: %s", operation, error)
 
     def get(self, key: str) -> CachedAudio | None:
         if not self._available():
-            metrics.CACHE_REQUESTS.labels("error").inc()
+            self._observer.on_cache_request(result="error")
             return None
         try:
             data = self._redis.get(KEY_PREFIX + key)
@@ -162,7 +172,7 @@ class RedisSentenceCache:
             self._failed("get", error)
             return None
         value = decode_value(data) if isinstance(data, bytes) else None
-        metrics.CACHE_REQUESTS.labels("hit" if value else "miss").inc()
+        self._observer.on_cache_request(result="hit" if value else "miss")
         return value
 
     def put(self, key: str, audio: CachedAudio) -> None:
@@ -186,12 +196,15 @@ class FileSentenceCache:
 
     PRUNE_EVERY_PUTS = 200
 
-    def __init__(self, root: Path, *, ttl_s: int, max_bytes: int = 1 << 30) -> None:
+    def __init__(
+        self, root: Path, *, ttl_s: int, max_bytes: int = 1 << 30, observer: AgentObserver | None = None
+    ) -> None:
         self.root = Path(root)
         self.ttl_s = ttl_s
         self.max_bytes = max_bytes
         self._puts = 0
         self._warn = _RateLimitedWarning()
+        self._observer = observer or PrometheusObserver()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -207,10 +220,10 @@ class FileSentenceCache:
         except FileNotFoundError:
             value = None
         except OSError as error:
-            metrics.CACHE_REQUESTS.labels("error").inc()
+            self._observer.on_cache_request(result="error")
             self._warn("sentence cache read of %s failed: %s", path, error)
             return None
-        metrics.CACHE_REQUESTS.labels("hit" if value else "miss").inc()
+        self._observer.on_cache_request(result="hit" if value else "miss")
         return value
 
     def put(self, key: str, audio: CachedAudio) -> None:
@@ -223,7 +236,7 @@ class FileSentenceCache:
             temporary.write_bytes(encode_value(audio))
             os.replace(temporary, path)
         except OSError as error:
-            metrics.CACHE_REQUESTS.labels("error").inc()
+            self._observer.on_cache_request(result="error")
             self._warn("sentence cache write to %s failed: %s", path, error)
             return
         self._puts += 1
@@ -253,9 +266,11 @@ class FileSentenceCache:
                 break
 
 
-def build_cache(config: AgentConfig) -> SentenceCache:
+def build_cache(config: AgentConfig, *, observer: AgentObserver | None = None) -> SentenceCache:
     if not config.cache_enabled:
         return NullCache()
     if config.redis_url:
-        return RedisSentenceCache(config.redis_url, ttl_s=config.cache_ttl_s)
-    return FileSentenceCache(config.cache_dir, ttl_s=config.cache_ttl_s, max_bytes=config.cache_max_bytes)
+        return RedisSentenceCache(config.redis_url, ttl_s=config.cache_ttl_s, observer=observer)
+    return FileSentenceCache(
+        config.cache_dir, ttl_s=config.cache_ttl_s, max_bytes=config.cache_max_bytes, observer=observer
+    )

@@ -1,16 +1,16 @@
-"""Agent configuration, read once from the environment (see docs/CONTRACTS.md)."""
+"""Agent configuration: one frozen dataclass, each default written once, read from the
+environment only by `from_env` (called by `__main__`). See docs/CONTRACTS.md."""
 
 from __future__ import annotations
 
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from .protocol import LENGTH_CLASSES
-
-FIFO_QUEUE = "fifo"
+from tts_contracts import FIFO_QUEUE, LENGTH_CLASSES, Topics, defaults
 
 
 class ConfigError(ValueError):
@@ -48,6 +48,10 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, "").strip() or default
+
+
 def parse_classes(text: str) -> tuple[str, ...]:
     """`"long,short"` -> `("short", "long")`: always served in priority order, short first."""
     names = {part.strip() for part in text.split(",") if part.strip()}
@@ -61,15 +65,22 @@ def parse_classes(text: str) -> tuple[str, ...]:
 class AgentConfig:
     agent_id: str
     classes: tuple[str, ...]
-    pulsar_url: str = "pulsar://127.0.0.1:6650"
-    tenant: str = "public"
-    namespace: str = "default"
-    topic_prefix: str = "tts"
+    pulsar_url: str = defaults.PULSAR_URL
+    tenant: str = defaults.PULSAR_TENANT
+    namespace: str = defaults.PULSAR_NAMESPACE
+    topic_prefix: str = defaults.TOPIC_PREFIX
     scheduling: str = "priority"
-    max_attempts: int = 3
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    # Working time a job may take: this base plus `job_time_limit_rtf` seconds per second of its
+    # estimated audio, so the largest accepted text gets a limit it can meet (pipeline.time_limit_s).
     job_time_limit_s: float = 900.0
+    job_time_limit_rtf: float = 1.0
     shutdown_grace_s: float = 20.0
-    default_voice: str = "en_US-joe-medium"
+    # Every job the agent holds (running or paused) gets a heartbeat event and a renewed claim
+    # this often; a claim expires after `claim_ttl_intervals` missed heartbeats.
+    heartbeat_interval_s: float = 10.0
+    claim_ttl_intervals: float = 3.0
+    default_voice: str = defaults.DEFAULT_VOICE
     redis_url: str | None = None
     cache_enabled: bool = True
     cache_ttl_s: int = 604800
@@ -77,27 +88,24 @@ class AgentConfig:
     cache_max_bytes: int = 1 << 30
     metrics_port: int = 9200
     torch_threads: int = 1
+    voices_dir: Path | None = None
+    vits_compile: bool = False
     # Retry backoff for a failed synthesis: base * 2**redelivery_count, capped.
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 60.0
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(tenant=self.tenant, namespace=self.namespace, prefix=self.topic_prefix)
 
     @property
     def queues(self) -> tuple[str, ...]:
         """The job queues this agent consumes, in priority order (`fifo` mode: the single queue)."""
         return (FIFO_QUEUE,) if self.scheduling == "fifo" else self.classes
 
-    def topic(self, name: str) -> str:
-        return f"persistent://{self.tenant}/{self.namespace}/{self.topic_prefix}-{name}"
-
-    def job_topic(self, queue: str) -> str:
-        return self.topic(f"jobs-{queue}")
-
-    def dead_letter_topic(self, queue: str) -> str:
-        return self.topic(f"jobs-{queue}-dlq")
-
     @property
-    def events_topic(self) -> str:
-        return self.topic("events")
+    def claim_ttl_s(self) -> float:
+        return self.heartbeat_interval_s * self.claim_ttl_intervals
 
     @classmethod
     def from_env(
@@ -109,30 +117,40 @@ class AgentConfig:
         metrics_port: int | None = None,
     ) -> AgentConfig:
         env = os.environ if env is None else env
+        default: dict[str, Any] = {item.name: item.default for item in fields(cls)}
         served = parse_classes(classes) if isinstance(classes, str) else parse_classes(",".join(classes))
-        scheduling = env.get("TTS_SCHEDULING", "priority").strip() or "priority"
+        scheduling = _str(env, "TTS_SCHEDULING", default["scheduling"])
         if scheduling not in ("priority", "fifo"):
             raise ConfigError(f"TTS_SCHEDULING must be priority or fifo, got {scheduling!r}")
-        max_attempts = _int(env, "TTS_MAX_ATTEMPTS", 3)
+        max_attempts = _int(env, "TTS_MAX_ATTEMPTS", default["max_attempts"])
         if max_attempts < 1:
             raise ConfigError("TTS_MAX_ATTEMPTS must be at least 1")
+        heartbeat_interval_s = _float(env, "TTS_HEARTBEAT_INTERVAL_S", default["heartbeat_interval_s"])
+        if heartbeat_interval_s <= 0:
+            raise ConfigError("TTS_HEARTBEAT_INTERVAL_S must be positive")
         return cls(
             agent_id=agent_id or f"{socket.gethostname()}-{os.getpid()}",
             classes=served,
-            pulsar_url=env.get("PULSAR_URL", "").strip() or "pulsar://127.0.0.1:6650",
-            tenant=env.get("PULSAR_TENANT", "").strip() or "public",
-            namespace=env.get("PULSAR_NAMESPACE", "").strip() or "default",
-            topic_prefix=env.get("TTS_TOPIC_PREFIX", "").strip() or "tts",
+            pulsar_url=_str(env, "PULSAR_URL", default["pulsar_url"]),
+            tenant=_str(env, "PULSAR_TENANT", default["tenant"]),
+            namespace=_str(env, "PULSAR_NAMESPACE", default["namespace"]),
+            topic_prefix=_str(env, "TTS_TOPIC_PREFIX", default["topic_prefix"]),
             scheduling=scheduling,
             max_attempts=max_attempts,
-            job_time_limit_s=_float(env, "TTS_JOB_TIME_LIMIT_S", 900.0),
-            shutdown_grace_s=_float(env, "TTS_SHUTDOWN_GRACE_S", 20.0),
-            default_voice=env.get("TTS_DEFAULT_VOICE", "").strip() or "en_US-joe-medium",
+            job_time_limit_s=_float(env, "TTS_JOB_TIME_LIMIT_S", default["job_time_limit_s"]),
+            job_time_limit_rtf=_float(env, "TTS_JOB_TIME_LIMIT_RTF", default["job_time_limit_rtf"]),
+            shutdown_grace_s=_float(env, "TTS_SHUTDOWN_GRACE_S", default["shutdown_grace_s"]),
+            heartbeat_interval_s=heartbeat_interval_s,
+            default_voice=_str(env, "TTS_DEFAULT_VOICE", default["default_voice"]),
             redis_url=env.get("REDIS_URL", "").strip() or None,
-            cache_enabled=_bool(env, "TTS_CACHE_ENABLED", True),
-            cache_ttl_s=_int(env, "TTS_CACHE_TTL_S", 604800),
-            cache_dir=Path(env.get("TTS_AGENT_CACHE_DIR", "").strip() or "var/agent-cache"),
-            cache_max_bytes=_int(env, "TTS_AGENT_CACHE_MAX_BYTES", 1 << 30),
-            metrics_port=metrics_port if metrics_port is not None else _int(env, "TTS_AGENT_METRICS_PORT", 9200),
-            torch_threads=max(1, _int(env, "TTS_AGENT_THREADS", 1)),
+            cache_enabled=_bool(env, "TTS_CACHE_ENABLED", default["cache_enabled"]),
+            cache_ttl_s=_int(env, "TTS_CACHE_TTL_S", default["cache_ttl_s"]),
+            cache_dir=Path(_str(env, "TTS_AGENT_CACHE_DIR", str(default["cache_dir"]))),
+            cache_max_bytes=_int(env, "TTS_AGENT_CACHE_MAX_BYTES", default["cache_max_bytes"]),
+            metrics_port=metrics_port
+            if metrics_port is not None
+            else _int(env, "TTS_AGENT_METRICS_PORT", default["metrics_port"]),
+            torch_threads=max(1, _int(env, "TTS_AGENT_THREADS", default["torch_threads"])),
+            voices_dir=Path(env["TTS_VOICES_DIR"].strip()) if env.get("TTS_VOICES_DIR", "").strip() else None,
+            vits_compile=_bool(env, "TTS_VITS_COMPILE", default["vits_compile"]),
         )

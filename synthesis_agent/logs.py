@@ -44,10 +44,3 @@ def configure_logging(level: str | int = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pulsar").setLevel(logging.WARNING)
-
-
-def pulsar_logger() -> logging.Logger:
-    """The logger handed to `pulsar.Client(logger=...)`: its C++ logs at WARNING and above."""
-    logger = logging.getLogger("pulsar")
-    logger.setLevel(logging.WARNING)
-    return logger

@@ -14,15 +14,25 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from tts_contracts import (
+    LENGTH_CLASSES,
+    CompletedEvent,
+    ContractError,
+    FailedEvent,
+    HeartbeatEvent,
+    JobEvent,
+    JobMessage,
+    SegmentEvent,
+    StartedEvent,
+)
 from vits.errors import UnspeakableTextError, VitsInputError, VoiceNotFoundError
 from vits.params import SynthesisParams
 
 from .cache import CachedAudio, SentenceCache, cache_key
-from .protocol import LENGTH_CLASSES, JobEvent, JobMessage, ProtocolError, encode_pcm16
-from .segments import DEFAULT_TARGET_SECONDS, plan_segments
+from .outcomes import FAILURE_CODE, FailureReason, JobOutcome, PipelineSettings, StepReport, job_time_limit_s
+from .segments import plan_segments
 from .voice import VoiceLike
 
 logger = logging.getLogger(__name__)
@@ -32,38 +42,6 @@ Clock = Callable[[], float]
 
 class VoiceSource(Protocol):
     def get(self, voice_id: str | None) -> VoiceLike: ...
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    agent_id: str
-    max_attempts: int = 3
-    time_limit_s: float = 900.0
-    segment_target_seconds: float = DEFAULT_TARGET_SECONDS
-    # Classes whose every sentence is its own segment: first audio as early as possible.
-    sentence_segment_classes: tuple[str, ...] = ("short",)
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """How a run ended. `retry`: release the message for redelivery (negative ack);
-    otherwise its final event is among the events returned and the message is acked."""
-
-    status: Literal["succeeded", "failed", "retry"]
-    reason: str = ""  # metric label: synthesis_error, time_limit, bad_message
-    detail: str = ""
-
-    @property
-    def final(self) -> bool:
-        return self.status != "retry"
-
-
-@dataclass(frozen=True)
-class StepReport:
-    events: list[JobEvent]
-    source: Literal["cache", "synthesized"] | None = None  # None: no sentence was delivered
-    synthesis_s: float = 0.0
-    audio_s: float = 0.0
 
 
 class JobRun:
@@ -91,14 +69,16 @@ class JobRun:
         self._wall = wall_clock
 
         self.message: JobMessage | None = None
+        self._unreadable: ContractError | None = None
         self.job_id: str | None = None
         self.attempt = 0
         self.length_class = queue if queue in LENGTH_CLASSES else "unknown"
         self.voice: VoiceLike | None = None
-        self.params: dict[str, Any] = {}
+        self.params = SynthesisParams()
         self.sentences: list[str] = []
         self.next_index = 0
         self.outcome: JobOutcome | None = None
+        self.time_limit_s = settings.time_limit_s
 
         self.started_at = 0.0
         self.active_s = 0.0  # time spent working on this run; paused time does not count
@@ -130,25 +110,33 @@ class JobRun:
 
     # --- events ----------------------------------------------------------------------------
 
-    def _event(self, event_type: str, data: dict[str, Any]) -> JobEvent:
+    def _envelope(self) -> dict[str, Any]:
+        """The fields every event of this delivery shares; each call takes the next `seq`."""
         assert self.job_id is not None
-        event = JobEvent(
-            type=event_type,
-            job_id=self.job_id,
-            attempt=self.attempt,
-            seq=self._seq,
-            agent_id=self.settings.agent_id,
-            sent_at=self._wall(),
-            data=data,
-        )
+        envelope = {
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "seq": self._seq,
+            "agent_id": self.settings.agent_id,
+            "sent_at": self._wall(),
+        }
         self._seq += 1
-        return event
+        return envelope
 
-    def _fail(self, reason: str, user_reason: str, error_type: str, *, detail: str = "") -> list[JobEvent]:
+    def give_up(self, reason: FailureReason, user_reason: str, error_type: str, *, detail: str = "") -> list[JobEvent]:
+        """End the run as failed; returns its `failed` event (none when the job id is unknown)."""
         self.outcome = JobOutcome("failed", reason, detail or user_reason)
         if self.job_id is None:  # nothing to address a failed event to: ack and log only
             return []
-        return [self._event("failed", {"reason": user_reason, "error_type": error_type})]
+        return [
+            FailedEvent(**self._envelope(), reason=user_reason[:2000], error_type=error_type, code=FAILURE_CODE[reason])
+        ]
+
+    def heartbeat(self, *, paused: bool) -> HeartbeatEvent:
+        """The agent still holds this run (running, or `paused` behind higher-priority work)."""
+        return HeartbeatEvent(
+            **self._envelope(), sentences_done=self.next_index, sentence_count=self.sentence_count, paused=paused
+        )
 
     def _synthesis_error(self, error: BaseException) -> list[JobEvent]:
         detail = f"{type(error).__name__}: {error}"[:300]
@@ -156,13 +144,26 @@ class JobRun:
             self.outcome = JobOutcome("retry", "synthesis_error", detail)
             return []
         attempts = self.redelivery_count + 1
-        return self._fail(
+        return self.give_up(
             "synthesis_error",
             f"Speech synthesis failed after {attempts} attempt{'s' if attempts != 1 else ''}: {detail}",
             type(error).__name__,
         )
 
     # --- lifecycle -------------------------------------------------------------------------
+
+    def identify(self) -> tuple[str, int] | None:
+        """Parse the message: its (job_id, attempt), or None when it does not follow the contract."""
+        if self.message is None:
+            try:
+                self.message = JobMessage.from_bytes(self.payload)
+            except ContractError as error:
+                self._unreadable = error
+                return None
+            self.job_id, self.attempt = self.message.job_id, self.message.attempt
+            if self.message.length_class in LENGTH_CLASSES:
+                self.length_class = self.message.length_class
+        return self.message.job_id, self.message.attempt
 
     def begin(self) -> list[JobEvent]:
         """Parse and validate the message, split the text; returns `[started]` or `[failed]`."""
@@ -173,61 +174,61 @@ class JobRun:
             self.active_s += self._clock() - self.started_at
 
     def _begin(self) -> list[JobEvent]:
-        try:
-            message = JobMessage.from_bytes(self.payload)
-        except ProtocolError as error:
+        if self.identify() is None:
             self._recover_identity()
-            return self._fail("bad_message", f"The job message could not be read: {error}", "ProtocolError")
-        self.message = message
-        self.job_id, self.attempt = message.job_id, message.attempt
-        if message.length_class in LENGTH_CLASSES:
-            self.length_class = message.length_class
+            reason = f"The job message could not be read: {self._unreadable}"
+            return self.give_up("bad_message", reason, "ContractError")
+        message = self.message
+        assert message is not None
         try:
             voice = self._voices.get(message.voice or None)
         except VoiceNotFoundError as error:
-            return self._fail("bad_message", f"Voice {message.voice!r} does not exist: {error}", type(error).__name__)
+            return self.give_up("bad_message", f"Voice {message.voice!r} does not exist: {error}", type(error).__name__)
         except Exception as error:  # a voice that exists but fails to load is not the job's fault
             return self._synthesis_error(error)
         self.voice = voice
         try:
-            params = SynthesisParams.from_dict(message.params).validate(num_speakers=voice.info.num_speakers)
-            self.params = params.to_dict()
+            self.params = SynthesisParams.from_dict(message.params).validate(num_speakers=voice.info.num_speakers)
             self.sentences = list(voice.prepare(message.text))
         except (VitsInputError, TypeError) as error:
-            return self._fail("bad_message", str(error), type(error).__name__)
+            return self.give_up("bad_message", str(error), type(error).__name__)
         except Exception as error:
             return self._synthesis_error(error)
         if not self.sentences:
-            return self._fail("bad_message", "The text has nothing that can be spoken.", "EmptyTextError")
+            return self.give_up("bad_message", "The text has nothing that can be spoken.", "EmptyTextError")
         plan = plan_segments(
             self.sentences,
             one_per_sentence=self.length_class in self.settings.sentence_segment_classes,
-            length_scale=params.length_scale,
+            length_scale=self.params.length_scale,
             target_seconds=self.settings.segment_target_seconds,
         )
         self._segment_ends = {first + count - 1: first for first, count in plan}
+        self.time_limit_s = job_time_limit_s(
+            chars=sum(len(sentence) for sentence in self.sentences),
+            length_scale=self.params.length_scale,
+            base_s=self.settings.time_limit_s,
+            rtf=self.settings.time_limit_rtf,
+        )
         if message.submitted_at > 0:
             self.queue_wait_s = max(0.0, self._wall() - message.submitted_at)
         return [
-            self._event(
-                "started",
-                {
-                    "sentence_count": len(self.sentences),
-                    "sample_rate": voice.info.sample_rate,
-                    "voice": voice.info.id,
-                    "model_checksum": voice.info.model_checksum,
-                    "queue_wait_s": self.queue_wait_s,
-                },
+            StartedEvent(
+                **self._envelope(),
+                sentence_count=len(self.sentences),
+                sample_rate=voice.info.sample_rate,
+                voice=voice.info.id,
+                model_checksum=voice.info.model_checksum,
+                queue_wait_s=self.queue_wait_s or 0.0,
             )
         ]
 
     def _recover_identity(self) -> None:
         """For an unreadable message, the job id if the JSON has one, so the job can be failed."""
-        with contextlib.suppress(ValueError, TypeError, UnicodeDecodeError):
+        with contextlib.suppress(ValueError, TypeError, UnicodeDecodeError, RecursionError):
             data = json.loads(self.payload.decode("utf-8"))
-            if isinstance(data, dict) and isinstance(data.get("job_id"), str) and data["job_id"]:
-                self.attempt = int(data.get("attempt") or 0)
-                self.job_id = data["job_id"]
+            job_id, attempt = data.get("job_id"), data.get("attempt")
+            if isinstance(job_id, str) and 0 < len(job_id) <= 64 and isinstance(attempt, int) and attempt >= 1:
+                self.job_id, self.attempt = job_id, attempt
 
     def step(self) -> StepReport:
         """Deliver the next sentence (from the cache or synthesized); may end the run."""
@@ -241,12 +242,11 @@ class JobRun:
 
     def _step(self) -> StepReport:
         assert self.voice is not None
-        limit = self.settings.time_limit_s
-        if self.active_s > limit:
+        if self.active_s > self.time_limit_s:
             return StepReport(
-                self._fail(
+                self.give_up(
                     "time_limit",
-                    f"The job took longer than {limit:g} s and was stopped "
+                    f"The job took longer than {self.time_limit_s:g} s and was stopped "
                     f"after {self.next_index} of {len(self.sentences)} sentences.",
                     "TimeLimitExceeded",
                 )
@@ -254,7 +254,9 @@ class JobRun:
         index = self.next_index
         sentence = self.sentences[index]
         info = self.voice.info
-        key = cache_key(voice_id=info.id, model_checksum=info.model_checksum, params=self.params, sentence=sentence)
+        key = cache_key(
+            voice_id=info.id, model_checksum=info.model_checksum, params=self.params.to_dict(), sentence=sentence
+        )
         cached = self._cache.get(key)
         synthesis_s = 0.0
         if cached is not None and cached.sample_rate == info.sample_rate:
@@ -264,14 +266,13 @@ class JobRun:
         else:
             began = self._clock()
             try:
-                audio = self.voice.synthesize_sentence(sentence, **self.params)
-                pcm = audio.to_pcm16_bytes()
+                pcm = self.voice.synthesize_sentence(sentence, self.params).to_pcm16_bytes()
             except UnspeakableTextError as error:
                 # One sentence of only symbols in a speakable text: silence for it, not a failure.
                 logger.warning("sentence %d has nothing to pronounce, left silent: %s", index, error)
                 pcm = b""
             except VitsInputError as error:  # the text itself is the problem: retrying cannot help
-                return StepReport(self._fail("bad_message", str(error), type(error).__name__))
+                return StepReport(self.give_up("bad_message", str(error), type(error).__name__))
             except Exception as error:
                 logger.warning("sentence %d of %d failed: %s", index, len(self.sentences), error, exc_info=True)
                 return StepReport(self._synthesis_error(error))
@@ -287,49 +288,42 @@ class JobRun:
         self._pending.append(pcm)
         self._pending_cached += int(source == "cache")
         self.next_index += 1
-        last = self.next_index == len(self.sentences)
         if index in self._segment_ends:
             events.append(self._segment_event(self._segment_ends[index], index))
-        if last:
+        if self.next_index == len(self.sentences):
             events.append(self._completed())
             self.outcome = JobOutcome("succeeded")
         return StepReport(events, source=source, synthesis_s=synthesis_s, audio_s=audio_s)
 
-    def _segment_event(self, first: int, last: int) -> JobEvent:
+    def _segment_event(self, first: int, last: int) -> SegmentEvent:
         assert self.voice is not None
-        pcm = b"".join(self._pending)
         if self.first_segment_s is None:
             self.first_segment_s = self._clock() - self.started_at
         self.segment_count += 1
-        event = self._event(
-            "segment",
-            {
-                "first_sentence": first,
-                "sentence_count": last - first + 1,
-                "sample_rate": self.voice.info.sample_rate,
-                "audio_b64": encode_pcm16(pcm),
-                "audio_seconds": round(len(pcm) / 2 / self.voice.info.sample_rate, 4),
-                "cached_sentences": self._pending_cached,
-            },
+        event = SegmentEvent(
+            **self._envelope(),
+            first_sentence=first,
+            sentence_count=last - first + 1,
+            sample_rate=self.voice.info.sample_rate,
+            pcm=b"".join(self._pending),
+            cached_sentences=self._pending_cached,
         )
         self._pending, self._pending_cached = [], 0
         return event
 
-    def _completed(self) -> JobEvent:
+    def _completed(self) -> CompletedEvent:
         assert self.voice is not None
-        return self._event(
-            "completed",
-            {
-                "sentence_count": len(self.sentences),
-                "segment_count": self.segment_count,
-                "sample_rate": self.voice.info.sample_rate,
-                "audio_seconds": round(self.audio_s, 4),
-                "synthesis_seconds": round(self.synthesis_s, 4),
-                "cached_sentences": self.cached_sentences,
-                "first_segment_s": round(self.first_segment_s or 0.0, 4),
-                "job_seconds": round(self._clock() - self.started_at, 4),
-                "active_seconds": round(self.active_s, 4),
-            },
+        return CompletedEvent(
+            **self._envelope(),
+            sentence_count=len(self.sentences),
+            segment_count=self.segment_count,
+            sample_rate=self.voice.info.sample_rate,
+            audio_seconds=round(self.audio_s, 4),
+            synthesis_seconds=round(self.synthesis_s, 4),
+            cached_sentences=self.cached_sentences,
+            first_segment_s=round(self.first_segment_s or 0.0, 4),
+            job_seconds=round(self._clock() - self.started_at, 4),
+            active_seconds=round(self.active_s, 4),
         )
 
 

@@ -8,16 +8,18 @@ the length scale, never on timing, preemption or what the cache held.
 
 The first sentence is a segment of its own (fast first audio); short jobs send one segment per
 sentence; otherwise consecutive sentences are grouped up to an *estimated* `target_seconds` of
-audio. At the measured ~0.06 s of speech per character (en_US-joe-medium, length scale 1), a
-target of 8 s keeps a segment around 350 KB of PCM (~470 KB of base64 at 22.05 kHz), well under
-a megabyte, while a long text does not become thousands of tiny messages.
+audio. The estimate is the shared speaking rate of `tts_contracts.defaults` (about 14 characters
+per second, ~0.071 s of speech per character at length scale 1): a target of 8 s keeps a
+segment around 350 KB of PCM (~470 KB of base64 at 22.05 kHz), well under a megabyte, while a
+long text does not become thousands of tiny messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-SECONDS_PER_CHAR = 0.065
+from tts_contracts import defaults
+
 DEFAULT_TARGET_SECONDS = 8.0
 
 
@@ -35,7 +37,7 @@ def plan_segments(
     plan = [(0, 1)]
     first, estimate = 1, 0.0
     for index in range(1, len(sentences)):
-        cost = len(sentences[index]) * SECONDS_PER_CHAR * scale
+        cost = defaults.estimate_audio_seconds(chars=len(sentences[index]), length_scale=scale)
         if index > first and (one_per_sentence or estimate + cost > target_seconds):
             plan.append((first, index - first))
             first, estimate = index, 0.0

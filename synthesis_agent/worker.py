@@ -1,16 +1,12 @@
-"""The consumer loop: Pulsar in, events out, acks, retries, preemption, shutdown.
+"""The consumer loop: job messages in, events out, acks, retries, preemption, liveness, shutdown.
 
-The loop owns every broker interaction and every metric; the decisions live elsewhere:
-`Scheduler` picks which job runs the next sentence, `JobRun` turns a job into events. One
-thread does everything (receive, synthesize, publish, ack), so there is no locking, and a
-sentence is the unit of preemption and of shutdown.
+The loop owns every broker interaction (through `BrokerConnection`) and reports what happens to
+an `AgentObserver` (metrics live there, none here); `Scheduler` picks which job runs the next
+sentence, `JobRun` turns a job into events. One thread does everything, so there is no locking,
+and a sentence is the unit of preemption, cancellation and shutdown.
 
-Delivery rules:
-- A job message is acked only after its final event (`completed` or `failed`) is confirmed.
-- A synthesis error is retried: the message is negatively acked after an exponential
-  backoff (held unacked meanwhile), until the last delivery, which publishes `failed`.
-- A job released at shutdown goes back to the broker by closing its consumer: the broker
-  redelivers it at once to another agent, which replays finished sentences from the cache.
+The delivery rules (claims, acks, retries, heartbeats, cancellation, release at shutdown) are
+written down in synthesis_agent/README.md.
 """
 
 from __future__ import annotations
@@ -26,23 +22,20 @@ from dataclasses import dataclass, field
 
 import pulsar
 
-from . import metrics
+from tts_contracts import LENGTH_CLASSES, ContractError, JobEnded, JobEvent, SegmentEvent
+
 from .cache import SentenceCache
+from .claims import Claims, NoClaims
 from .config import AgentConfig
-from .logs import job_context, pulsar_logger, set_agent_id
+from .connection import BrokerConnection
+from .control import EndedJobs
+from .logs import job_context, set_agent_id
+from .metrics import PrometheusObserver
+from .observer import AgentObserver
 from .pipeline import JobRun, PipelineSettings, VoiceSource
-from .protocol import LENGTH_CLASSES, JobEvent
 from .scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
-
-SUBSCRIPTION = "tts-agents"
-# Minimum delay of the client's own negative-ack redelivery; our backoff comes on top.
-NACK_DELAY_MS = 500
-
-
-class PublishError(RuntimeError):
-    """An event was not confirmed by the broker."""
 
 
 @dataclass(eq=False)
@@ -51,10 +44,15 @@ class _Job:
     message: pulsar.Message
     run: JobRun
     received_at: float = field(default_factory=time.monotonic)
+    counted: bool = False  # this delivery added one to the crash counter of its attempt
 
     @property
     def label(self) -> str:
         return self.run.length_class if self.run.length_class in LENGTH_CLASSES else self.queue
+
+    @property
+    def key(self) -> tuple[str, int] | None:
+        return (self.run.job_id, self.run.attempt) if self.run.message is not None and self.run.job_id else None
 
     def context(self) -> AbstractContextManager[None]:
         return job_context(self.run.job_id, self.run.attempt, self.label, self.run.redelivery_count)
@@ -69,113 +67,44 @@ class Agent:
         *,
         voices: VoiceSource,
         cache: SentenceCache,
+        claims: Claims | None = None,
+        observer: AgentObserver | None = None,
         idle_poll_ms: int = 50,
         operation_timeout_s: int = 10,
     ) -> None:
         self.config = config
         self.voices = voices
         self.cache = cache
+        self.claims: Claims = claims or NoClaims()
+        self.observer = observer or PrometheusObserver()
         self.idle_poll_ms = idle_poll_ms
-        self.operation_timeout_s = operation_timeout_s
+        self.broker = BrokerConnection(config, operation_timeout_s=operation_timeout_s)
         self.settings = PipelineSettings(
-            agent_id=config.agent_id, max_attempts=config.max_attempts, time_limit_s=config.job_time_limit_s
+            agent_id=config.agent_id,
+            max_attempts=config.max_attempts,
+            time_limit_s=config.job_time_limit_s,
+            time_limit_rtf=config.job_time_limit_rtf,
         )
         self.scheduler: Scheduler[_Job] = Scheduler(config.queues)
-        self._client: pulsar.Client | None = None
-        self._consumers: dict[str, pulsar.Consumer] = {}
-        self._producer: pulsar.Producer | None = None
+        self.ended = EndedJobs()
         self._deferred: list[tuple[float, str, pulsar.Message]] = []  # (due, queue, message) to nack
+        self._next_heartbeat = 0.0
         self.ready = threading.Event()  # set once connected and consuming
 
-    # --- connection ------------------------------------------------------------------------
-
     def connect(self) -> None:
-        config = self.config
-        self._client = pulsar.Client(
-            config.pulsar_url, logger=pulsar_logger(), operation_timeout_seconds=self.operation_timeout_s
-        )
-        # Events first: a job must never be received before its events can be published.
-        self._producer = self._client.create_producer(
-            config.events_topic,
-            producer_name=None,
-            send_timeout_millis=15000,
-            block_if_queue_full=True,
-            chunking_enabled=True,  # a giant single sentence may exceed the broker's message limit
-        )
-        for queue in config.queues:
-            self._consumers[queue] = self._subscribe(queue)
-        logger.info("consuming %s as %s", ", ".join(config.job_topic(q) for q in config.queues), SUBSCRIPTION)
-
-    def _subscribe(self, queue: str, *, attempts: int = 3) -> pulsar.Consumer:
-        """Subscribe to one job queue, retrying a failed subscription.
-
-        Why retry: pulsar-lite keys consumers by (topic, subscription, consumer id) instead of
-        (connection, consumer id), and every client numbers its consumers from 0, so a second
-        agent process whose first consumer is on the same class as another agent's first one
-        is refused (the broker drops the connection; the client times out). A new attempt
-        takes the next consumer id, which is free. Apache Pulsar never needs the retry.
-        """
-        assert self._client is not None
-        config = self.config
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._client.subscribe(
-                    config.job_topic(queue),
-                    SUBSCRIPTION,
-                    consumer_type=pulsar.ConsumerType.Shared,
-                    # 1 is the floor on this client (0 breaks receive(timeout)); the agent only
-                    # receives from a queue when it will start the job at once, so at most one
-                    # message per queue waits here, and a short one for at most about a sentence.
-                    receiver_queue_size=1,
-                    consumer_name=f"{config.agent_id}-{queue}",
-                    negative_ack_redelivery_delay_ms=NACK_DELAY_MS,
-                    initial_position=pulsar.InitialPosition.Earliest,
-                    dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(
-                        # The client dead-letters a message delivered more than max_redeliver_count
-                        # times after the first: TTS_MAX_ATTEMPTS deliveries in all (CONTRACTS.md).
-                        max_redeliver_count=max(1, config.max_attempts - 1),
-                        dead_letter_topic=config.dead_letter_topic(queue),
-                    ),
-                )
-            except pulsar.Timeout as error:
-                if attempt == attempts:
-                    raise
-                logger.warning(
-                    "subscribing to %s failed (%s, attempt %d of %d); retrying with a new consumer id",
-                    config.job_topic(queue),
-                    error,
-                    attempt,
-                    attempts,
-                )
-        raise AssertionError("unreachable")
+        self.broker.connect()
 
     def close(self) -> None:
-        """Close consumers (releasing unacked messages to the broker), producer and client."""
-        for queue in list(self._consumers):
-            self._close_consumer(queue)
-        for closable in (self._producer, self._client):
-            if closable is not None:
-                try:
-                    closable.close()
-                except pulsar.PulsarException as error:
-                    logger.warning("closing %s failed: %s", type(closable).__name__, error)
-        self._producer = self._client = None
-
-    def _close_consumer(self, queue: str) -> None:
-        consumer = self._consumers.pop(queue, None)
-        if consumer is not None:
-            try:
-                consumer.close()
-            except pulsar.PulsarException as error:
-                logger.warning("closing the %s consumer failed: %s", queue, error)
+        self.broker.close()
 
     # --- main loop -------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         set_agent_id(self.config.agent_id)
-        if self._client is None:
+        if not self.broker.connected:
             self.connect()
         self.ready.set()
+        self._next_heartbeat = time.monotonic() + self.config.heartbeat_interval_s
         try:
             while not stop.is_set():
                 self._nack_due()
@@ -183,14 +112,45 @@ class Agent:
             self._shutdown()
         finally:
             self.close()
-            self._update_gauges()
+            self._report_holding()
 
     def _tick(self) -> None:
+        self._housekeeping()
         self._poll()
         current = self.scheduler.current()
-        self._update_gauges()
+        self._report_holding()
         if current is not None:
             self._step(current[1])
+
+    def _housekeeping(self) -> None:
+        """Between two sentences: learn which jobs ended, drop those held, heartbeat when due."""
+        for payload in self.broker.control_notices():
+            try:
+                notice = JobEnded.from_bytes(payload)
+            except ContractError as error:
+                logger.warning("ignoring an unreadable control message: %s", error)
+                continue
+            self.ended.add(notice.job_id, notice.attempt)
+        for _, job in list(self.scheduler):
+            if job.key is not None and job.key in self.ended:
+                with job.context():
+                    logger.info("the job ended elsewhere; dropped at sentence %d", job.run.next_index)
+                self._drop(job)
+        if time.monotonic() >= self._next_heartbeat:
+            self._next_heartbeat = time.monotonic() + self.config.heartbeat_interval_s
+            self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        current = self.scheduler.current()
+        for _, job in self.scheduler:
+            if job.key is None or job.run.done:
+                continue
+            self.claims.renew(*job.key)
+            try:
+                self.broker.send(job.run.heartbeat(paused=current is None or job is not current[1]))
+            except pulsar.PulsarException as error:  # the next one may pass; the job goes on
+                with job.context():
+                    logger.warning("heartbeat not published: %s", error)
 
     def _poll(self) -> None:
         """Receive at most one job: any queue when idle (waiting a little), else only higher ones."""
@@ -198,22 +158,16 @@ class Agent:
         if not queues:
             return
         for queue in queues:
-            message = self._receive(queue, 0)
+            message = self.broker.receive(queue, 0)
             if message is not None:
                 self._admit(queue, message)
                 return
         if self.scheduler.current() is None:
             # Idle: block briefly on the top queue instead of spinning; lower queues are
             # polled again within idle_poll_ms.
-            message = self._receive(queues[0], self.idle_poll_ms)
+            message = self.broker.receive(queues[0], self.idle_poll_ms)
             if message is not None:
                 self._admit(queues[0], message)
-
-    def _receive(self, queue: str, timeout_ms: int) -> pulsar.Message | None:
-        try:
-            return self._consumers[queue].receive(timeout_millis=timeout_ms)
-        except pulsar.Timeout:
-            return None
 
     # --- one job ---------------------------------------------------------------------------
 
@@ -227,67 +181,119 @@ class Agent:
             settings=self.settings,
         )
         job = _Job(queue=queue, message=message, run=run)
+        if run.identify() is not None and not self._claim(job):
+            return
         preempted = self.scheduler.admit(queue, job)
         if preempted is not None:
-            metrics.PREEMPTIONS.labels(preempted.label).inc()
+            self.observer.on_preempted(length_class=preempted.label)
             with preempted.context():
                 paused = preempted.run
                 # Nothing to flush: segment boundaries never depend on preemption (segments.py).
                 logger.info("paused at sentence %d/%d for a %s job", paused.next_index, paused.sentence_count, queue)
-        events = run.begin()  # parses the message: the log context is known only after it
+        events = run.begin()
         with job.context():
-            if run.queue_wait_s is not None:
-                metrics.QUEUE_WAIT_SECONDS.labels(job.label).observe(run.queue_wait_s)
+            self.observer.on_job_started(length_class=job.label, queue_wait_s=run.queue_wait_s)
             if run.outcome is None:
                 logger.info("started: %d sentences, queue wait %.2f s", run.sentence_count, run.queue_wait_s or 0)
             if self._publish(job, events) and run.done:
                 self._finish(job)
 
+    def _claim(self, job: _Job) -> bool:
+        """Claim a readable delivery; False when it was settled here instead (acked)."""
+        assert job.key is not None
+        with job.context():
+            if job.key in self.ended:
+                logger.info("the job already ended; acked without synthesis")
+                self.broker.acknowledge(job.queue, job.message)
+                self.observer.on_job_ended_elsewhere(length_class=job.label)
+                return False
+            result = self.claims.claim(*job.key)
+            if result is not None:
+                self.observer.on_claim(result=result)
+            if result == "held_elsewhere":
+                # The holder renews its claim with each heartbeat; if it dies the gateway re-sends.
+                # A nack would walk this duplicate to the dead-letter topic while the holder works.
+                logger.info("another live agent holds the job; duplicate delivery acked")
+                self.broker.acknowledge(job.queue, job.message)
+                return False
+            count = self.claims.delivery_started(*job.key)
+            job.counted = count is not None
+            if count is None or count <= self.config.max_attempts:
+                return True
+            died = count - 1
+            events = job.run.give_up(
+                "agent_crashed_repeatedly",
+                f"The agent working on this job stopped without an outcome {died} times (out of memory, "
+                "killed or crashed); it was not tried again.",
+                "AgentCrashedRepeatedly",
+            )
+            logger.error("%d deliveries died without an outcome; failing the job", died)
+            if self._publish(job, events):
+                self._finish(job)
+            return False
+
     def _step(self, job: _Job) -> None:
         with job.context():
             began = time.monotonic()
             report = job.run.step()
-            metrics.BUSY_SECONDS.labels(job.label).inc(time.monotonic() - began)
-            if report.source is not None:
-                metrics.SENTENCES.labels(job.label, report.source).inc()
-                metrics.AUDIO_SECONDS.labels(job.label).inc(report.audio_s)
-            if report.source == "synthesized":
-                metrics.SENTENCE_SYNTHESIS_SECONDS.labels(job.label).observe(report.synthesis_s)
+            self.observer.on_step(
+                length_class=job.label,
+                busy_s=time.monotonic() - began,
+                source=report.source,
+                synthesis_s=report.synthesis_s,
+                audio_s=report.audio_s,
+            )
             if self._publish(job, report.events) and job.run.done:
                 self._finish(job)
 
     def _publish(self, job: _Job, events: Iterable[JobEvent]) -> bool:
-        """Send events and wait for each confirmation; on failure release the job and say False."""
-        assert self._producer is not None
+        """Send events and wait for each confirmation; on failure release or fail the job, say False."""
         for event in events:
             try:
-                self._producer.send(event.to_bytes(), partition_key=event.job_id)
+                self.broker.send(event)
             except pulsar.PulsarException as error:
-                logger.error("publishing the %s event failed, releasing the job: %s", event.type, error)
-                metrics.FAILURES.labels(job.label, "publish_error").inc()
-                self._release(job, retry=True)
+                logger.error("publishing the %s event failed: %s", event.type, error)
+                self._publish_failed(job, error)
                 return False
-            if event.type == "segment" and event.data["first_sentence"] == 0:
-                metrics.TIME_TO_FIRST_SEGMENT_SECONDS.labels(job.label).observe(time.monotonic() - job.received_at)
+            if isinstance(event, SegmentEvent) and event.first_sentence == 0:
+                self.observer.on_first_segment(length_class=job.label, seconds=time.monotonic() - job.received_at)
         return True
+
+    def _publish_failed(self, job: _Job, error: pulsar.PulsarException) -> None:
+        """Retry later; on the last delivery, say so in a (small) `failed` event, not as a synthesis error."""
+        run = job.run
+        if run.job_id is not None and run.last_attempt:
+            reason = f"The agent could not publish the job's events: {error}"
+            failed = run.give_up("publish_error", reason, type(error).__name__)
+            with contextlib.suppress(pulsar.PulsarException):
+                for event in failed:
+                    self.broker.send(event)
+                self._finish(job)  # counts the failure
+                return
+        self.observer.on_job_failed_delivery(length_class=job.label, reason="publish_error")
+        self._release(job, retry=True)
 
     def _finish(self, job: _Job) -> None:
         """The run has an outcome and its events are confirmed: ack, or schedule the retry."""
         run = job.run
         outcome = run.outcome
         assert outcome is not None
-        self._forget(job)
         if outcome.status == "retry":
-            metrics.FAILURES.labels(job.label, outcome.reason).inc()
+            self.observer.on_job_failed_delivery(length_class=job.label, reason=outcome.reason)
             logger.warning("delivery failed, will be retried: %s", outcome.detail)
             self._release(job, retry=True)
             return
-        self._consumers[job.queue].acknowledge(job.message)
-        metrics.JOBS.labels(job.label, outcome.status).inc()
-        metrics.JOB_SECONDS.labels(job.label).observe(time.monotonic() - job.received_at)
+        self._forget(job, final=True)
+        self.broker.acknowledge(job.queue, job.message)
+        self.observer.on_job_finished(
+            length_class=job.label,
+            status="succeeded" if outcome.status == "succeeded" else "failed",
+            reason=outcome.reason,
+            job_s=time.monotonic() - job.received_at,
+            synthesis_s=run.synthesis_s,
+            audio_s=run.audio_s,
+        )
         if outcome.status == "succeeded":
-            if run.audio_s > 0 and run.synthesis_s > 0:
-                metrics.REALTIME_FACTOR.labels(job.label).observe(run.synthesis_s / run.audio_s)
             logger.info(
                 "completed: %d sentences (%d cached), %.2f s audio in %.2f s",
                 run.sentence_count,
@@ -296,23 +302,34 @@ class Agent:
                 time.monotonic() - job.received_at,
             )
         else:
-            metrics.FAILURES.labels(job.label, outcome.reason).inc()
             logger.warning("failed (%s): %s", outcome.reason, outcome.detail)
 
-    def _forget(self, job: _Job) -> None:
-        # Not admitted any more when it failed in begin() or was already released.
+    def _forget(self, job: _Job, *, final: bool) -> None:
+        """This agent is done with the delivery: unschedule it, end its count, release its claim."""
+        # Not admitted any more when it ended before scheduling or was already released.
         with contextlib.suppress(ValueError):
             self.scheduler.finish(job)
+        if job.key is not None:
+            if job.counted:
+                self.claims.delivery_ended(*job.key, final=final)
+                job.counted = False
+            self.claims.release(*job.key)
+
+    def _drop(self, job: _Job) -> None:
+        """The gateway ended the job: ack without more events."""
+        self._forget(job, final=True)
+        self.broker.acknowledge(job.queue, job.message)
+        self.observer.on_job_ended_elsewhere(length_class=job.label)
 
     def _release(self, job: _Job, *, retry: bool) -> None:
         """Give the job back to the broker: after a backoff for a retry, otherwise at once."""
-        self._forget(job)
-        metrics.JOBS.labels(job.label, "released").inc()
+        self._forget(job, final=False)
+        self.observer.on_released(length_class=job.label)
         if retry:
             delay = min(self.config.retry_backoff_base_s * 2**job.run.redelivery_count, self.config.retry_backoff_max_s)
             self._deferred.append((time.monotonic() + delay, job.queue, job.message))
-        elif job.queue in self._consumers:
-            self._consumers[job.queue].negative_acknowledge(job.message)
+        else:
+            self.broker.negative_acknowledge(job.queue, job.message)
 
     def _nack_due(self) -> None:
         if not self._deferred:
@@ -321,16 +338,14 @@ class Agent:
         due = [item for item in self._deferred if item[0] <= now]
         self._deferred = [item for item in self._deferred if item[0] > now]
         for _, queue, message in due:
-            if queue in self._consumers:
-                self._consumers[queue].negative_acknowledge(message)
+            self.broker.negative_acknowledge(queue, message)
 
-    def _update_gauges(self) -> None:
+    def _report_holding(self) -> None:
         current = self.scheduler.current()
-        running = current[1].label if current else None
-        in_flight = Counter(job.label for _, job in self.scheduler)
-        for length_class in LENGTH_CLASSES:
-            metrics.BUSY.labels(length_class).set(1 if length_class == running else 0)
-            metrics.JOBS_IN_FLIGHT.labels(length_class).set(in_flight[length_class])
+        self.observer.on_holding(
+            running=current[1].label if current else None,
+            in_flight=Counter(job.label for _, job in self.scheduler),
+        )
 
     # --- shutdown --------------------------------------------------------------------------
 
@@ -341,19 +356,18 @@ class Agent:
         running = current[1] if current else None
         # Retries waiting for their backoff go back now: this agent will not serve them.
         for _, queue, message in self._deferred:
-            if queue in self._consumers:
-                self._consumers[queue].negative_acknowledge(message)
+            self.broker.negative_acknowledge(queue, message)
         self._deferred.clear()
         # Paused jobs cannot finish before the running one; closing their consumers hands them
-        # (and any prefetched message) to another agent at once.
+        # (and any prefetched message) to another agent at once, their claims released first.
         for _queue, job in self.scheduler.paused():
             with job.context():
                 logger.info("released at sentence %d/%d (shutdown)", job.run.next_index, job.run.sentence_count)
-            self._forget(job)
-            metrics.JOBS.labels(job.label, "released").inc()
-        for queue in list(self._consumers):
+            self._forget(job, final=False)
+            self.observer.on_released(length_class=job.label)
+        for queue in list(self.broker.consumers):
             if running is None or queue != running.queue:
-                self._close_consumer(queue)
+                self.broker.close_consumer(queue)
         if running is None:
             return
         with running.context():
@@ -364,8 +378,10 @@ class Agent:
                 running.run.sentence_count,
             )
         while self.scheduler.current() is not None and time.monotonic() < deadline:
-            self._update_gauges()
-            self._step(running)
+            self._housekeeping()
+            self._report_holding()
+            if self.scheduler.current() is not None:
+                self._step(running)
         if self.scheduler.current() is not None:
             with running.context():
                 logger.warning(
@@ -373,6 +389,6 @@ class Agent:
                     running.run.next_index,
                     running.run.sentence_count,
                 )
-            self._forget(running)
-            metrics.JOBS.labels(running.label, "released").inc()
-            self._close_consumer(running.queue)
+            self._forget(running, final=False)
+            self.observer.on_released(length_class=running.label)
+            self.broker.close_consumer(running.queue)

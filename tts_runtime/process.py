@@ -34,15 +34,15 @@ def graceful_stop(*, what: str = "stopping", stop: threading.Event | None = None
             logger.info("%s received: %s", name, what)
         stop.set()
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for signum in STOP_SIGNALS:
-            previous[signum] = signal.signal(signum, request_stop)
+        for stop_signal in STOP_SIGNALS:
+            previous[stop_signal] = signal.signal(stop_signal, request_stop)
     try:
         yield stop
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for stop_signal, handler in previous.items():
+            signal.signal(stop_signal, handler)
 
 
 def exit_without_finalizers(code: int) -> NoReturn:

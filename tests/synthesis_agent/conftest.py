@@ -15,10 +15,11 @@ import pulsar
 import pytest
 
 from synthesis_agent.cache import NullCache, SentenceCache
+from synthesis_agent.claims import Claims
 from synthesis_agent.config import AgentConfig
 from synthesis_agent.pipeline import VoiceSource
-from synthesis_agent.protocol import JobEvent, JobMessage
-from synthesis_agent.worker import SUBSCRIPTION, Agent
+from synthesis_agent.worker import Agent
+from tts_contracts import AGENT_SUBSCRIPTION, JobEnded, JobEvent, JobMessage, decode_event
 
 from .fakes import FakeVoices
 
@@ -63,12 +64,14 @@ class Harness:
         *,
         voices: VoiceSource | None = None,
         cache: SentenceCache | None = None,
+        claims: Claims | None = None,
         operation_timeout_s: int = 10,
     ) -> RunningAgent:
         agent = Agent(
             config or self.config(),
             voices=voices or FakeVoices(),
             cache=cache or NullCache(),
+            claims=claims,
             operation_timeout_s=operation_timeout_s,
         )
         agent.connect()
@@ -88,6 +91,13 @@ class Harness:
             producer = self._producers[queue] = self.client.create_producer(self.topic(f"jobs-{queue}"))
         data = payload.to_bytes() if isinstance(payload, JobMessage) else payload
         producer.send(data, partition_key=payload.job_id if isinstance(payload, JobMessage) else key)
+
+    def end(self, job: JobMessage, status: str = "cancelled") -> None:
+        """Tell every agent that the job's attempt is over, as the gateway does."""
+        producer = self._producers.get("control")
+        if producer is None:
+            producer = self._producers["control"] = self.client.create_producer(self.topic("control"))
+        producer.send(JobEnded(job_id=job.job_id, attempt=job.attempt, status=status).to_bytes())
 
     def job(self, text: str, *, length_class: str = "short", job_id: str | None = None, **params: object) -> JobMessage:
         return JobMessage(
@@ -112,7 +122,7 @@ class Harness:
             except pulsar.Timeout:
                 continue
             self.events.acknowledge(message)
-            self.seen.append(JobEvent.from_bytes(message.data()))
+            self.seen.append(decode_event(message.data()))
         return self.seen
 
     def wait_final(self, job_id: str, *, timeout_s: float = 30.0) -> JobEvent:
@@ -129,7 +139,7 @@ class Harness:
         """Messages still unacked on a job queue (read as the agents' subscription; then released)."""
         consumer = self.client.subscribe(
             self.topic(f"jobs-{queue}"),
-            SUBSCRIPTION,
+            AGENT_SUBSCRIPTION,
             consumer_type=pulsar.ConsumerType.Shared,
             receiver_queue_size=1,
             initial_position=pulsar.InitialPosition.Earliest,

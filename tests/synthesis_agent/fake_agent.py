@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import sys
 
-from synthesis_agent.__main__ import exit_with, main
+from synthesis_agent.__main__ import main
+from tts_runtime import exit_without_finalizers
 
 from .fakes import FakeVoice, FakeVoices
 
 if __name__ == "__main__":
     voices = FakeVoices(FakeVoice(delay_s=float(os.environ.get("FAKE_VOICE_DELAY_S", "0"))))
-    exit_with(main(sys.argv[1:], voice_loader=voices.loader))
+    exit_without_finalizers(main(sys.argv[1:], voice_loader=voices.loader))

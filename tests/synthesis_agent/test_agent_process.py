@@ -18,8 +18,8 @@ import pytest
 
 from devstack.broker import free_port, wait_for_port
 from synthesis_agent.cache import RedisSentenceCache
-from synthesis_agent.protocol import JobEvent, decode_pcm16
 from synthesis_agent.voice import VoicePool
+from tts_contracts import JobEvent
 
 from .conftest import Harness
 from .fakes import FakeVoice, FakeVoices, gateway_tiling, sentences_text, tiles
@@ -120,14 +120,14 @@ def sigterm_then_resume(harness: Harness, redis_url: str, tmp_path: Path, module
 
 
 def check_resumed(done_by_a: int, completed: JobEvent, resumed: list[JobEvent], everything: list[JobEvent]) -> None:
-    assert completed.type == "completed", completed.data
-    count = completed.data["sentence_count"]
-    assert completed.data["cached_sentences"] == done_by_a  # everything A did is replayed, nothing redone
+    assert completed.type == "completed", completed
+    count = completed.sentence_count
+    assert completed.cached_sentences == done_by_a  # everything A did is replayed, nothing redone
     indices: list[int] = []
     for event in resumed:
         if event.type == "segment":
-            indices += range(event.data["first_sentence"], event.data["first_sentence"] + event.data["sentence_count"])
-            assert decode_pcm16(event.data["audio_b64"])
+            indices += range(event.first_sentence, event.first_sentence + event.sentence_count)
+            assert event.pcm
     assert indices == list(range(count))
     assert [e.seq for e in resumed] == list(range(len(resumed)))
     # Agent A's segments and agent B's replays line up: the gateway can assemble the file.
@@ -154,8 +154,8 @@ def test_sigterm_releases_the_job_and_another_agent_finishes_it_real_voice(
         harness, redis_url, tmp_path, "synthesis_agent", real_voices, text
     )
     check_resumed(done_by_a, completed, resumed, harness.of(completed.job_id))
-    assert completed.data["sample_rate"] == 22050
-    assert completed.data["audio_seconds"] > 40  # about 2 s per sentence
+    assert completed.sample_rate == 22050
+    assert completed.audio_seconds > 40  # about 2 s per sentence
 
 
 def test_real_voice_job_through_the_agent(harness: Harness, real_voices: VoicePool, redis_url: str) -> None:
@@ -165,12 +165,12 @@ def test_real_voice_job_through_the_agent(harness: Harness, real_voices: VoicePo
     job = harness.job("Hello world. Dr. Smith paid $3.50 on 12/05/2024.", seed=7)
     harness.publish("short", job)
     completed = harness.wait_final(job.job_id, timeout_s=120)
-    assert completed.type == "completed" and completed.data["sentence_count"] == 2
+    assert completed.type == "completed" and completed.sentence_count == 2
     started = harness.of(job.job_id)[0]
-    assert started.data["voice"] == "en_US-joe-medium" and started.data["model_checksum"].startswith("58afce03")
-    pcm = b"".join(decode_pcm16(e.data["audio_b64"]) for e in harness.of(job.job_id) if e.type == "segment")
+    assert started.voice == "en_US-joe-medium" and started.model_checksum.startswith("58afce03")
+    pcm = b"".join(e.pcm for e in harness.of(job.job_id) if e.type == "segment")
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
-    assert len(samples) / 22050 == pytest.approx(completed.data["audio_seconds"], abs=1e-3)
+    assert len(samples) / 22050 == pytest.approx(completed.audio_seconds, abs=1e-3)
     assert float(np.sqrt(np.mean(samples**2))) > 0.01  # speech, not silence
 
 

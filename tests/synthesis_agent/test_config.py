@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from synthesis_agent.config import AgentConfig, ConfigError, parse_classes
+from tts_contracts import defaults
 
 
 def test_classes_are_served_in_priority_order() -> None:
@@ -22,18 +23,34 @@ def test_topics_and_defaults_from_environment() -> None:
         agent_id="a1",
     )
     assert config.queues == ("short", "medium")
-    assert config.job_topic("short") == "persistent://t/n/x-jobs-short"
-    assert config.dead_letter_topic("medium") == "persistent://t/n/x-jobs-medium-dlq"
-    assert config.events_topic == "persistent://t/n/x-events"
+    assert config.topics.job_topic("short") == "persistent://t/n/x-jobs-short"
+    assert config.topics.dead_letter_topic("medium") == "persistent://t/n/x-jobs-medium-dlq"
+    assert config.topics.events_topic == "persistent://t/n/x-events"
     assert config.cache_enabled is False
     assert config.cache_dir == Path("var/agent-cache")
     assert config.max_attempts == 3 and config.job_time_limit_s == 900 and config.metrics_port == 9200
+    assert config.default_voice == defaults.DEFAULT_VOICE and config.pulsar_url == defaults.PULSAR_URL
+    assert config.heartbeat_interval_s == 10 and config.claim_ttl_s == 30
+    assert config.voices_dir is None and config.vits_compile is False
+
+
+def test_voice_settings_come_from_the_environment() -> None:
+    """vits reads no environment: the agent's configuration carries what its loader passes on."""
+    config = AgentConfig.from_env({"TTS_VOICES_DIR": "/voices", "TTS_VITS_COMPILE": "1"}, agent_id="a")
+    assert config.voices_dir == Path("/voices") and config.vits_compile is True
+
+
+def test_heartbeat_interval_from_environment() -> None:
+    config = AgentConfig.from_env({"TTS_HEARTBEAT_INTERVAL_S": "2.5"}, agent_id="a")
+    assert config.heartbeat_interval_s == 2.5 and config.claim_ttl_s == 7.5
+    with pytest.raises(ConfigError, match="TTS_HEARTBEAT_INTERVAL_S"):
+        AgentConfig.from_env({"TTS_HEARTBEAT_INTERVAL_S": "0"}, agent_id="a")
 
 
 def test_fifo_mode_consumes_one_queue() -> None:
     config = AgentConfig.from_env({"TTS_SCHEDULING": "fifo"}, classes="short,long", agent_id="a")
     assert config.queues == ("fifo",)
-    assert config.job_topic("fifo").endswith("/tts-jobs-fifo")
+    assert config.topics.job_topic("fifo").endswith("/tts-jobs-fifo")
 
 
 def test_bad_values_are_reported() -> None:

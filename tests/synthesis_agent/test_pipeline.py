@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
 import pytest
 
 from synthesis_agent.cache import CachedAudio
-from synthesis_agent.pipeline import JobRun, PipelineSettings, run_job
-from synthesis_agent.protocol import JobEvent, JobMessage, decode_pcm16
-from synthesis_agent.segments import DEFAULT_TARGET_SECONDS, SECONDS_PER_CHAR, plan_segments
+from synthesis_agent.pipeline import JobRun, PipelineSettings, job_time_limit_s, run_job
+from synthesis_agent.segments import DEFAULT_TARGET_SECONDS, plan_segments
+from tts_contracts import FailedEvent, JobEvent, JobMessage, decode_event, defaults
+from vits.params import SynthesisParams
 
-from .fakes import FAKE_SAMPLE_RATE, FakeVoice, FakeVoices, sentences_text
+from .fakes import FAKE_SAMPLE_RATE, FakeAudio, FakeVoice, FakeVoices, sentences_text
 
 
 class DictCache:
@@ -34,7 +36,7 @@ class FakeClock:
         return self.now
 
 
-SETTINGS = PipelineSettings(agent_id="test-agent", max_attempts=3, time_limit_s=60)
+SETTINGS = PipelineSettings(agent_id="test-agent", max_attempts=3, time_limit_s=60, time_limit_rtf=1.0)
 
 
 def message(text: str, *, job_id: str = "job-1", length_class: str = "long", **params: object) -> bytes:
@@ -50,7 +52,7 @@ def segments_of(events: list[JobEvent]) -> list[JobEvent]:
 def covered(events: list[JobEvent]) -> list[int]:
     indices: list[int] = []
     for event in segments_of(events):
-        first, count = event.data["first_sentence"], event.data["sentence_count"]
+        first, count = event.first_sentence, event.sentence_count
         indices += range(first, first + count)
     return indices
 
@@ -65,31 +67,33 @@ def test_job_becomes_started_segments_completed_with_all_audio() -> None:
     assert events[-1].type == "completed"
     assert [event.seq for event in events] == list(range(len(events)))
     assert {event.job_id for event in events} == {"job-1"} and {event.attempt for event in events} == {1}
-    started = events[0].data
-    assert started["sentence_count"] == 5 and started["sample_rate"] == FAKE_SAMPLE_RATE
-    assert started["voice"] == "fake-voice" and started["model_checksum"] == "fake-checksum-0001"
+    started = events[0]
+    assert started.sentence_count == 5 and started.sample_rate == FAKE_SAMPLE_RATE
+    assert started.voice == "fake-voice" and started.model_checksum == "fake-checksum-0001"
     assert covered(events) == [0, 1, 2, 3, 4]
-    expected = b"".join(voice.synthesize_sentence(s).to_pcm16_bytes() for s in voice.prepare(sentences_text(5)))
-    assert b"".join(decode_pcm16(e.data["audio_b64"]) for e in segments_of(events)) == expected
-    completed = events[-1].data
-    assert completed["sentence_count"] == 5 and completed["cached_sentences"] == 0
-    assert completed["segment_count"] == len(segments_of(events))
-    assert completed["audio_seconds"] == pytest.approx(len(expected) / 2 / FAKE_SAMPLE_RATE, abs=1e-3)
+    expected = b"".join(
+        voice.synthesize_sentence(s, SynthesisParams()).to_pcm16_bytes() for s in voice.prepare(sentences_text(5))
+    )
+    assert b"".join(e.pcm for e in segments_of(events)) == expected
+    completed = events[-1]
+    assert completed.sentence_count == 5 and completed.cached_sentences == 0
+    assert completed.segment_count == len(segments_of(events))
+    assert completed.audio_seconds == pytest.approx(len(expected) / 2 / FAKE_SAMPLE_RATE, abs=1e-3)
     for event in events:
-        assert JobEvent.from_bytes(event.to_bytes()) == event
+        assert decode_event(event.to_bytes()) == event
 
 
 def test_short_jobs_get_one_segment_per_sentence() -> None:
     events, _ = run_job(
         message(sentences_text(4), length_class="short"), voices=FakeVoices(), cache=DictCache(), settings=SETTINGS
     )
-    assert [event.data["sentence_count"] for event in segments_of(events)] == [1, 1, 1, 1]
+    assert [event.sentence_count for event in segments_of(events)] == [1, 1, 1, 1]
 
 
 def test_long_jobs_group_sentences_after_a_fast_first_one() -> None:
-    settings = PipelineSettings(agent_id="a", segment_target_seconds=5.0)
+    settings = dataclasses.replace(SETTINGS, segment_target_seconds=5.0)
     events, _ = run_job(message(sentences_text(20)), voices=FakeVoices(), cache=DictCache(), settings=settings)
-    sizes = [event.data["sentence_count"] for event in segments_of(events)]
+    sizes = [event.sentence_count for event in segments_of(events)]
     assert sizes[0] == 1 and max(sizes) > 1 and sum(sizes) == 20
     assert covered(events) == list(range(20))
 
@@ -102,7 +106,7 @@ def test_segment_plan_depends_only_on_the_text() -> None:
     assert sum(count for _, count in plan) == 40
     assert all(first == prev[0] + prev[1] for prev, (first, _) in itertools.pairwise(plan))
     for first, count in plan[1:]:
-        estimate = sum(len(s) for s in sentences[first : first + count]) * SECONDS_PER_CHAR
+        estimate = sum(len(s) for s in sentences[first : first + count]) * defaults.SECONDS_PER_CHAR
         assert estimate <= DEFAULT_TARGET_SECONDS or count == 1
     assert len(plan_segments(sentences, length_scale=2.0)) > len(plan)  # slower speech, smaller groups
     assert plan_segments(sentences[:3], one_per_sentence=True) == [(0, 1), (1, 1), (2, 1)]
@@ -114,7 +118,7 @@ def test_every_delivery_cuts_the_same_segments() -> None:
     dedups segments by first_sentence)."""
 
     def boundaries(events: list[JobEvent]) -> list[tuple[int, int]]:
-        return [(e.data["first_sentence"], e.data["sentence_count"]) for e in segments_of(events)]
+        return [(e.first_sentence, e.sentence_count) for e in segments_of(events)]
 
     cache = DictCache()
     first, _ = run_job(message(sentences_text(30)), voices=FakeVoices(), cache=cache, settings=SETTINGS)
@@ -123,7 +127,7 @@ def test_every_delivery_cuts_the_same_segments() -> None:
     )
     uncached, _ = run_job(message(sentences_text(30)), voices=FakeVoices(), cache=DictCache(), settings=SETTINGS)
     assert boundaries(first) == boundaries(replay) == boundaries(uncached)
-    assert replay[-1].data["cached_sentences"] == 30
+    assert replay[-1].cached_sentences == 30
 
 
 def test_paused_run_resumes_where_it_stopped_with_no_sentence_twice() -> None:
@@ -151,9 +155,9 @@ def test_redelivered_job_replays_from_the_cache() -> None:
         message(sentences_text(6)), voices=FakeVoices(voice), cache=cache, settings=SETTINGS, redelivery_count=1
     )
     assert outcome.status == "succeeded"
-    assert second[-1].data["cached_sentences"] == 6
+    assert second[-1].cached_sentences == 6
     assert len(voice.calls) == 6
-    audio = [b"".join(decode_pcm16(e.data["audio_b64"]) for e in segments_of(run)) for run in (first, second)]
+    audio = [b"".join(e.pcm for e in segments_of(run)) for run in (first, second)]
     assert audio[0] == audio[1]
 
 
@@ -163,17 +167,21 @@ def test_parameters_change_the_cache_entry() -> None:
     events, _ = run_job(
         message("One. Two.", length_scale=1.5), voices=FakeVoices(voice), cache=cache, settings=SETTINGS
     )
-    assert events[-1].data["cached_sentences"] == 0 and len(voice.calls) == 4
+    assert events[-1].cached_sentences == 0 and len(voice.calls) == 4
+
+
+def bad(text: str, voice: str, params: dict[str, object] | None = None) -> JobMessage:
+    return JobMessage(job_id="job-x", attempt=2, text=text, voice=voice, length_class="short", params=params or {})
 
 
 @pytest.mark.parametrize(
     ("payload", "error_type"),
     [
-        (json.dumps({"schema": 99, "job_id": "job-x", "attempt": 2}).encode(), "ProtocolError"),
-        (JobMessage("job-x", 2, "Hi.", "no-such-voice", "short").to_bytes(), "VoiceNotFoundError"),
-        (JobMessage("job-x", 2, "Hi.", "", "short", params={"length_scale": 9}).to_bytes(), "ParameterError"),
-        (JobMessage("job-x", 2, "Hi.", "", "short", params={"speaker": 3}).to_bytes(), "UnknownSpeakerError"),
-        (JobMessage("job-x", 2, "   ", "", "short").to_bytes(), "EmptyTextError"),
+        (json.dumps({"schema": 99, "job_id": "job-x", "attempt": 2}).encode(), "ContractError"),
+        (bad("Hi.", "no-such-voice").to_bytes(), "VoiceNotFoundError"),
+        (bad("Hi.", "", params={"length_scale": 9}).to_bytes(), "ParameterError"),
+        (bad("Hi.", "", params={"speaker": 3}).to_bytes(), "UnknownSpeakerError"),
+        (bad("   ", "").to_bytes(), "EmptyTextError"),
     ],
 )
 def test_bad_messages_fail_at_once_without_retry(payload: bytes, error_type: str) -> None:
@@ -181,8 +189,9 @@ def test_bad_messages_fail_at_once_without_retry(payload: bytes, error_type: str
     assert outcome.status == "failed" and outcome.reason == "bad_message"
     assert [event.type for event in events] == ["failed"]
     assert events[0].job_id == "job-x" and events[0].attempt == 2 and events[0].seq == 0
-    assert events[0].data["error_type"] == error_type
-    assert events[0].data["reason"]
+    assert events[0].error_type == error_type
+    assert isinstance(events[0], FailedEvent) and events[0].code == "invalid_input"
+    assert events[0].reason
 
 
 def test_unreadable_message_without_job_id_fails_silently() -> None:
@@ -204,8 +213,8 @@ def test_synthesis_errors_retry_until_the_last_attempt(redelivery_count: int, st
     assert events[0].type == "started"
     if status == "failed":
         assert events[-1].type == "failed"
-        assert events[-1].data["error_type"] == "RuntimeError"
-        assert "failed after" in events[-1].data["reason"]
+        assert events[-1].error_type == "RuntimeError" and events[-1].code == "synthesis_error"
+        assert "failed after" in events[-1].reason
     else:
         assert "failed" not in [event.type for event in events]
 
@@ -214,13 +223,13 @@ def test_time_limit_is_checked_between_sentences_and_excludes_paused_time() -> N
     clock = FakeClock()
 
     class SlowVoice(FakeVoice):
-        def synthesize_sentence(self, sentence: str, **params: object) -> object:  # type: ignore[override]
+        def synthesize_sentence(self, sentence: str, params: SynthesisParams | None = None) -> FakeAudio:
             clock.now += 4.0
-            return super().synthesize_sentence(sentence)
+            return super().synthesize_sentence(sentence, params)
 
     run = JobRun(
         message(sentences_text(10)), queue="long", redelivery_count=0, voices=FakeVoices(SlowVoice()),
-        cache=DictCache(), settings=PipelineSettings(agent_id="a", time_limit_s=10), clock=clock,
+        cache=DictCache(), settings=dataclasses.replace(SETTINGS, time_limit_s=10, time_limit_rtf=0), clock=clock,
     )  # fmt: skip
     events = run.begin()
     events += run.step().events
@@ -228,8 +237,9 @@ def test_time_limit_is_checked_between_sentences_and_excludes_paused_time() -> N
     while run.outcome is None:
         events += run.step().events
     assert run.outcome.status == "failed" and run.outcome.reason == "time_limit"
-    assert events[-1].type == "failed" and events[-1].data["error_type"] == "TimeLimitExceeded"
-    assert "longer than 10 s" in events[-1].data["reason"]
+    assert events[-1].type == "failed" and events[-1].error_type == "TimeLimitExceeded"
+    assert events[-1].code == "time_limit"
+    assert "longer than 10 s" in events[-1].reason
     assert run.next_index == 3  # 3 sentences x 4 s = 12 s > 10 s: stopped before the 4th
 
 
@@ -237,12 +247,12 @@ def test_input_errors_during_synthesis_fail_without_retry_and_unspeakable_senten
     from vits.errors import InvalidTextError, UnspeakableTextError
 
     class PickyVoice(FakeVoice):
-        def synthesize_sentence(self, sentence: str, **params: object) -> object:  # type: ignore[override]
+        def synthesize_sentence(self, sentence: str, params: SynthesisParams | None = None) -> FakeAudio:
             if "emoji" in sentence:
                 raise UnspeakableTextError("nothing to pronounce")
             if "huge" in sentence:
                 raise InvalidTextError("too long")
-            return super().synthesize_sentence(sentence)
+            return super().synthesize_sentence(sentence, params)
 
     events, outcome = run_job(
         message("One. An emoji. Two."), voices=FakeVoices(PickyVoice()), cache=DictCache(), settings=SETTINGS
@@ -252,4 +262,40 @@ def test_input_errors_during_synthesis_fail_without_retry_and_unspeakable_senten
         message("One. A huge one."), voices=FakeVoices(PickyVoice()), cache=DictCache(), settings=SETTINGS
     )
     assert outcome.status == "failed" and outcome.reason == "bad_message"
-    assert events[-1].data["error_type"] == "InvalidTextError"
+    assert events[-1].error_type == "InvalidTextError"
+
+
+def test_time_limit_scales_with_the_largest_accepted_text() -> None:
+    """100,000 characters are ~7,000 s of speech: the limit leaves room for real-time synthesis
+    and more, where the old fixed 900 s could never be met."""
+    largest = 100_000
+    audio_s = defaults.estimate_audio_seconds(chars=largest)
+    assert 6_000 < audio_s < 8_000
+    limit = job_time_limit_s(chars=largest, length_scale=None, base_s=900, rtf=1.0)
+    assert limit == pytest.approx(900 + audio_s)
+    assert limit > 0.1 * audio_s * 3  # three times the measured CPU real-time factor of ~0.1 fits easily
+    assert job_time_limit_s(chars=largest, length_scale=2.0, base_s=900, rtf=1.0) == pytest.approx(900 + 2 * audio_s)
+    assert job_time_limit_s(chars=400, length_scale=None, base_s=900, rtf=0) == 900
+
+
+def test_run_time_limit_comes_from_the_estimated_audio() -> None:
+    text = sentences_text(10)
+    run = JobRun(
+        message(text), queue="long", redelivery_count=0, voices=FakeVoices(), cache=DictCache(), settings=SETTINGS
+    )
+    run.begin()
+    chars = sum(len(sentence) for sentence in run.sentences)
+    assert run.time_limit_s == pytest.approx(60 + defaults.estimate_audio_seconds(chars=chars))
+
+
+def test_heartbeats_take_the_next_seq_and_report_progress() -> None:
+    run = JobRun(
+        message(sentences_text(4), length_class="short"), queue="short", redelivery_count=0, voices=FakeVoices(),
+        cache=DictCache(),
+        settings=SETTINGS,
+    )  # fmt: skip
+    events = run.begin() + run.step().events
+    beat = run.heartbeat(paused=True)
+    assert (beat.sentences_done, beat.sentence_count, beat.paused) == (1, 4, True)
+    assert beat.seq == events[-1].seq + 1 and decode_event(beat.to_bytes()) == beat
+    assert run.step().events[0].seq == beat.seq + 1  # seq stays unique within the delivery

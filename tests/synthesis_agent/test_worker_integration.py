@@ -14,7 +14,7 @@ import pytest
 from devstack.broker import free_port
 from synthesis_agent import metrics
 from synthesis_agent.cache import FileSentenceCache, RedisSentenceCache
-from synthesis_agent.protocol import JobEvent, decode_pcm16
+from tts_contracts import JobEvent
 
 from .conftest import Harness
 from .fakes import FAKE_SAMPLE_RATE, FakeVoice, FakeVoices, gateway_tiling, sentences_text, tiles
@@ -35,8 +35,8 @@ def covered(events: list[JobEvent]) -> list[int]:
     indices: list[int] = []
     for event in events:
         if event.type == "segment":
-            first = event.data["first_sentence"]
-            indices += range(first, first + event.data["sentence_count"])
+            first = event.first_sentence
+            indices += range(first, first + event.sentence_count)
     return indices
 
 
@@ -52,9 +52,9 @@ def test_job_is_synthesized_published_and_acked(harness: Harness, tmp_path) -> N
     assert [e.type for e in events] == ["started", "segment", "segment", "segment", "completed"]
     assert [e.seq for e in events] == [0, 1, 2, 3, 4]
     assert covered(events) == [0, 1, 2]
-    pcm = b"".join(decode_pcm16(e.data["audio_b64"]) for e in events if e.type == "segment")
-    assert len(pcm) / 2 / FAKE_SAMPLE_RATE == pytest.approx(final.data["audio_seconds"], abs=1e-3)
-    assert events[0].data["queue_wait_s"] is not None and events[0].data["queue_wait_s"] >= 0
+    pcm = b"".join(e.pcm for e in events if e.type == "segment")
+    assert len(pcm) / 2 / FAKE_SAMPLE_RATE == pytest.approx(final.audio_seconds, abs=1e-3)
+    assert events[0].queue_wait_s is not None and events[0].queue_wait_s >= 0
     # The agent acks and counts right after the final event is confirmed, so poll a moment.
     assert eventually(
         lambda: (
@@ -71,15 +71,12 @@ def test_repeated_job_is_served_from_redis(harness: Harness, redis_url: str) -> 
     harness.start_agent(harness.config("medium"), voices=FakeVoices(voice), cache=cache)
     first, second = harness.job(sentences_text(5), length_class="medium"), harness.job(sentences_text(5))
     harness.publish("medium", first)
-    assert harness.wait_final(first.job_id).data["cached_sentences"] == 0
+    assert harness.wait_final(first.job_id).cached_sentences == 0
     harness.publish("medium", second)
     completed = harness.wait_final(second.job_id)
-    assert completed.type == "completed" and completed.data["cached_sentences"] == 5
+    assert completed.type == "completed" and completed.cached_sentences == 5
     assert len(voice.calls) == 5
-    audio = [
-        b"".join(decode_pcm16(e.data["audio_b64"]) for e in harness.of(job.job_id) if e.type == "segment")
-        for job in (first, second)
-    ]
+    audio = [b"".join(e.pcm for e in harness.of(job.job_id) if e.type == "segment") for job in (first, second)]
     assert audio[0] == audio[1]
 
 
@@ -125,8 +122,9 @@ def test_poison_messages_fail_and_are_acked(harness: Harness) -> None:
     harness.publish("short", bad_voice)
     assert harness.wait_final("poison-1").type == "failed"
     failed = harness.wait_final(bad_voice.job_id)
-    assert failed.type == "failed" and failed.data["error_type"] == "VoiceNotFoundError"
-    assert "no-such-voice" in failed.data["reason"]
+    assert failed.type == "failed" and failed.error_type == "VoiceNotFoundError"
+    assert failed.code == "invalid_input" and harness.wait_final("poison-1").code == "invalid_input"
+    assert "no-such-voice" in failed.reason
     assert eventually(
         lambda: (
             metrics.sample("tts_agent_failures_total", {"length_class": "short", "reason": "bad_message"})
@@ -142,8 +140,8 @@ def test_synthesis_error_is_retried_then_failed_on_the_last_attempt(harness: Har
     job = harness.job("Fine. This one goes BOOM.")
     harness.publish("short", job)
     failed = harness.wait_final(job.job_id, timeout_s=30)
-    assert failed.type == "failed" and failed.data["error_type"] == "RuntimeError"
-    assert "2 attempts" in failed.data["reason"]
+    assert failed.type == "failed" and failed.error_type == "RuntimeError"
+    assert "2 attempts" in failed.reason and failed.code == "synthesis_error"
     events = harness.of(job.job_id)
     assert [e.type for e in events].count("started") == 2  # one per delivery, seq restarting at 0
     assert [e.seq for e in events if e.type == "started"] == [0, 0]
@@ -152,11 +150,13 @@ def test_synthesis_error_is_retried_then_failed_on_the_last_attempt(harness: Har
 
 
 def test_time_limit_fails_the_job(harness: Harness) -> None:
-    harness.start_agent(harness.config("long", job_time_limit_s=0.3), voices=FakeVoices(FakeVoice(delay_s=0.1)))
+    harness.start_agent(
+        harness.config("long", job_time_limit_s=0.3, job_time_limit_rtf=0.0), voices=FakeVoices(FakeVoice(delay_s=0.1))
+    )
     job = harness.job(sentences_text(20), length_class="long")
     harness.publish("long", job)
     failed = harness.wait_final(job.job_id)
-    assert failed.type == "failed" and "longer than 0.3 s" in failed.data["reason"]
+    assert failed.type == "failed" and "longer than 0.3 s" in failed.reason and failed.code == "time_limit"
 
 
 def test_fifo_mode_serves_the_single_queue(harness: Harness) -> None:

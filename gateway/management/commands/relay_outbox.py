@@ -6,8 +6,6 @@ The event consumer runs the same relay in a thread; this command is for a one-of
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from gateway.relay import relay_forever
 from gateway.services import outbox_relay_pending
+from tts_runtime import graceful_stop
 
 
 class Command(BaseCommand):
@@ -39,11 +38,9 @@ class Command(BaseCommand):
             if result.failed:
                 self.stderr.write("the broker refused or timed out; the rest stays in the outbox")
             return
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        relay_forever(
-            stop=stop,
-            interval_s=settings.TTS_OUTBOX_RELAY_INTERVAL_S if interval is None else interval,
-            older_than_s=older_than,
-        )
+        with graceful_stop(what="stopping after the current round") as stop:
+            relay_forever(
+                stop=stop,
+                interval_s=settings.TTS_OUTBOX_RELAY_INTERVAL_S if interval is None else interval,
+                older_than_s=older_than,
+            )

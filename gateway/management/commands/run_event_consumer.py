@@ -8,7 +8,6 @@ SIGINT finish the message in hand, then stop.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from typing import Any
 
@@ -18,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from gateway.consumer import EventConsumer, start_metrics_server
 from gateway.publisher import close_publisher
 from gateway.relay import start_relay_thread
+from tts_runtime import graceful_stop
 
 logger = logging.getLogger("gateway.consumer")
 
@@ -35,17 +35,12 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, no_relay: bool, metrics_port: int | None, max_seconds: float | None, **options: Any
     ) -> None:
-        stop = threading.Event()
+        with graceful_stop(what="stopping after the current message") as stop:
+            self._serve(stop, no_relay=no_relay, metrics_port=metrics_port, max_seconds=max_seconds)
 
-        def request_stop(signum: int, frame: Any) -> None:
-            logger.info("signal %s: stopping after the current message", signal.Signals(signum).name)
-            stop.set()
-
-        previous_handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous_handlers[signum] = signal.signal(signum, request_stop)
-
+    def _serve(
+        self, stop: threading.Event, *, no_relay: bool, metrics_port: int | None, max_seconds: float | None
+    ) -> None:
         port = settings.TTS_CONSUMER_METRICS_PORT if metrics_port is None else metrics_port
         if port:
             start_metrics_server(port=port)
@@ -72,6 +67,4 @@ class Command(BaseCommand):
             if relay is not None:
                 relay.join(timeout=settings.TTS_PUBLISH_TIMEOUT_S + 5)
             close_publisher()
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)  # matters when called in-process (tests)
             logger.info("event consumer stopped")

@@ -1,0 +1,78 @@
+"""Ctrl-C on `make run` with a busy agent: only the supervisor gets the signal (children run in
+their own sessions), and it stops them in order, so the agent releases its job through a broker
+that is still up and exits cleanly instead of being killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pulsar
+import pytest
+
+from devstack.broker import EmbeddedBroker
+from devstack.stack import REPO_ROOT
+from tts_contracts import AGENT_SUBSCRIPTION, JobMessage, Topics, decode_event
+from tts_runtime import pulsar_client
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def test_ctrl_c_reaches_only_the_supervisor_which_stops_a_busy_agent_cleanly(tmp_path: Path) -> None:
+    prefix = f"stop{uuid.uuid4().hex[:8]}"
+    topics = Topics(prefix=prefix)
+    env = {key: value for key, value in os.environ.items() if key != "PULSAR_URL"}
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "tests.devstack.supervisor", str(tmp_path), prefix],
+        cwd=REPO_ROOT,
+        env=dict(env, PYTHONPATH=str(REPO_ROOT)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's foreground job is
+    )
+    try:
+        assert supervisor.stdout is not None
+        url = supervisor.stdout.readline().strip()
+        assert url.startswith("pulsar://"), supervisor.stderr.read() if supervisor.stderr else ""
+        client = pulsar_client(url)
+        events = client.subscribe(topics.events_topic, "test", initial_position=pulsar.InitialPosition.Earliest)
+        job = JobMessage(
+            job_id=uuid.uuid4().hex,
+            attempt=1,
+            text=" ".join(f"Sentence {prefix} {i} is here." for i in range(200)),  # never cached before
+            voice="",
+            length_class="long",
+        )
+        client.create_producer(topics.job_topic("long")).send(job.to_bytes(), partition_key=job.job_id)
+        while decode_event(events.receive(timeout_millis=60_000).data()).type != "segment":
+            pass
+        client.close()
+
+        os.killpg(supervisor.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        out, err = supervisor.communicate(timeout=60)
+    finally:
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
+    assert supervisor.returncode == 0, err
+    assert "stopped in" in out and "did not stop within" not in err and "killing it" not in err
+    agent_log = (tmp_path / "log" / "agent-long.log").read_text()
+    assert "released at sentence" in agent_log and "agent stopped" in agent_log, agent_log[-3000:]
+    assert "KeyboardInterrupt" not in agent_log
+
+    # The job went back to the broker before it stopped: it is still there for the next agent.
+    broker = EmbeddedBroker(tmp_path / "broker", port=int(url.rsplit(":", 1)[1])).start()
+    try:
+        client = pulsar_client(broker.url)
+        consumer = client.subscribe(
+            topics.job_topic("long"), AGENT_SUBSCRIPTION, consumer_type=pulsar.ConsumerType.Shared
+        )
+        assert JobMessage.from_bytes(consumer.receive(timeout_millis=10_000).data()).job_id == job.job_id
+        client.close()
+    finally:
+        broker.stop()

@@ -1,0 +1,157 @@
+"""Liveness and ownership against the real broker and Redis: heartbeats for held jobs, claims,
+cancellation through the control topic, and the crash-loop counter."""
+
+from __future__ import annotations
+
+import time
+
+import pulsar
+import pytest
+import redis
+
+from devstack.broker import free_port
+from synthesis_agent import metrics
+from synthesis_agent.claims import RedisClaims
+from tts_contracts import FailedEvent, HeartbeatEvent, JobEvent, SegmentEvent, claim_key
+
+from .conftest import Harness
+from .fakes import FakeVoice, FakeVoices, sentences_text
+from .test_worker_integration import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def claims_for(redis_url: str, agent_id: str, ttl_s: float = 5.0) -> RedisClaims:
+    return RedisClaims(redis_url, agent_id=agent_id, ttl_s=ttl_s)
+
+
+def test_every_held_job_heartbeats_running_or_paused(harness: Harness) -> None:
+    voice = FakeVoice(delay_s=0.05)
+    harness.start_agent(harness.config("short,long", heartbeat_interval_s=0.3), voices=FakeVoices(voice))
+    long_job = harness.job(sentences_text(40, tag="L"), length_class="long")
+    harness.publish("long", long_job)
+    harness.wait_for(lambda seen: any(e.type == "segment" and e.job_id == long_job.job_id for e in seen))
+    short_job = harness.job(sentences_text(30, tag="S"))  # long enough to hold the long job paused
+    harness.publish("short", short_job)
+
+    def paused_beat(seen: list) -> bool:  # type: ignore[type-arg]
+        return any(isinstance(e, HeartbeatEvent) and e.job_id == long_job.job_id and e.paused for e in seen)
+
+    harness.wait_for(paused_beat, timeout_s=20)
+    harness.wait_for(lambda seen: any(isinstance(e, HeartbeatEvent) and e.job_id == short_job.job_id for e in seen))
+    paused = next(e for e in harness.seen if isinstance(e, HeartbeatEvent) and e.paused)
+    assert paused.sentence_count == 40 and 0 < paused.sentences_done < 40
+    assert harness.wait_final(long_job.job_id, timeout_s=60).type == "completed"
+    for job in (long_job, short_job):
+        seqs = [e.seq for e in harness.of(job.job_id)]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_a_claimed_job_is_not_synthesized_twice_at_once(harness: Harness, redis_url: str) -> None:
+    held = metrics.sample("tts_agent_claims_total", {"result": "held_elsewhere"})
+    voices = {name: FakeVoice(delay_s=0.1) for name in ("agent-first", "agent-second")}
+    for name, voice in voices.items():
+        running = harness.start_agent(
+            harness.config("long", agent_id=name),
+            voices=FakeVoices(voice),
+            claims=claims_for(redis_url, name),
+            operation_timeout_s=3,
+        )
+        assert running.agent.ready.wait(30)
+    job = harness.job(sentences_text(40), length_class="long")
+    harness.publish("long", job)
+    harness.wait_for(lambda seen: any(e.type == "segment" and e.job_id == job.job_id for e in seen))
+    holder = harness.of(job.job_id)[0].agent_id
+    client = redis.Redis.from_url(redis_url)
+    assert client.get(claim_key(job_id=job.job_id, attempt=1)) == holder.encode()
+    # A re-send of the same attempt reaches the idle agent while the holder still works on it.
+    harness.publish("long", job)
+    completed = harness.wait_final(job.job_id, timeout_s=60)
+    assert completed.type == "completed" and completed.agent_id == holder
+    assert {e.agent_id for e in harness.of(job.job_id)} == {holder}
+    idle = next(name for name in voices if name != holder)
+    assert voices[idle].calls == [] and len(voices[holder].calls) == 40
+    assert metrics.sample("tts_agent_claims_total", {"result": "held_elsewhere"}) == held + 1
+    assert eventually(lambda: client.get(claim_key(job_id=job.job_id, attempt=1)) is None)  # released at the end
+    for running in harness.agents:
+        running.shutdown()
+    assert harness.backlog("long") == []  # the duplicate was acked, not left to loop
+
+
+def test_without_redis_claims_degrade_to_unclaimed_work(harness: Harness) -> None:
+    errors = metrics.sample("tts_agent_claims_total", {"result": "error"})
+    dead = RedisClaims(f"redis://127.0.0.1:{free_port()}/0", agent_id="lonely", ttl_s=5)
+    harness.start_agent(harness.config("short"), claims=dead)
+    job = harness.job(sentences_text(2))
+    harness.publish("short", job)
+    assert harness.wait_final(job.job_id, timeout_s=30).type == "completed"
+    assert metrics.sample("tts_agent_claims_total", {"result": "error"}) == errors + 1
+
+
+def test_cancel_stops_a_long_job_within_one_sentence(harness: Harness, redis_url: str) -> None:
+    voice = FakeVoice(delay_s=0.1)
+    ended = metrics.sample("tts_agent_jobs_total", {"length_class": "long", "outcome": "ended"})
+    harness.start_agent(harness.config("long"), voices=FakeVoices(voice), claims=claims_for(redis_url, "agent-c"))
+    job = harness.job(sentences_text(200), length_class="long")
+    harness.publish("long", job)
+    harness.wait_for(lambda seen: any(e.type == "segment" and e.job_id == job.job_id for e in seen))
+    harness.end(job)
+    at_notice = len(voice.calls)
+    time.sleep(1.5)  # 15 sentences' worth of time
+    assert len(voice.calls) - at_notice <= 2, "the agent kept synthesizing a cancelled job"
+    assert not any(e.type in ("completed", "failed") for e in harness.of(job.job_id))
+    assert metrics.sample("tts_agent_jobs_total", {"length_class": "long", "outcome": "ended"}) == ended + 1
+    assert redis.Redis.from_url(redis_url).get(claim_key(job_id=job.job_id, attempt=1)) is None  # released
+    # A later delivery of the ended attempt is acked unsynthesized.
+    calls = len(voice.calls)
+    harness.publish("long", job)
+    other = harness.job("Still served.", length_class="long")
+    harness.publish("long", other)
+    assert harness.wait_final(other.job_id).type == "completed"
+    assert len(voice.calls) == calls + 1
+    harness.agents[0].shutdown()
+    assert harness.backlog("long") == []
+
+
+def test_deliveries_that_keep_dying_fail_the_job_with_a_true_reason(harness: Harness, redis_url: str) -> None:
+    voice = FakeVoice()
+    job = harness.job(sentences_text(3))
+    # Three earlier deliveries started and never ended: their agents died (out of memory, kill).
+    previous = claims_for(redis_url, "dead-agent")
+    for _ in range(3):
+        previous.delivery_started(job.job_id, job.attempt)
+    harness.start_agent(harness.config("short", max_attempts=3), voices=FakeVoices(voice))
+    harness.agents[0].agent.claims = claims_for(redis_url, "agent-d")
+    harness.publish("short", job)
+    failed = harness.wait_final(job.job_id)
+    assert isinstance(failed, FailedEvent) and failed.code == "agent_crashed_repeatedly"
+    assert "3 times" in failed.reason and voice.calls == []
+    # A delivery that ends normally does not count towards the limit.
+    fine = harness.job(sentences_text(2, tag="ok"))
+    claims = claims_for(redis_url, "other")
+    claims.delivery_started(fine.job_id, fine.attempt)
+    claims.delivery_ended(fine.job_id, fine.attempt, final=False)
+    harness.publish("short", fine)
+    assert harness.wait_final(fine.job_id).type == "completed"
+    assert eventually(lambda: redis.Redis.from_url(redis_url).keys("tts:deliveries:*") == [])
+
+
+def test_events_the_broker_refuses_fail_the_job_as_publish_failed(harness: Harness) -> None:
+    """On the last delivery, a segment that cannot be published ends the job with a small `failed`
+    event saying so, not with "synthesis failed after N attempts"."""
+    running = harness.start_agent(harness.config("short", max_attempts=1))
+    send = running.agent.broker.send
+
+    def refuse_segments(event: JobEvent) -> None:
+        if isinstance(event, SegmentEvent):
+            raise pulsar.Timeout("the broker did not confirm the segment")
+        send(event)
+
+    running.agent.broker.send = refuse_segments  # type: ignore[method-assign]
+    job = harness.job(sentences_text(3))
+    harness.publish("short", job)
+    failed = harness.wait_final(job.job_id)
+    assert isinstance(failed, FailedEvent) and failed.code == "publish_failed"
+    assert "could not publish" in failed.reason and "synthesis failed" not in failed.reason.lower()
+    running.shutdown()
+    assert harness.backlog("short") == []
