@@ -51,7 +51,7 @@ from vits import Voice
 voice = Voice.load({voice!r}, threads={threads})
 loaded = status('VmHWM:')
 rss_loaded = status('VmRSS:')
-voice.synthesize_sentence({sentence!r}, seed=1)
+voice.synthesize_sentence({sentence!r})
 print(json.dumps({{"rss_before_load": base, "peak_after_load": loaded, "rss_after_load": rss_loaded,
                   "peak_after_synthesis": status('VmHWM:'), "rss_after_synthesis": status('VmRSS:')}}))
 """
@@ -76,7 +76,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from vits import Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
+    from vits import SynthesisParams, Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
 
     import onnxruntime
     import torch
@@ -104,7 +104,7 @@ def main() -> None:
     ort_load = time.perf_counter() - started
 
     settings = voice.settings
-    params = voice.resolve_params(seed=1234)
+    params = voice.resolve_params(SynthesisParams(seed=1234))
     scales = np.array([settings.noise_scale, settings.length_scale, settings.noise_w], dtype=np.float32)
     started = time.perf_counter()
     all_ids = [voice.phoneme_ids(s) for s in SENTENCES]

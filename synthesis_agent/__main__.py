@@ -7,6 +7,7 @@ shutdown on SIGTERM or SIGINT, 2 for a bad configuration, 1 if the agent could n
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -45,7 +46,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader = load_vits_voice) -> int:
+def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None = None) -> int:
     """Run one agent until SIGTERM/SIGINT. `voice_loader` is injectable for tests."""
     args = parse_args(argv)
     configure_logging(args.log_level.upper())
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader = load_
         torch.set_num_threads(config.torch_threads)
     except ImportError:  # only fake voices in tests run without torch
         pass
+    if voice_loader is None:  # vits reads no environment: hand it what the configuration says
+        voice_loader = functools.partial(load_vits_voice, voices_dir=config.voices_dir, compile=config.vits_compile)
     try:
         voices = VoicePool(voice_loader, config.default_voice)
         default = voices.get(None)  # load once, before taking jobs

@@ -77,6 +77,8 @@ class AgentConfig:
     cache_max_bytes: int = 1 << 30
     metrics_port: int = 9200
     torch_threads: int = 1
+    voices_dir: Path | None = None
+    vits_compile: bool = False
     # Retry backoff for a failed synthesis: base * 2**redelivery_count, capped.
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 60.0
@@ -135,4 +137,6 @@ class AgentConfig:
             cache_max_bytes=_int(env, "TTS_AGENT_CACHE_MAX_BYTES", 1 << 30),
             metrics_port=metrics_port if metrics_port is not None else _int(env, "TTS_AGENT_METRICS_PORT", 9200),
             torch_threads=max(1, _int(env, "TTS_AGENT_THREADS", 1)),
+            voices_dir=Path(env["TTS_VOICES_DIR"].strip()) if env.get("TTS_VOICES_DIR", "").strip() else None,
+            vits_compile=_bool(env, "TTS_VITS_COMPILE", False),
         )

@@ -264,7 +264,7 @@ class JobRun:
         else:
             began = self._clock()
             try:
-                audio = self.voice.synthesize_sentence(sentence, **self.params)
+                audio = self.voice.synthesize_sentence(sentence, SynthesisParams.from_dict(self.params))
                 pcm = audio.to_pcm16_bytes()
             except UnspeakableTextError as error:
                 # One sentence of only symbols in a speakable text: silence for it, not a failure.

@@ -9,7 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from vits.params import SynthesisParams
 
 logger = logging.getLogger(__name__)
 
@@ -47,26 +51,17 @@ class VoiceLike(Protocol):
         """Normalized sentences; raises `vits.errors.VitsInputError` for text it cannot speak."""
         ...
 
-    def synthesize_sentence(
-        self,
-        sentence: str,
-        *,
-        length_scale: float | None = None,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-        speaker: int | None = None,
-        seed: int | None = None,
-    ) -> AudioLike: ...
+    def synthesize_sentence(self, sentence: str, params: SynthesisParams | None = None) -> AudioLike: ...
 
 
 VoiceLoader = Callable[[str | None], VoiceLike]
 
 
-def load_vits_voice(voice_id: str | None) -> VoiceLike:
+def load_vits_voice(voice_id: str | None, *, voices_dir: Path | None = None, compile: bool = False) -> VoiceLike:
     """The production loader; imported lazily so the agent's modules load without torch."""
     from vits import Voice
 
-    voice: Any = Voice.load(voice_id)
+    voice: Any = Voice.load(voice_id, voices_dir=voices_dir, compile=compile)
     return voice
 
 

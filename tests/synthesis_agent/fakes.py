@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vits.errors import EmptyTextError, VoiceNotFoundError
+from vits.params import SynthesisParams
 
 FAKE_SAMPLE_RATE = 8000
 
@@ -59,24 +60,16 @@ class FakeVoice:
             raise EmptyTextError("The text is empty.")
         return sentences
 
-    def synthesize_sentence(
-        self,
-        sentence: str,
-        *,
-        length_scale: float | None = None,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-        speaker: int | None = None,
-        seed: int | None = None,
-    ) -> FakeAudio:
+    def synthesize_sentence(self, sentence: str, params: SynthesisParams | None = None) -> FakeAudio:
         if self.delay_s:
             time.sleep(self.delay_s)
         if any(marker in sentence for marker in self.fail_on):
             raise RuntimeError(f"fake synthesis failure on {sentence!r}")
         with self._lock:
             self.calls.append(sentence)
-        digest = zlib.crc32(f"{sentence}|{length_scale}|{noise_scale}|{seed}".encode())
-        seconds = max(0.1, len(sentence) * self.seconds_per_char) * (length_scale or 1.0)
+        params = params or SynthesisParams()
+        digest = zlib.crc32(f"{sentence}|{params.length_scale}|{params.noise_scale}|{params.seed}".encode())
+        seconds = max(0.1, len(sentence) * self.seconds_per_char) * (params.length_scale or 1.0)
         t = np.arange(int(seconds * self.info.sample_rate)) / self.info.sample_rate
         frequency = 200 + digest % 600
         return FakeAudio((0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), self.info.sample_rate)

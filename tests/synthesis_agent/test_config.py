@@ -28,6 +28,13 @@ def test_topics_and_defaults_from_environment() -> None:
     assert config.cache_enabled is False
     assert config.cache_dir == Path("var/agent-cache")
     assert config.max_attempts == 3 and config.job_time_limit_s == 900 and config.metrics_port == 9200
+    assert config.voices_dir is None and config.vits_compile is False
+
+
+def test_voice_settings_come_from_the_environment() -> None:
+    """vits reads no environment: the agent's configuration carries what its loader passes on."""
+    config = AgentConfig.from_env({"TTS_VOICES_DIR": "/voices", "TTS_VITS_COMPILE": "1"}, agent_id="a")
+    assert config.voices_dir == Path("/voices") and config.vits_compile is True
 
 
 def test_fifo_mode_consumes_one_queue() -> None:

@@ -214,7 +214,7 @@ def test_time_limit_is_checked_between_sentences_and_excludes_paused_time() -> N
     clock = FakeClock()
 
     class SlowVoice(FakeVoice):
-        def synthesize_sentence(self, sentence: str, **params: object) -> object:  # type: ignore[override]
+        def synthesize_sentence(self, sentence: str, params: object = None) -> object:  # type: ignore[override]
             clock.now += 4.0
             return super().synthesize_sentence(sentence)
 
@@ -237,7 +237,7 @@ def test_input_errors_during_synthesis_fail_without_retry_and_unspeakable_senten
     from vits.errors import InvalidTextError, UnspeakableTextError
 
     class PickyVoice(FakeVoice):
-        def synthesize_sentence(self, sentence: str, **params: object) -> object:  # type: ignore[override]
+        def synthesize_sentence(self, sentence: str, params: object = None) -> object:  # type: ignore[override]
             if "emoji" in sentence:
                 raise UnspeakableTextError("nothing to pronounce")
             if "huge" in sentence:
