@@ -285,9 +285,20 @@ class Voice:
         between chunks for as long as it likes and resume where it stopped (see README).
         `batch` > 1 decodes that many equal-size chunks in one pass and hands them out one by one.
         """
-        resolved = self.resolve_params(params)
-        ids = self.phoneme_ids(sentence)
-        padded, lengths, kwargs = self._model_inputs([ids], resolved)
+        return self.id_chunks(
+            self.phoneme_ids(sentence), self.resolve_params(params), chunk_seconds=chunk_seconds, batch=batch
+        )
+
+    def id_chunks(
+        self,
+        ids: Sequence[int],
+        params: SynthesisParams,
+        *,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        batch: int = 1,
+    ) -> SentenceChunks:
+        """`sentence_chunks` for the phoneme ids of one sentence and resolved params."""
+        padded, lengths, kwargs = self._model_inputs([ids], params)
         return SentenceChunks(
             self.model,
             padded,
