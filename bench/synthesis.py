@@ -7,6 +7,12 @@ load times and the peak resident memory of a process holding a loaded voice.
 
     .venv/bin/python bench/synthesis.py --threads 2
     .venv/bin/python bench/synthesis.py --threads 2 --compile  # also vits under torch.compile
+    .venv/bin/python bench/synthesis.py --threads 1 --long-rounds 4  # long-text figure, 1 thread
+
+The long-text figure synthesizes one ~3,000-character text the way an agent does (sentence by
+sentence, each decoded in chunks, `--chunk-seconds`, `--chunk-batch`) against onnxruntime
+running the same voice sentence by sentence as Piper does; both get the same phoneme ids,
+rounds alternate, and it prints `long-text ratio = R` (vits RTF / onnxruntime RTF).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +46,49 @@ SENTENCES = [
     "Wind turbines along the coast now supply nearly a third of the region's electricity.",
 ]
 
+# About 3,000 characters of ordinary prose: sentences of mixed length, as a long job brings them.
+LONG_TEXT = (
+    "The harbour town woke slowly that winter morning, long before the sun had cleared the hills. "
+    "Fishermen checked their nets by lantern light, and the baker on the corner opened his shutters "
+    "to let the smell of fresh bread drift along the quay. "
+    "Nobody expected the storm that the radio had promised the night before. "
+    "The sky was clear, the sea was flat, and the gulls were arguing over the scraps behind the market hall. "
+    "At the end of the pier, an old woman sat on a folding chair with a flask of tea and a notebook on her knees. "
+    "She had come to the same spot every morning for thirty years, writing down the names of the boats "
+    "that left and the hours at which they returned. "
+    "Her grandson once asked her why she did it, and she told him that somebody had to remember. "
+    "By nine o'clock the first ferry arrived from the island, carrying a school class, two tractors "
+    "and a surprising number of dogs. "
+    "The children ran straight to the ice cream stand, which was closed, of course, because it was January. "
+    "Their teacher, a patient man with a red scarf, gathered them by the lifeboat station and began to explain "
+    "how the volunteers trained, how quickly they could launch, and how many people they had rescued since "
+    "the station opened. "
+    "One girl wanted to know whether anyone had ever been rescued twice. "
+    "The teacher did not know, but the coxswain, who was painting a railing nearby, laughed and said that "
+    "one stubborn sailor had been pulled out of the water three times in the same summer. "
+    "Around noon the wind turned, quietly at first, then with a steady pressure that made the flags stand out "
+    "straight from their poles. "
+    "The fishermen looked at each other and began to bring their boats in early. "
+    "Clouds gathered over the western headland, dark and heavy, and the light took on the yellow tint that "
+    "sailors have always distrusted. "
+    "In the café by the slipway, the owner switched on the radio again and turned up the volume. "
+    "The forecast had changed: gusts of up to ninety kilometres an hour were expected by the evening, "
+    "with high water at a quarter past seven. "
+    "The school class was sent back to the ferry, which left twenty minutes ahead of schedule. "
+    "By four in the afternoon the harbour was full, every boat tied twice, every hatch closed. "
+    "The old woman folded her chair, put her notebook in her coat pocket and walked home along the sea wall, "
+    "counting the boats one last time. "
+    "All of them were in. "
+    "That night the storm came as promised, rattling windows and throwing spray over the roofs of the houses "
+    "closest to the water. "
+    "In the morning the town found a few broken tiles, a fallen fence and a rowing boat in the middle of the "
+    "car park, but nothing worse. "
+    "The coxswain stopped by with two cups of coffee and asked whether she had counted the rowing boat as well. "
+    "She said she had not, because it had arrived by land, and in her notebook only the sea was allowed to bring "
+    "anything in. "
+    "The old woman was back on the pier at seven, with her flask and her notebook, writing down the date."
+)
+
 _MEMORY_PROBE = """
 import json, sys, time
 sys.path.insert(0, {root!r})
@@ -51,7 +102,7 @@ from vits import Voice
 voice = Voice.load({voice!r}, threads={threads})
 loaded = status('VmHWM:')
 rss_loaded = status('VmRSS:')
-voice.synthesize_sentence({sentence!r}, seed=1)
+voice.synthesize_sentence({sentence!r})
 print(json.dumps({{"rss_before_load": base, "peak_after_load": loaded, "rss_after_load": rss_loaded,
                   "peak_after_synthesis": status('VmHWM:'), "rss_after_synthesis": status('VmRSS:')}}))
 """
@@ -74,16 +125,20 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also time vits with compile=True (a second copy of the voice)"
     )
+    parser.add_argument("--long-rounds", type=int, default=2, help="rounds of the long-text figure (0 = skip)")
+    parser.add_argument("--chunk-seconds", type=float, default=None, help="vits chunk size (default: vits default)")
+    parser.add_argument("--chunk-batch", type=int, default=1, help="equal-size chunks decoded per pass")
+    parser.add_argument("--device", default="cpu", help="torch device for vits (onnxruntime stays on the CPU)")
     args = parser.parse_args()
 
-    from vits import Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
+    from vits import SynthesisParams, Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
 
     import onnxruntime
     import torch
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    voice = Voice.load(args.voice, threads=args.threads)
+    voice = Voice.load(args.voice, threads=args.threads, device=args.device)
     vits_load = time.perf_counter() - started
     if voice.info.format != "piper":
         raise SystemExit("the onnxruntime comparison needs a Piper .onnx voice")
@@ -104,7 +159,7 @@ def main() -> None:
     ort_load = time.perf_counter() - started
 
     settings = voice.settings
-    params = voice.resolve_params(seed=1234)
+    params = voice.resolve_params(SynthesisParams(seed=1234))
     scales = np.array([settings.noise_scale, settings.length_scale, settings.noise_w], dtype=np.float32)
     started = time.perf_counter()
     all_ids = [voice.phoneme_ids(s) for s in SENTENCES]
@@ -171,6 +226,8 @@ def main() -> None:
         audio_s = sum(a.duration_s for a in audios)
         print(f"vits batch of {len(all_ids)}: RTF {batch_s / audio_s:.4f} ({batch_s:.2f} s for {audio_s:.1f} s)")
     print(f"load: vits {vits_load:.2f} s (Voice.load), onnxruntime {ort_load:.2f} s (InferenceSession)")
+    if args.long_rounds > 0:
+        long_text_figure(voice, run_ort, params, args)
     if not args.no_memory:
         memory = measure_memory(args.voice, args.threads)
         mib = 1024 * 1024
@@ -182,6 +239,51 @@ def main() -> None:
             f"after one {len(SENTENCES[1])}-character sentence peak {memory['peak_after_synthesis'] / mib:.0f} MiB, "
             f"RSS {memory['rss_after_synthesis'] / mib:.0f} MiB"
         )
+
+
+def long_text_figure(voice: Any, run_ort: Callable[[list[int]], int], params: Any, args: argparse.Namespace) -> None:
+    """The long-text figure (see the module docstring); prints `long-text ratio = R`."""
+    from vits.streaming import DEFAULT_CHUNK_SECONDS
+
+    chunk_seconds = args.chunk_seconds or DEFAULT_CHUNK_SECONDS
+    started = time.perf_counter()
+    sentences = voice.prepare(LONG_TEXT)
+    all_ids = [voice.phoneme_ids(s) for s in sentences]
+    front_end = time.perf_counter() - started
+
+    def run_vits_chunked(ids: list[int]) -> int:
+        chunks = voice.id_chunks(ids, params, chunk_seconds=chunk_seconds, batch=args.chunk_batch)
+        return sum(len(chunk) for chunk in chunks)
+
+    def run_vits_whole(ids: list[int]) -> int:
+        return len(voice.synthesize_ids([ids], params)[0])
+
+    engines: list[tuple[str, Callable[[list[int]], int]]] = [
+        ("vits-chunked", run_vits_chunked),
+        ("onnxruntime", run_ort),
+        ("vits-whole", run_vits_whole),
+    ]
+    for _, run in engines:  # warm-up, untimed
+        run(all_ids[0])
+    totals = {name: [0.0, 0.0] for name, _ in engines}
+    for round_index in range(args.long_rounds):
+        for name, run in engines if round_index % 2 == 0 else engines[::-1]:
+            t = time.perf_counter()
+            samples = sum(run(ids) for ids in all_ids)
+            totals[name][0] += time.perf_counter() - t
+            totals[name][1] += samples
+    rate = voice.sample_rate
+    rtf = {name: seconds / (samples / rate) for name, (seconds, samples) in totals.items()}
+    print(
+        f"long text: {len(LONG_TEXT)} characters, {len(sentences)} sentences, threads {args.threads}, "
+        f"{args.long_rounds} round(s); vits chunks of {chunk_seconds} s, batch {args.chunk_batch}; "
+        f"front end {front_end:.2f} s (not in RTF)"
+    )
+    for name, _ in engines:
+        spent, produced = totals[name]
+        print(f"long {name:13s} RTF {rtf[name]:.4f}  ({spent:.2f} s for {produced / rate:.1f} s of audio)")
+    print(f"chunked/whole vits RTF: {rtf['vits-chunked'] / rtf['vits-whole']:.3f}")
+    print(f"long-text ratio = {rtf['vits-chunked'] / rtf['onnxruntime']:.3f}")
 
 
 if __name__ == "__main__":

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 
 def voice_list() -> list[Any]:
     import vits
 
-    return list(vits.list_voices())
+    return list(vits.list_voices(settings.TTS_VOICES_DIR))
 
 
 def voice_get(*, voice_id: str) -> Any:
     """The VoiceInfo of `voice_id`; raises `vits.errors.VoiceNotFoundError`."""
     import vits
 
-    return vits.find_voice(voice_id)
+    return vits.find_voice(voice_id, settings.TTS_VOICES_DIR)
 
 
 def text_sentences(*, text: str) -> list[str]:

@@ -23,14 +23,14 @@ from .loading.settings import VoiceSettings
 from .model import SynthesizerTrn
 from .model.runtime import release_free_memory, tune_allocator
 from .params import SynthesisParams
-from .voices import VoiceInfo, default_voice_id, find_voice, info_from_paths, read_settings
+from .streaming import DEFAULT_CHUNK_SECONDS, SentenceChunks
+from .voices import DEFAULT_VOICE_ID, VoiceInfo, find_voice, info_from_paths, read_settings
 
 if TYPE_CHECKING:
     from .text import Phonemizer
 
 logger = logging.getLogger(__name__)
 
-_COMPILE_ENV = "TTS_VITS_COMPILE"
 # Warm-up lengths (frames) for compiled mode: one padded to COMPILED_MIN_FRAMES, one longer.
 _COMPILE_WARMUP_FRAMES = (16, 400)
 
@@ -46,10 +46,13 @@ def _speakable(phonemes: str) -> bool:
 class Voice:
     """A voice loaded once and reused; thread-safe for concurrent `synthesize*` calls."""
 
-    def __init__(self, info: VoiceInfo, settings: VoiceSettings, model: SynthesizerTrn) -> None:
+    def __init__(
+        self, info: VoiceInfo, settings: VoiceSettings, model: SynthesizerTrn, device: torch.device | None = None
+    ) -> None:
         self.info = info
         self.settings = settings
-        self.model = model.eval()
+        self.device = torch.device("cpu") if device is None else device
+        self.model = model.to(self.device).eval()
         self.load_seconds = 0.0
         self._phonemizer_lock = threading.Lock()
         self._phonemizer: Phonemizer | None = None
@@ -63,23 +66,32 @@ class Voice:
         config_path: str | os.PathLike[str] | None = None,
         voices_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
-        compile: bool | None = None,
+        compile: bool = False,
+        device: str | torch.device = "cpu",
+        tune_malloc: bool = True,
     ) -> Voice:
-        """Load a voice by id (default: $TTS_DEFAULT_VOICE or en_US-joe-medium) or by model path.
+        """Load a voice by id (default: en_US-joe-medium) or by model path.
 
-        `threads` sets torch's intra-op thread count for the process (torch has one global pool).
-        `compile` (default: $TTS_VITS_COMPILE == "1") runs the flow and decoder through
-        torch.compile and compiles them here, at load (tens of seconds; see README).
+        `voices_dir` is searched for ids besides the packaged voice. `threads` sets torch's
+        intra-op thread count for the process (torch has one global pool). `compile` runs the
+        flow and decoder through torch.compile and compiles them here, at load (tens of seconds;
+        see README). `device` ("cpu", "cuda", "cuda:1", ...) holds the weights and every tensor
+        of synthesis. `tune_malloc` raises glibc's trim/mmap thresholds (model/runtime.py).
         Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
-        that does not fit the model.
+        that does not fit the model, ValueError for a bad thread count or device.
         """
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
-        tune_allocator()
+        try:
+            target_device = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from error
+        if tune_malloc:
+            tune_allocator()
         started = time.perf_counter()
-        target = default_voice_id() if name is None else os.fspath(name)
+        target = DEFAULT_VOICE_ID if name is None else os.fspath(name)
         path = Path(target)
         if path.suffix in (".onnx", ".pth", ".pt") or path.is_file():
             if not path.is_file():
@@ -94,9 +106,7 @@ class Voice:
             model = load_vits_model(info.model_path, settings)
         if settings.num_speakers > 1 and model.emb_g is None:
             raise VoiceLoadError(f"config says {settings.num_speakers} speakers but tensor 'emb_g.weight' is missing")
-        voice = cls(info, settings, model)
-        if compile is None:
-            compile = os.environ.get(_COMPILE_ENV, "0") == "1"
+        voice = cls(info, settings, model, target_device)
         if compile:
             voice._compile()
         release_free_memory()
@@ -111,11 +121,11 @@ class Voice:
         model.enable_compile()
         with torch.inference_mode():
             for frames in _COMPILE_WARMUP_FRAMES:
-                z_p = torch.zeros(1, model.config.inter_channels, frames)
+                z_p = torch.zeros(1, model.config.inter_channels, frames, device=self.device)
                 g = None
                 if model.emb_g is not None:
-                    g = model.emb_g(torch.zeros(1, dtype=torch.long)).unsqueeze(-1)
-                model.decode(z_p, torch.ones(1, 1, frames), g=g)
+                    g = model.emb_g(torch.zeros(1, dtype=torch.long, device=self.device)).unsqueeze(-1)
+                model.decode(z_p, torch.ones(1, 1, frames, device=self.device), g=g)
         logger.info("Compiled voice %s in %.1f s", self.info.id, time.perf_counter() - started)
 
     @property
@@ -174,33 +184,26 @@ class Voice:
         return ids
 
     # ------------------------------------------------------------------ synthesis
-    def resolve_params(
-        self,
-        *,
-        length_scale: float | None = None,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-        speaker: int | None = None,
-        seed: int | None = None,
-    ) -> SynthesisParams:
+    def resolve_params(self, params: SynthesisParams | None = None) -> SynthesisParams:
         """Validate (ParameterError / UnknownSpeakerError) and fill in the voice's defaults."""
-        params = SynthesisParams(
-            length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
-        ).validate(num_speakers=self.settings.num_speakers)
+        if params is None:
+            params = SynthesisParams()
+        if not isinstance(params, SynthesisParams):
+            raise TypeError(f"params must be a SynthesisParams, got {type(params).__name__}")
+        params.validate(num_speakers=self.settings.num_speakers)
+        s = self.settings
         return SynthesisParams(
-            length_scale=self.settings.length_scale if length_scale is None else float(length_scale),
-            noise_scale=self.settings.noise_scale if noise_scale is None else float(noise_scale),
-            noise_w=self.settings.noise_w if noise_w is None else float(noise_w),
-            speaker=0 if speaker is None else speaker,
+            length_scale=s.length_scale if params.length_scale is None else float(params.length_scale),
+            noise_scale=s.noise_scale if params.noise_scale is None else float(params.noise_scale),
+            noise_w=s.noise_w if params.noise_w is None else float(params.noise_w),
+            speaker=0 if params.speaker is None else params.speaker,
             seed=params.seed,
         )
 
-    def synthesize_ids(
-        self,
-        batch_ids: Sequence[Sequence[int]],
-        params: SynthesisParams,
-    ) -> list[Audio]:
-        """Run one forward pass over a batch of id sequences (padded, masked) with resolved params."""
+    def _model_inputs(
+        self, batch_ids: Sequence[Sequence[int]], params: SynthesisParams
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, object]]:
+        """Padded ids, lengths and the prior's keyword arguments, checked and on the voice's device."""
         if not batch_ids or any(len(ids) == 0 for ids in batch_ids):
             raise EmptyTextError("Nothing to synthesize: an id sequence is empty.")
         n_vocab = self.model.config.encoder.n_vocab
@@ -211,106 +214,106 @@ class Voice:
         for row, ids in enumerate(batch_ids):
             padded[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
         generators = None
-        needs_noise = (params.noise_scale or 0) > 0 or (params.noise_w or 0) > 0
-        if needs_noise:
+        if (params.noise_scale or 0) > 0 or (params.noise_w or 0) > 0:
             # One generator per item, all with the same seed: an item's audio does not depend on
             # its position in the text or the batch.
             seed = params.seed if params.seed is not None else secrets.randbits(31)
             generators = [torch.Generator().manual_seed(seed) for _ in batch_ids]
         speakers = None
         if self.model.emb_g is not None:
-            speakers = torch.full((len(batch_ids),), int(params.speaker or 0), dtype=torch.long)
-        self.model.eval()
+            speakers = torch.full((len(batch_ids),), int(params.speaker or 0), dtype=torch.long, device=self.device)
+        kwargs: dict[str, object] = {
+            "noise_scale": float(params.noise_scale or 0.0),
+            "length_scale": float(params.length_scale or 1.0),
+            "noise_w": float(params.noise_w or 0.0),
+            "speakers": speakers,
+            "generators": generators,
+        }
+        return padded.to(self.device), lengths.to(self.device), kwargs
+
+    def synthesize_ids(self, batch_ids: Sequence[Sequence[int]], params: SynthesisParams) -> list[Audio]:
+        """Run one forward pass over a batch of id sequences (padded, masked) with resolved params."""
+        padded, lengths, kwargs = self._model_inputs(batch_ids, params)
         with torch.inference_mode():
-            audio, sample_lengths = self.model.infer(
-                padded,
-                lengths,
-                noise_scale=float(params.noise_scale or 0.0),
-                length_scale=float(params.length_scale or 1.0),
-                noise_w=float(params.noise_w or 0.0),
-                speakers=speakers,
-                generators=generators,
-            )
-        out = audio.numpy()
+            audio, sample_lengths = self.model.infer(padded, lengths, **kwargs)  # type: ignore[arg-type]
+        out = audio.cpu().numpy()
         return [
             Audio(np.array(out[row, : int(n)], dtype=np.float32), self.sample_rate)
-            for row, n in enumerate(sample_lengths)
+            for row, n in enumerate(sample_lengths.tolist())
         ]
 
-    def synthesize_sentence(
-        self,
-        sentence: str,
-        *,
-        length_scale: float | None = None,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-        speaker: int | None = None,
-        seed: int | None = None,
-    ) -> Audio:
+    def synthesize_sentence(self, sentence: str, params: SynthesisParams | None = None) -> Audio:
         """Synthesize one sentence that `prepare()` already produced (no splitting or normalizing)."""
-        params = self.resolve_params(
-            length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
-        )
-        return self.synthesize_ids([self.phoneme_ids(sentence)], params)[0]
+        resolved = self.resolve_params(params)
+        return self.synthesize_ids([self.phoneme_ids(sentence)], resolved)[0]
 
-    def synthesize_batch(
-        self,
-        sentences: Sequence[str],
-        *,
-        length_scale: float | None = None,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-        speaker: int | None = None,
-        seed: int | None = None,
-    ) -> list[Audio]:
+    def synthesize_batch(self, sentences: Sequence[str], params: SynthesisParams | None = None) -> list[Audio]:
         """Prepared sentences in one forward pass; each result equals its unbatched synthesis."""
         if isinstance(sentences, str):
             raise TypeError("synthesize_batch takes a list of sentences, not a string")
         if not sentences:
             return []
-        params = self.resolve_params(
-            length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
-        )
-        return self.synthesize_ids([self.phoneme_ids(s) for s in sentences], params)
+        resolved = self.resolve_params(params)
+        return self.synthesize_ids([self.phoneme_ids(s) for s in sentences], resolved)
 
-    def synthesize_sentences(
-        self,
-        text: str,
-        *,
-        length_scale: float | None = None,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-        speaker: int | None = None,
-        seed: int | None = None,
-    ) -> Iterator[Audio]:
+    def synthesize_sentences(self, text: str, params: SynthesisParams | None = None) -> Iterator[Audio]:
         """Yield one Audio per sentence of raw `text`. Input errors are raised before the first yield."""
-        params = self.resolve_params(
-            length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
-        )
+        resolved = self.resolve_params(params)
         sentences = self.prepare(text)
-        return self._iter_sentences(sentences, params)
+        return self._iter_sentences(sentences, resolved)
 
     def _iter_sentences(self, sentences: list[str], params: SynthesisParams) -> Iterator[Audio]:
         for sentence in sentences:
             yield self.synthesize_ids([self.phoneme_ids(sentence)], params)[0]
 
-    def synthesize(
-        self,
-        text: str,
-        *,
-        length_scale: float | None = None,
-        noise_scale: float | None = None,
-        noise_w: float | None = None,
-        speaker: int | None = None,
-        seed: int | None = None,
-    ) -> Audio:
+    def synthesize(self, text: str, params: SynthesisParams | None = None) -> Audio:
         """Raw text to one Audio (sentences joined in order)."""
-        parts = list(
-            self.synthesize_sentences(
-                text, length_scale=length_scale, noise_scale=noise_scale, noise_w=noise_w, speaker=speaker, seed=seed
-            )
+        return Audio.concatenate(list(self.synthesize_sentences(text, params)))
+
+    def sentence_chunks(
+        self,
+        sentence: str,
+        params: SynthesisParams | None = None,
+        *,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        batch: int = 1,
+    ) -> SentenceChunks:
+        """The audio of one prepared sentence as an iterator of chunks of about `chunk_seconds`.
+
+        Joined, the chunks equal `synthesize_sentence` (same params and seed). Input errors are
+        raised here, before any model work. Each `next()` decodes one chunk; the caller may stop
+        between chunks for as long as it likes and resume where it stopped (see README).
+        `batch` > 1 decodes that many equal-size chunks in one pass and hands them out one by one.
+        """
+        return self.id_chunks(
+            self.phoneme_ids(sentence), self.resolve_params(params), chunk_seconds=chunk_seconds, batch=batch
         )
-        return Audio.concatenate(parts)
+
+    def id_chunks(
+        self,
+        ids: Sequence[int],
+        params: SynthesisParams,
+        *,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        batch: int = 1,
+    ) -> SentenceChunks:
+        """`sentence_chunks` for the phoneme ids of one sentence and resolved params."""
+        padded, lengths, kwargs = self._model_inputs([ids], params)
+        return SentenceChunks(
+            self.model,
+            padded,
+            lengths,
+            kwargs,
+            chunk_frames=self.chunk_frames(chunk_seconds),
+            sample_rate=self.sample_rate,
+            batch=batch,
+        )
+
+    def chunk_frames(self, chunk_seconds: float) -> int:
+        """Latent frames in a chunk of `chunk_seconds` of audio (at least one)."""
+        if not (isinstance(chunk_seconds, (int, float)) and 0 < chunk_seconds <= 60):
+            raise ValueError(f"chunk_seconds must be in (0, 60], got {chunk_seconds!r}")
+        return max(1, round(chunk_seconds * self.sample_rate / self.model.hop_length))
 
     def __repr__(self) -> str:
         return f"Voice(id={self.info.id!r}, sample_rate={self.sample_rate}, format={self.info.format!r})"

@@ -13,8 +13,6 @@ from .errors import VoiceLoadError, VoiceNotFoundError
 from .loading.settings import VoiceSettings, read_piper_settings, read_vits_settings
 
 DEFAULT_VOICE_ID = "en_US-joe-medium"
-VOICES_DIR_ENV = "TTS_VOICES_DIR"
-DEFAULT_VOICE_ENV = "TTS_DEFAULT_VOICE"
 
 _checksums: dict[tuple[str, int, int], str] = {}
 _checksum_lock = threading.Lock()
@@ -137,17 +135,17 @@ def _scan(directory: Path) -> list[VoiceInfo]:
 
 
 def list_voices(voices_dir: str | os.PathLike[str] | None = None) -> list[VoiceInfo]:
-    """All available voices: the packaged default plus those in `voices_dir` (or $TTS_VOICES_DIR).
+    """All available voices: the packaged default plus those in `voices_dir` (None: none).
 
     Reads configs only. A voice in the directory with the same id as the packaged one wins.
+    The caller names the directory (entry points read it from their configuration).
     """
     voices: dict[str, VoiceInfo] = {}
     default = default_voice_info()
     if default is not None:
         voices[default.id] = default
-    directory = voices_dir if voices_dir is not None else os.environ.get(VOICES_DIR_ENV)
-    if directory:
-        for info in _scan(Path(directory)):
+    if voices_dir is not None and os.fspath(voices_dir):
+        for info in _scan(Path(voices_dir)):
             voices[info.id] = info
     return sorted(voices.values(), key=lambda info: info.id)
 
@@ -160,7 +158,3 @@ def find_voice(voice_id: str, voices_dir: str | os.PathLike[str] | None = None) 
             return info
     known = ", ".join(v.id for v in voices) or "none"
     raise VoiceNotFoundError(f"no voice {voice_id!r}; available voices: {known}")
-
-
-def default_voice_id() -> str:
-    return os.environ.get(DEFAULT_VOICE_ENV) or DEFAULT_VOICE_ID

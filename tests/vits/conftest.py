@@ -6,6 +6,7 @@ Nothing here needs Django, the broker or Redis.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from vits import Voice
 
 @pytest.fixture(scope="session")
 def voice() -> Voice:
-    return Voice.load(threads=2)
+    # The test run is an entry point: TTS_VITS_COMPILE=1 selects compiled mode (test_parity.py).
+    return Voice.load(threads=2, compile=os.environ.get("TTS_VITS_COMPILE", "0") == "1")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vits import Voice
+from vits import SynthesisParams, Voice
 from vits.errors import VoiceLoadError
 from vits.loading.settings import DEFAULT_VITS_SYMBOLS
 from vits.model import DurationConfig, EncoderConfig, FlowConfig, GeneratorConfig, ModelConfig, SynthesizerTrn
@@ -152,7 +152,7 @@ def test_checkpoint_voice_synthesizes_text(tmp_path: Path) -> None:
     assert voice.info.num_speakers == 3 and voice.sample_rate == 16000
     ids = voice.phoneme_ids("Hello world.")
     assert ids[0] == 0 and ids[-1] == 0 and all(i == 0 for i in ids[::2])  # add_blank interspersing
-    audio = voice.synthesize("Hello world.", speaker=2, seed=1)
+    audio = voice.synthesize("Hello world.", SynthesisParams(speaker=2, seed=1))
     assert audio.sample_rate == 16000 and len(audio) > 0 and np.isfinite(audio.samples).all()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from vits import Audio, Voice
+from vits import Audio, SynthesisParams, Voice
 from vits.errors import (
     EmptyTextError,
     InvalidTextError,
@@ -18,12 +18,12 @@ from vits.errors import (
     VitsInputError,
 )
 
-ZERO = {"noise_scale": 0.0, "noise_w": 0.0}
+ZERO = SynthesisParams(noise_scale=0.0, noise_w=0.0)
 BATCH = ["Good morning.", "The weather today is cloudy with a chance of rain later on.", "Bye!"]
 
 
 def test_synthesize_returns_audio(voice: Voice) -> None:
-    audio = voice.synthesize("Hello there. How are you?", seed=3)
+    audio = voice.synthesize("Hello there. How are you?", SynthesisParams(seed=3))
     assert isinstance(audio, Audio)
     assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
     assert audio.sample_rate == 22050
@@ -39,46 +39,46 @@ def test_prepare_is_the_text_front_end(voice: Voice) -> None:
 
 
 def test_batch_equals_unbatched_at_zero_noise(voice: Voice) -> None:
-    batched = voice.synthesize_batch(BATCH, **ZERO)
+    batched = voice.synthesize_batch(BATCH, ZERO)
     for sentence, audio in zip(BATCH, batched, strict=True):
-        alone = voice.synthesize_sentence(sentence, **ZERO)
+        alone = voice.synthesize_sentence(sentence, ZERO)
         assert len(audio) == len(alone)
         np.testing.assert_allclose(audio.samples, alone.samples, atol=1e-4)
 
 
 def test_batch_equals_unbatched_with_seeded_noise(voice: Voice) -> None:
-    batched = voice.synthesize_batch(BATCH[:2], seed=11)
+    batched = voice.synthesize_batch(BATCH[:2], SynthesisParams(seed=11))
     for sentence, audio in zip(BATCH[:2], batched, strict=True):
-        alone = voice.synthesize_sentence(sentence, seed=11)
+        alone = voice.synthesize_sentence(sentence, SynthesisParams(seed=11))
         assert len(audio) == len(alone)
         np.testing.assert_allclose(audio.samples, alone.samples, atol=1e-3)
 
 
 def test_same_seed_same_samples(voice: Voice) -> None:
-    first = voice.synthesize_sentence("Determinism matters.", seed=42)
-    second = voice.synthesize_sentence("Determinism matters.", seed=42)
-    other = voice.synthesize_sentence("Determinism matters.", seed=43)
+    first = voice.synthesize_sentence("Determinism matters.", SynthesisParams(seed=42))
+    second = voice.synthesize_sentence("Determinism matters.", SynthesisParams(seed=42))
+    other = voice.synthesize_sentence("Determinism matters.", SynthesisParams(seed=43))
     np.testing.assert_array_equal(first.samples, second.samples)
     assert len(first) != len(other) or not np.array_equal(first.samples, other.samples)
 
 
 def test_sentence_audio_does_not_depend_on_position(voice: Voice) -> None:
-    parts = list(voice.synthesize_sentences("First one here. Second one there.", seed=5))
+    parts = list(voice.synthesize_sentences("First one here. Second one there.", SynthesisParams(seed=5)))
     assert len(parts) == 2
-    alone = voice.synthesize_sentence(voice.prepare("Second one there.")[0], seed=5)
+    alone = voice.synthesize_sentence(voice.prepare("Second one there.")[0], SynthesisParams(seed=5))
     np.testing.assert_array_equal(parts[1].samples, alone.samples)
 
 
 def test_synthesize_joins_sentences(voice: Voice) -> None:
     text = "One. Two."
-    whole = voice.synthesize(text, seed=1)
-    parts = list(voice.synthesize_sentences(text, seed=1))
+    whole = voice.synthesize(text, SynthesisParams(seed=1))
+    parts = list(voice.synthesize_sentences(text, SynthesisParams(seed=1)))
     assert len(whole) == sum(len(p) for p in parts)
 
 
 def test_length_scale_changes_duration(voice: Voice) -> None:
-    normal = voice.synthesize_sentence("Slow down please.", length_scale=1.0, **ZERO)
-    slow = voice.synthesize_sentence("Slow down please.", length_scale=2.0, **ZERO)
+    normal = voice.synthesize_sentence("Slow down please.", SynthesisParams(length_scale=1.0, noise_scale=0, noise_w=0))
+    slow = voice.synthesize_sentence("Slow down please.", SynthesisParams(length_scale=2.0, noise_scale=0, noise_w=0))
     assert slow.duration_s > 1.6 * normal.duration_s
 
 
@@ -116,13 +116,13 @@ def test_bad_text(voice: Voice, text: str, error: type[Exception]) -> None:
 def test_bad_parameters(voice: Voice, kwargs: dict, error: type[Exception], field: str) -> None:
     for call in (voice.synthesize, voice.synthesize_sentence):
         with pytest.raises(error) as info:
-            call("Hello.", **kwargs)
+            call("Hello.", SynthesisParams(**kwargs))
         assert info.value.field == field
 
 
 def test_bad_input_is_raised_before_the_first_sentence(voice: Voice) -> None:
     with pytest.raises(ParameterError):
-        voice.synthesize_sentences("Hello.", length_scale=0)
+        voice.synthesize_sentences("Hello.", SynthesisParams(length_scale=0))
     with pytest.raises(EmptyTextError):
         voice.synthesize_sentences("")
 
@@ -138,6 +138,13 @@ def test_synthesize_sentence_does_not_renormalize(voice: Voice) -> None:
         voice.synthesize_sentence("bad\x07bell")
     with pytest.raises(InvalidTextError):
         voice.synthesize_batch(["fine", "x" * 300])
+
+
+def test_params_must_be_one_synthesis_params(voice: Voice) -> None:
+    with pytest.raises(TypeError, match="SynthesisParams"):
+        voice.synthesize_sentence("Hello.", {"seed": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        voice.synthesize_sentence("Hello.", seed=1)  # type: ignore[call-arg]
 
 
 def test_batch_rejects_a_plain_string(voice: Voice) -> None:

@@ -40,13 +40,12 @@ def test_find_voice() -> None:
         vits.find_voice("nope")
 
 
-def test_voices_dir(voice_copy, tmp_path: Path, piper_config: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_voices_dir(voice_copy, tmp_path: Path, piper_config: dict) -> None:
     voice_copy("en_GB-extra-low", {**piper_config, "audio": {"sample_rate": 16000, "quality": "low"}})
     voice_copy("broken", "{")  # listed voices skip a broken config instead of failing
     ids = [v.id for v in vits.list_voices(tmp_path)]
     assert ids == ["en_GB-extra-low", "en_US-joe-medium"]
-    monkeypatch.setenv("TTS_VOICES_DIR", str(tmp_path))
-    extra = vits.find_voice("en_GB-extra-low")
+    extra = vits.find_voice("en_GB-extra-low", voices_dir=tmp_path)
     assert extra.sample_rate == 16000 and extra.quality == "low"
     assert extra.model_checksum == JOE_SHA256
 
@@ -67,9 +66,25 @@ def test_importing_vits_does_not_load_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_default_voice_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vits import Voice
+def test_the_library_reads_no_environment(
+    voice_copy, tmp_path: Path, piper_config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only entry points read the environment: the variables they use change nothing here."""
+    voice_copy("en_GB-extra-low", piper_config)
+    monkeypatch.setenv("TTS_VOICES_DIR", str(tmp_path))
+    monkeypatch.setenv("TTS_DEFAULT_VOICE", "en_GB-extra-low")
+    assert [v.id for v in vits.list_voices()] == ["en_US-joe-medium"]
+    with pytest.raises(VoiceNotFoundError, match="en_GB-extra-low"):
+        vits.find_voice("en_GB-extra-low")
+    assert vits.find_voice("en_GB-extra-low", tmp_path).id == "en_GB-extra-low"
 
-    monkeypatch.setenv("TTS_DEFAULT_VOICE", "xx_XX-missing-low")
-    with pytest.raises(VoiceNotFoundError, match="xx_XX-missing-low"):
-        Voice.load()
+
+def test_no_environment_lookup_in_the_package() -> None:
+    """A grep, so that a new `os.environ.get("TTS_...")` in vits fails here, not in review."""
+    root = Path(vits.__file__).parent
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "os.environ.get(" in path.read_text() or "os.getenv(" in path.read_text()
+    ]
+    assert offenders == []

@@ -194,6 +194,7 @@ TTS_MAX_BATCH = env.int("TTS_MAX_BATCH", default=50)
 # cannot hold a web worker for minutes.
 TTS_MAX_BATCH_CHARS = env.int("TTS_MAX_BATCH_CHARS", default=1_000_000)
 TTS_DEFAULT_VOICE = env.str("TTS_DEFAULT_VOICE", default=defaults.DEFAULT_VOICE)
+TTS_VOICES_DIR = env.str("TTS_VOICES_DIR", default="") or None  # voices besides the packaged one
 TTS_CONSUMER_METRICS_PORT = env.int("TTS_CONSUMER_METRICS_PORT", default=9101)
 # Publisher: one send (or producer creation) waits at most this long for the broker.
 TTS_PUBLISH_TIMEOUT_S = env.float("TTS_PUBLISH_TIMEOUT_S", default=5.0)

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import GeneratorConfig
+from .window import DecoderWindow, Stage, plan_window, series_reach
 
 LRELU_SLOPE = 0.1
 _CL = torch.channels_last
@@ -71,7 +72,7 @@ class _Conv:
         if torch.compiler.is_compiling():
             # Inductor pattern-matches conv + add into the same fused oneDNN kernel (freezing).
             return self(x) + residual
-        if _FUSED_ADD and x.is_cpu and not self.transposed:
+        if _FUSED_ADD and x.is_cpu and x.dtype == torch.float32 and not self.transposed:
             args: tuple[object, ...] = (
                 cast(torch.Tensor, self.weight4d),
                 conv.bias,
@@ -110,6 +111,10 @@ class ResBlock1(nn.Module):
         self._fast1 = _wrap(self.convs1)
         self._fast2 = _wrap(self.convs2)
 
+    def reach(self) -> tuple[int, int]:
+        """Samples read left and right of an output position (every conv runs in series)."""
+        return series_reach([*self.convs1, *self.convs2])  # type: ignore[list-item]
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor) -> torch.Tensor:
         """`activated` is the masked lrelu(x), computed once for all blocks of a stage."""
         shared = True  # x (the stage input) is read by the other blocks: never written
@@ -130,6 +135,10 @@ class ResBlock2(nn.Module):
             nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_padding(kernel_size, d)) for d in dilations
         )
         self._fast = _wrap(self.convs)
+
+    def reach(self) -> tuple[int, int]:
+        """Samples read left and right of an output position (every conv runs in series)."""
+        return series_reach(list(self.convs))  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor) -> torch.Tensor:
         """`activated` is the masked lrelu(x), computed once for all blocks of a stage."""
@@ -186,23 +195,58 @@ class Generator(nn.Module):
                     conv.prepare()
         self._prepared = True
 
+    def plan_window(self, start: int, stop: int, frames: int) -> DecoderWindow:
+        """What decoding output frames [start, stop) of a `frames`-long latent reads (window.py)."""
+        stages = []
+        for i, up in enumerate(self.ups):
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            # The blocks of a stage all read the stage input and are summed: the widest one counts.
+            reaches = [cast(ResBlock1 | ResBlock2, block).reach() for block in blocks]
+            reach = (max(r[0] for r in reaches), max(r[1] for r in reaches))
+            stages.append(Stage(cast(nn.ConvTranspose1d, up), reach))
+        return plan_window(start, stop, frames, pre=self.conv_pre, stages=stages, post=self.conv_post)
+
     def forward(
-        self, x: torch.Tensor, g: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        g: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        window: DecoderWindow | None = None,
     ) -> torch.Tensor:
         """[b, c, frames] -> [b, 1, samples].
 
         `frame_mask` [b, 1, frames] is only needed for padded batches: zeroing the padding after
         every layer makes each item see exactly the zero padding it would see alone.
+        With `window` (from `plan_window`), `x` is the latent slice `window.input` and the result
+        the samples of frames [window.start, window.stop), equal to those of the whole decode.
         """
         if not self._prepared:
             self.prepare()
+        if window is not None and frame_mask is not None:
+            raise ValueError("a decoder window is cut from one unpadded latent: no frame mask")
+        points = window.points if window is not None else ()
+        at = points[0] if points else (0, 0)
+
+        def crop(x: torch.Tensor, point: int) -> torch.Tensor:
+            # x holds the absolute interval starting at at[0]; keep what the later layers read.
+            nonlocal at
+            lo, hi = points[point]
+            x = x[..., lo - at[0] : hi - at[0]]
+            at = (lo, hi)
+            return x
+
         mask = None if frame_mask is None else frame_mask.unsqueeze(2)
         x = self._pre(x.unsqueeze(2).contiguous(memory_format=_CL))
+        if points:
+            x = crop(x, 1)
         if g is not None and self.cond is not None:
             x = x + self.cond(g).unsqueeze(2)
         x = _masked(x, mask)
         for i, (up, rate) in enumerate(zip(self._ups, self.upsample_rates, strict=True)):
             x = up(F.leaky_relu(x, LRELU_SLOPE, inplace=True))  # x is our own temporary here
+            if points:
+                at = (at[0] * rate, at[0] * rate + x.shape[-1])
+                x = crop(x, 2 + 2 * i).contiguous(memory_format=_CL)
             if mask is not None:
                 mask = torch.repeat_interleave(mask, rate, dim=3)
                 x = x.mul_(mask)
@@ -213,6 +257,10 @@ class Generator(nn.Module):
                 xs += block(x, mask, activated)
             del activated
             x = xs  # the division by num_kernels lives in the next layer's weights
+            if points:
+                x = crop(x, 3 + 2 * i).contiguous(memory_format=_CL)
         # The original uses leaky_relu's default slope (0.01) here, not LRELU_SLOPE.
         x = self._post(F.leaky_relu(x, inplace=True))
+        if points:
+            x = crop(x, len(points) - 1)
         return torch.tanh_(x).squeeze(2)

@@ -11,26 +11,24 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
 import sys
 
 logger = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_ENV = "TTS_VITS_TUNE_MALLOC"
 _done = False
 
 
 def tune_allocator() -> bool:
     """Keep large freed blocks in the heap (glibc only; idempotent). False if not applied.
 
-    Set TTS_VITS_TUNE_MALLOC=0 to leave the allocator alone.
+    `Voice.load(tune_malloc=False)` leaves the allocator alone.
     """
     global _done
     if _done:
         return True
-    if os.environ.get(_ENV, "1") == "0" or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -14,6 +14,7 @@ from .config import ModelConfig
 from .duration import DurationPredictor, StochasticDurationPredictor
 from .flow import ResidualCouplingBlock
 from .generator import Generator
+from .window import DecoderWindow
 
 # Parameters of the original training graph that inference never uses; loaders skip them.
 TRAINING_ONLY_PREFIXES = ("enc_q.", "dp.post_", "dp.flows.1.", "net_d.")
@@ -26,15 +27,19 @@ def _noise(
     shape_per_item: Sequence[tuple[int, int]],
     generators: Sequence[torch.Generator] | None,
     dtype: torch.dtype,
+    device: torch.device,
 ) -> torch.Tensor:
-    """Normal noise [b, c, max_t], drawn per item so an item's noise does not depend on the batch."""
+    """Normal noise [b, c, max_t], drawn per item so an item's noise does not depend on the batch.
+
+    Drawn on the CPU from CPU generators and then moved: a seed gives the same noise on every device.
+    """
     channels = shape_per_item[0][0]
     max_t = max(t for _, t in shape_per_item)
     out = torch.zeros(len(shape_per_item), channels, max_t, dtype=dtype)
     for i, (c, t) in enumerate(shape_per_item):
         gen = generators[i] if generators is not None else None
         out[i, :, :t] = torch.randn((c, t), generator=gen, dtype=dtype)
-    return out
+    return out.to(device)
 
 
 class SynthesizerTrn(nn.Module):
@@ -92,6 +97,55 @@ class SynthesizerTrn(nn.Module):
         dec.forward = torch.compile(dec.forward, dynamic=True)
         self.compiled = True
 
+    def prior(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        *,
+        noise_scale: float,
+        length_scale: float,
+        noise_w: float,
+        speakers: torch.Tensor | None = None,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """ids [b, t] int64, lengths [b] -> (prior sample z_p [b, c, frames], y_mask [b, 1, frames], g).
+
+        Text encoder, durations and the noise: everything before the flow. `generators` gives
+        one torch.Generator per item (seeded noise); None uses the global RNG.
+        """
+        batch = ids.shape[0]
+        x_mask = sequence_mask(lengths, ids.shape[1]).unsqueeze(1).to(torch.float32)
+        x, m_p, logs_p = self.enc_p(ids, x_mask)
+        g = self.emb_g(speakers).unsqueeze(-1) if (self.emb_g is not None and speakers is not None) else None
+
+        if isinstance(self.dp, StochasticDurationPredictor):
+            if noise_w > 0:
+                dp_noise = _noise([(2, int(n)) for n in lengths], generators, x.dtype, x.device) * noise_w
+            else:
+                dp_noise = torch.zeros(batch, 2, x.shape[2], dtype=x.dtype, device=x.device)
+            logw = self.dp(x, x_mask, dp_noise, g=g)
+        else:
+            logw = self.dp(x, x_mask, g=g)
+        w_ceil = torch.ceil(torch.exp(logw) * x_mask * length_scale)
+        y_lengths = torch.clamp_min(w_ceil.sum(dim=(1, 2)), 1).long()
+        y_mask = sequence_mask(y_lengths).unsqueeze(1).to(x.dtype)
+
+        # Expand phoneme statistics to frames: frame f belongs to phoneme p when
+        # cum[p-1] <= f < cum[p]. The 0/1 path matrix makes this an exact matmul.
+        cum = torch.cumsum(w_ceil.squeeze(1), dim=1)  # [b, t_x]
+        frames = torch.arange(y_mask.shape[2], dtype=cum.dtype, device=cum.device).view(1, -1, 1)
+        path = (frames < cum.unsqueeze(1)).to(x.dtype)  # [b, t_y, t_x]
+        path = path - torch.nn.functional.pad(path, (1, 0))[:, :, :-1]
+        path = path * y_mask.transpose(1, 2) * x_mask
+        m_p = torch.bmm(path, m_p.transpose(1, 2)).transpose(1, 2)
+        logs_p = torch.bmm(path, logs_p.transpose(1, 2)).transpose(1, 2)
+
+        z_p = m_p
+        if noise_scale > 0:
+            eps = _noise([(m_p.shape[1], int(n)) for n in y_lengths.tolist()], generators, x.dtype, x.device)
+            z_p = m_p + eps * torch.exp(logs_p) * noise_scale
+        return z_p, y_mask, g
+
     def infer(
         self,
         ids: torch.Tensor,
@@ -103,43 +157,34 @@ class SynthesizerTrn(nn.Module):
         speakers: torch.Tensor | None = None,
         generators: Sequence[torch.Generator] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """ids [b, t] int64, lengths [b] -> (audio [b, samples], sample lengths [b]).
-
-        `generators` gives one torch.Generator per item (seeded noise); None uses the global RNG.
-        """
-        batch = ids.shape[0]
-        x_mask = sequence_mask(lengths, ids.shape[1]).unsqueeze(1).to(torch.float32)
-        x, m_p, logs_p = self.enc_p(ids, x_mask)
-        g = self.emb_g(speakers).unsqueeze(-1) if (self.emb_g is not None and speakers is not None) else None
-
-        if isinstance(self.dp, StochasticDurationPredictor):
-            if noise_w > 0:
-                dp_noise = _noise([(2, int(n)) for n in lengths], generators, x.dtype) * noise_w
-            else:
-                dp_noise = torch.zeros(batch, 2, x.shape[2], dtype=x.dtype)
-            logw = self.dp(x, x_mask, dp_noise, g=g)
-        else:
-            logw = self.dp(x, x_mask, g=g)
-        w_ceil = torch.ceil(torch.exp(logw) * x_mask * length_scale)
-        y_lengths = torch.clamp_min(w_ceil.sum(dim=(1, 2)), 1).long()
-        y_mask = sequence_mask(y_lengths).unsqueeze(1).to(x.dtype)
-
-        # Expand phoneme statistics to frames: frame f belongs to phoneme p when
-        # cum[p-1] <= f < cum[p]. The 0/1 path matrix makes this an exact matmul.
-        cum = torch.cumsum(w_ceil.squeeze(1), dim=1)  # [b, t_x]
-        frames = torch.arange(y_mask.shape[2], dtype=cum.dtype).view(1, -1, 1)
-        path = (frames < cum.unsqueeze(1)).to(x.dtype)  # [b, t_y, t_x]
-        path = path - torch.nn.functional.pad(path, (1, 0))[:, :, :-1]
-        path = path * y_mask.transpose(1, 2) * x_mask
-        m_p = torch.bmm(path, m_p.transpose(1, 2)).transpose(1, 2)
-        logs_p = torch.bmm(path, logs_p.transpose(1, 2)).transpose(1, 2)
-
-        z_p = m_p
-        if noise_scale > 0:
-            eps = _noise([(m_p.shape[1], int(n)) for n in y_lengths], generators, x.dtype)
-            z_p = m_p + eps * torch.exp(logs_p) * noise_scale
+        """ids [b, t] int64, lengths [b] -> (audio [b, samples], sample lengths [b])."""
+        z_p, y_mask, g = self.prior(
+            ids,
+            lengths,
+            noise_scale=noise_scale,
+            length_scale=length_scale,
+            noise_w=noise_w,
+            speakers=speakers,
+            generators=generators,
+        )
         audio = self.decode(z_p, y_mask, g=g)
-        return audio, y_lengths * self.hop_length
+        return audio, y_mask.sum(dim=(1, 2)).long() * self.hop_length
+
+    def latent(self, z_p: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """One unpadded prior sample [1, c, frames] through the flow: the decoder's input."""
+        if z_p.shape[0] != 1:
+            raise ValueError("latent() takes one unpadded item; padded batches go through decode()")
+        flow = cast(Any, ResidualCouplingBlock).reverse  # eager even in compiled mode: any length
+        return flow(self.flow, z_p, torch.ones_like(z_p[:, :1]), g=g)
+
+    def decode_window(self, z: torch.Tensor, window: DecoderWindow, g: torch.Tensor | None = None) -> torch.Tensor:
+        """Audio [b, samples] of frames [window.start, window.stop) of latents z [b, c, frames].
+
+        Equal to the same samples of the whole decode (see model/window.py). Eager even in
+        compiled mode: every window has its own crop offsets, which would each recompile.
+        """
+        lo, hi = window.input
+        return Generator.forward(self.dec, z[:, :, lo:hi], g=g, window=window).squeeze(1)
 
     def decode(self, z_p: torch.Tensor, y_mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         """Prior sample [b, c, frames] -> flow -> decoder -> audio [b, frames * hop_length]."""

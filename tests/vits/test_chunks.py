@@ -1,0 +1,159 @@
+"""Chunked decoding: the chunks of a sentence joined equal its whole-sentence audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vits import SynthesisParams, Voice
+from vits.model import GeneratorConfig
+from vits.model.generator import Generator
+from vits.model.window import context_frames
+
+ZERO = SynthesisParams(noise_scale=0.0, noise_w=0.0)
+SHORT = "Yes."
+MEDIUM = "The committee will publish its final report on the new railway line early next spring."
+LONG = (
+    "When the old lighthouse keeper finally retired after forty years of service, the villagers gathered "
+    "on the pier with lanterns and songs, and they told stories about storms and shipwrecks and rescues "
+    "until the tide came in and the children had fallen asleep in their parents' arms."
+)
+
+
+def joined(voice: Voice, sentence: str, params: SynthesisParams, **kwargs: object) -> tuple[np.ndarray, list[int]]:
+    chunks = list(voice.sentence_chunks(sentence, params, **kwargs))  # type: ignore[arg-type]
+    return np.concatenate([c.samples for c in chunks]), [len(c) for c in chunks]
+
+
+@pytest.mark.parametrize("sentence", [SHORT, MEDIUM, LONG])
+@pytest.mark.parametrize("chunk_seconds", [0.03, 0.5, 1.0, 1.5])
+def test_chunks_equal_whole_sentence_at_zero_noise(voice: Voice, sentence: str, chunk_seconds: float) -> None:
+    whole = voice.synthesize_sentence(sentence, ZERO).samples
+    got, sizes = joined(voice, sentence, ZERO, chunk_seconds=chunk_seconds)
+    assert got.shape == whole.shape
+    assert float(np.abs(got - whole).max()) <= 1e-4
+    frames = voice.chunk_frames(chunk_seconds)
+    assert all(size == frames * 256 for size in sizes[:-1]) and 0 < sizes[-1] <= frames * 256
+
+
+def test_short_sentence_is_one_chunk_and_long_one_many(voice: Voice) -> None:
+    assert len(joined(voice, SHORT, ZERO, chunk_seconds=1.0)[1]) == 1
+    long_audio = voice.synthesize_sentence(LONG, ZERO)
+    assert long_audio.duration_s > 12  # "very long": many windows
+    assert len(joined(voice, LONG, ZERO, chunk_seconds=1.0)[1]) >= 12
+
+
+def test_chunks_equal_whole_sentence_with_seeded_noise(voice: Voice) -> None:
+    params = SynthesisParams(seed=7)
+    whole = voice.synthesize_sentence(MEDIUM, params).samples
+    got, _ = joined(voice, MEDIUM, params, chunk_seconds=0.5)
+    assert got.shape == whole.shape
+    assert float(np.abs(got - whole).max()) <= 1e-4
+
+
+@pytest.mark.parametrize("batch", [2, 4])
+def test_batched_chunks_equal_whole_sentence(voice: Voice, batch: int) -> None:
+    whole = voice.synthesize_sentence(LONG, ZERO).samples
+    got, sizes = joined(voice, LONG, ZERO, chunk_seconds=0.5, batch=batch)
+    assert got.shape == whole.shape and len(sizes) > batch
+    assert float(np.abs(got - whole).max()) <= 1e-4
+
+
+def test_suspend_and_resume_recomputes_nothing_but_the_overlap(voice: Voice, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = voice.model
+    priors: list[int] = []
+    inputs: list[int] = []
+    real_prior, real_window = model.prior, model.decode_window
+
+    def prior(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        priors.append(1)
+        return real_prior(*args, **kwargs)  # type: ignore[arg-type]
+
+    def decode_window(z, window, g=None):  # type: ignore[no-untyped-def]
+        inputs.append(window.input[1] - window.input[0])
+        return real_window(z, window, g)
+
+    monkeypatch.setattr(model, "prior", prior)
+    monkeypatch.setattr(model, "decode_window", decode_window)
+    long_chunks = voice.sentence_chunks(LONG, ZERO, chunk_seconds=1.0)
+    first = [next(long_chunks), next(long_chunks)]
+    # Suspended: other work runs on the same voice meanwhile.
+    other = list(voice.sentence_chunks(MEDIUM, ZERO))
+    rest = list(long_chunks)
+    assert next(iter(long_chunks), None) is None and long_chunks.done
+    assert len(priors) == 2  # once per sentence, not per chunk or per resume
+    got = np.concatenate([c.samples for c in first + rest])
+    np.testing.assert_allclose(got, voice.synthesize_sentence(LONG, ZERO).samples, atol=1e-4)
+    assert len(other) >= 2
+    # Every latent frame is decoded once, plus at most the receptive field on each side per chunk.
+    total = long_chunks.total_frames
+    assert total is not None
+    left, right = context_frames(model.dec.plan_window(100, 186, total))
+    chunks = len(first) + len(rest)
+    assert sum(inputs[:2] + inputs[-len(rest) :]) <= total + (left + right) * chunks
+
+
+def test_input_errors_are_raised_before_any_chunk(voice: Voice) -> None:
+    from vits.errors import ParameterError, UnspeakableTextError
+
+    with pytest.raises(ParameterError):
+        voice.sentence_chunks(MEDIUM, SynthesisParams(length_scale=9))
+    with pytest.raises(UnspeakableTextError):
+        voice.sentence_chunks("...")
+    with pytest.raises(ValueError, match="chunk_seconds"):
+        voice.sentence_chunks(MEDIUM, chunk_seconds=0)
+    with pytest.raises(ValueError, match="batch"):
+        voice.sentence_chunks(MEDIUM, batch=0)
+
+
+def _tiny_generator(resblock: str) -> Generator:
+    torch.manual_seed(0)
+    config = GeneratorConfig(
+        resblock=resblock,
+        resblock_kernel_sizes=(3, 7),
+        resblock_dilation_sizes=((1, 3, 5), (1, 2, 4)) if resblock == "1" else ((1, 2), (3, 5)),
+        upsample_rates=(4, 2),
+        upsample_initial_channel=16,
+        upsample_kernel_sizes=(8, 4),
+    )
+    gen = Generator(6, config).eval()
+    for p in gen.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    # A small last layer keeps tanh out of saturation, and float64 keeps the smallest
+    # contributions (products of many edge taps) visible: every dependency shows.
+    torch.nn.init.normal_(gen.conv_post.weight, std=1e-3)
+    gen = gen.double()
+    gen.prepare()
+    return gen
+
+
+@pytest.mark.parametrize("resblock", ["1", "2"])
+def test_receptive_field_is_exact(resblock: str) -> None:
+    """The planned input is what the window reads: a change just outside it changes nothing
+    and a change at its first or last frame changes the window's output."""
+    gen = _tiny_generator(resblock)
+    frames, start, stop = 120, 50, 60
+    plan = gen.plan_window(start, stop, frames)
+    lo, hi = plan.input
+    assert 0 < lo < start and stop < hi < frames
+    z = torch.randn(1, 6, frames, dtype=torch.float64)
+    hop = 8
+    with torch.inference_mode():
+        base = gen(z)[0, 0, start * hop : stop * hop]
+        window = gen(z[:, :, lo:hi], window=plan)[0, 0]
+        assert float((window - base).abs().max()) < 1e-12
+        for frame, inside in ((lo - 1, False), (lo, True), (hi - 1, True), (hi, False)):
+            bumped = z.clone()
+            bumped[:, :, frame] += 5.0
+            changed = float((gen(bumped)[0, 0, start * hop : stop * hop] - base).abs().max())
+            assert (changed > 0) == inside, (frame, changed)
+
+
+def test_device_plumbing_on_cpu(voice: Voice) -> None:
+    assert voice.device == torch.device("cpu")
+    assert {p.device for p in voice.model.parameters()} == {torch.device("cpu")}
+    padded, lengths, _ = voice._model_inputs([[1, 2, 3]], voice.resolve_params())
+    assert padded.device == lengths.device == voice.device
+    with pytest.raises(ValueError, match="device"):
+        Voice.load(device="no-such-device")

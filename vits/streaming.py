@@ -1,0 +1,110 @@
+"""`SentenceChunks`: one sentence's audio, decoded window by window.
+
+The text encoder, durations, noise and flow run once, on the first `next()` (the flow is cheap
+next to the decoder, and windowing it would recompute its 30-odd frames of context per chunk).
+Each `next()` after that decodes one window of the latent with the context its receptive field
+needs (model/window.py), so the chunks joined equal whole-sentence decoding. Between two calls
+the iterator holds only the latent: a caller can leave it for as long as it likes (to serve
+more urgent work) and resume exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+
+from .audio import Audio
+from .model import SynthesizerTrn
+from .model.window import DecoderWindow
+
+# About one second of audio per chunk: a preemption point every ~70 ms of 1-thread compute on a
+# medium voice, while the windows' extra context stays a few percent of the work (README).
+DEFAULT_CHUNK_SECONDS = 1.0
+
+
+class SentenceChunks:
+    """Iterator of `Audio` chunks of one sentence; create it with `Voice.sentence_chunks`."""
+
+    def __init__(
+        self,
+        model: SynthesizerTrn,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        prior_kwargs: dict[str, Any],
+        *,
+        chunk_frames: int,
+        sample_rate: int,
+        batch: int = 1,
+    ) -> None:
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self._model = model
+        self._inputs: tuple[torch.Tensor, torch.Tensor, dict[str, Any]] | None = (ids, lengths, prior_kwargs)
+        self.chunk_frames = chunk_frames
+        self.sample_rate = sample_rate
+        self.batch = batch
+        self._z: torch.Tensor | None = None
+        self._g: torch.Tensor | None = None
+        self._ready: deque[Audio] = deque()
+        self.total_frames: int | None = None  # known after the first chunk
+        self.next_frame = 0  # first latent frame not yet decoded
+
+    def __iter__(self) -> SentenceChunks:
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self.total_frames is not None and self.next_frame >= self.total_frames and not self._ready
+
+    def _start(self) -> None:
+        assert self._inputs is not None
+        ids, lengths, kwargs = self._inputs
+        with torch.inference_mode():
+            z_p, _, g = self._model.prior(ids, lengths, **kwargs)
+            self._z = self._model.latent(z_p, g)
+        self._g = g
+        self.total_frames = int(z_p.shape[2])
+        self._inputs = None  # the ids are no longer needed
+
+    def _window(self, start: int) -> DecoderWindow:
+        assert self.total_frames is not None
+        stop = min(start + self.chunk_frames, self.total_frames)
+        return self._model.dec.plan_window(start, stop, self.total_frames)
+
+    def _decode_next(self) -> None:
+        """Decode the next window, or the next `batch` windows of one shape as one batch."""
+        assert self._z is not None and self.total_frames is not None
+        windows = [self._window(self.next_frame)]
+        shape = windows[0].relative()
+        while len(windows) < self.batch and windows[-1].stop < self.total_frames:
+            following = self._window(windows[-1].stop)
+            if following.relative() != shape:
+                break  # the last window, or the first: clipped at a sentence edge
+            windows.append(following)
+        with torch.inference_mode():
+            if len(windows) == 1:
+                audio = self._model.decode_window(self._z, windows[0], self._g)
+            else:
+                # Same relative geometry: stack the input slices and crop them alike.
+                z = torch.cat([self._z[:, :, w.input[0] : w.input[1]] for w in windows])
+                g = None if self._g is None else self._g.expand(len(windows), -1, -1)
+                audio = self._model.decode_window(z, shape, g)
+        samples = audio.float().cpu().numpy()
+        for row in range(len(windows)):
+            self._ready.append(Audio(np.array(samples[row], dtype=np.float32), self.sample_rate))
+        self.next_frame = windows[-1].stop
+
+    def __next__(self) -> Audio:
+        if self._ready:
+            return self._ready.popleft()
+        if self._inputs is not None:
+            self._start()
+        if self.done:
+            raise StopIteration
+        self._decode_next()
+        return self._ready.popleft()
