@@ -30,7 +30,13 @@ DELIVERIES_TTL_S = 24 * 3600  # long enough for any job to crash-loop through it
 
 # Extend or delete a key only while it still holds our agent id: an expired claim taken over by
 # another agent must not be touched.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+# Renew: 1 = still ours (an expired, untaken claim is taken back), 0 = another agent holds it now.
+_RENEW = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
@@ -39,7 +45,9 @@ class Claims(Protocol):
         """None: claims are off (no Redis configured)."""
         ...
 
-    def renew(self, job_id: str, attempt: int) -> None: ...
+    def renew(self, job_id: str, attempt: int) -> bool:
+        """False only when another agent holds the claim now (this one was frozen past its expiry)."""
+        ...
 
     def release(self, job_id: str, attempt: int) -> None: ...
 
@@ -56,8 +64,8 @@ class NoClaims:
     def claim(self, job_id: str, attempt: int) -> ClaimResult | None:
         return None
 
-    def renew(self, job_id: str, attempt: int) -> None:
-        return None
+    def renew(self, job_id: str, attempt: int) -> bool:
+        return True
 
     def release(self, job_id: str, attempt: int) -> None:
         return None
@@ -110,17 +118,19 @@ class RedisClaims:
             logger.warning("claiming job %s attempt %d failed, working unclaimed: %s", job_id, attempt, error)
             return "error"
 
-    def renew(self, job_id: str, attempt: int) -> None:
-        self._run(_RENEW, claim_key(job_id=job_id, attempt=attempt), self.agent_id, self.ttl_ms)
+    def renew(self, job_id: str, attempt: int) -> bool:
+        return self._run(_RENEW, claim_key(job_id=job_id, attempt=attempt), self.agent_id, self.ttl_ms) != 0
 
     def release(self, job_id: str, attempt: int) -> None:
         self._run(_RELEASE, claim_key(job_id=job_id, attempt=attempt), self.agent_id)
 
-    def _run(self, script: str, key: str, *args: str | int) -> None:
+    def _run(self, script: str, key: str, *args: str | int) -> int | None:
+        """The script's answer, or None when Redis could not be asked (the claim is then kept)."""
         try:
-            self._redis.eval(script, 1, key, *args)
+            return int(self._redis.eval(script, 1, key, *args))
         except self._errors as error:
             logger.warning("claim update of %s failed: %s", key, error)
+            return None
 
     def delivery_started(self, job_id: str, attempt: int) -> int | None:
         key = self._deliveries_key(job_id, attempt)

@@ -142,10 +142,16 @@ class Agent:
 
     def _heartbeat(self) -> None:
         current = self.scheduler.current()
-        for _, job in self.scheduler:
+        for _, job in list(self.scheduler):
             if job.key is None or job.run.done:
                 continue
-            self.claims.renew(*job.key)
+            if not self.claims.renew(*job.key):
+                # This process was frozen (SIGSTOP, a stalled VM) past its claim's expiry and the
+                # gateway re-sent the job to an agent that holds it now: let that one finish it.
+                with job.context():
+                    logger.warning("claim taken over by another agent; dropped at sentence %d", job.run.next_index)
+                self._drop(job)
+                continue
             try:
                 self.broker.send(job.run.heartbeat(paused=current is None or job is not current[1]))
             except pulsar.PulsarException as error:  # the next one may pass; the job goes on

@@ -155,3 +155,38 @@ def test_events_the_broker_refuses_fail_the_job_as_publish_failed(harness: Harne
     assert "could not publish" in failed.reason and "synthesis failed" not in failed.reason.lower()
     running.shutdown()
     assert harness.backlog("short") == []
+
+
+def test_a_claim_taken_over_while_frozen_is_renewed_by_nobody_else(redis_url: str) -> None:
+    """Renewal keeps our claim, takes back an expired one, and reports a claim another agent took."""
+    first, second = claims_for(redis_url, "agent-first", ttl_s=0.2), claims_for(redis_url, "agent-second")
+    assert first.claim("job-frozen", 1) == "claimed"
+    assert first.renew("job-frozen", 1) is True
+    time.sleep(0.3)  # first is frozen past its expiry ...
+    assert first.renew("job-frozen", 1) is True  # ... nobody took it: taken back
+    time.sleep(0.3)
+    assert second.claim("job-frozen", 1) == "claimed"  # the re-send reached another agent
+    assert first.renew("job-frozen", 1) is False
+    assert redis.Redis.from_url(redis_url).get(claim_key(job_id="job-frozen", attempt=1)) == b"agent-second"
+
+
+def test_an_agent_whose_claim_was_taken_over_drops_the_job(harness: Harness, redis_url: str) -> None:
+    voice = FakeVoice(delay_s=0.05)
+    harness.start_agent(
+        harness.config("long", agent_id="agent-frozen", heartbeat_interval_s=0.2),
+        voices=FakeVoices(voice),
+        claims=claims_for(redis_url, "agent-frozen"),
+    )
+    job = harness.job(sentences_text(200), length_class="long")
+    harness.publish("long", job)
+    harness.wait_for(lambda seen: any(e.type == "segment" and e.job_id == job.job_id for e in seen))
+    # As if this agent had been frozen past its expiry and another agent had claimed the re-send.
+    redis.Redis.from_url(redis_url).set(claim_key(job_id=job.job_id, attempt=1), "agent-other")
+    time.sleep(1.5)  # several heartbeats: the first one after the takeover drops the job
+    calls = len(voice.calls)
+    time.sleep(1.0)
+    assert len(voice.calls) == calls < 200  # stopped within a sentence, not resumed
+    assert not any(e.type in ("completed", "failed") for e in harness.of(job.job_id))
+    for running in harness.agents:
+        running.shutdown()
+    assert harness.backlog("long") == []  # acked: the holder finishes it, no redelivery here
