@@ -27,7 +27,6 @@ INTENTIONALLY_DEFAULTED = {
     "TTS_VOICES_DIR": "unset serves the packaged voice; set it with a voices volume (docs/SCALING.md)",
     "TTS_AGENT_CACHE_DIR": "the agent's file cache is used only without REDIS_URL, which is always set",
     "TTS_AGENT_CACHE_MAX_BYTES": "the agent's file cache is used only without REDIS_URL, which is always set",
-    "TTS_VITS_TUNE_MALLOC": "the tuned allocator is the default the memory figures were measured with",
     "OMP_WAIT_POLICY": "vits sets PASSIVE itself; an operator's value wins only for experiments",
 }
 # Which code each workload runs.
