@@ -319,7 +319,7 @@ def reference_digests(bodies: list[dict[str, Any]], *, threads: int) -> dict[str
     own synthesis path with an empty cache."""
     request = json.dumps({"bodies": bodies, "threads": threads})
     result = subprocess.run(
-        [sys.executable, "-m", "synthesis_agent.reference"],
+        [sys.executable, str(Path(__file__).resolve().parent / "chaos_reference.py")],
         input=request,
         capture_output=True,
         text=True,
@@ -332,6 +332,7 @@ def reference_digests(bodies: list[dict[str, Any]], *, threads: int) -> dict[str
 
 
 def body_key(body: dict[str, Any]) -> str:
+    """The same key bench/chaos_reference.py gives a body."""
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -442,9 +443,7 @@ def report(api: ApiClient, stack: Stack, ledger: Ledger, final: dict[str, dict[s
     cancelled = [job_id for job_id, job in final.items() if job["status"] == "cancelled"]
     lost = [job_id for job_id in ledger.accepted if job_id not in final]
     doubled = [job_id for job_id, count in completions.items() if count > 1 and job_id in ledger.accepted]
-    unknown_reasons = [
-        job_id for job_id, job in failed.items() if (job.get("error") or {}).get("code") not in KNOWN_FAILURE_CODES
-    ]
+    unknown_reasons = [job_id for job_id, job in failed.items() if job.get("error_code") not in KNOWN_FAILURE_CODES]
 
     unique = {body_key(ledger.accepted[job_id]): ledger.accepted[job_id] for job_id in succeeded}
     print(f"synthesizing {len(unique)} distinct texts afresh for the audio check...", flush=True)
@@ -459,7 +458,7 @@ def report(api: ApiClient, stack: Stack, ledger: Ledger, final: dict[str, dict[s
         for job_id in ids[:10]:
             print(f"  {title}: {job_id} {final.get(job_id, {}).get('status', 'not final')}", flush=True)
     for job_id, job in list(failed.items())[:10]:
-        print(f"  failed: {job_id} {job.get('error')}", flush=True)
+        print(f"  failed: {job_id} {job.get('error_code')}: {job.get('error')}", flush=True)
     print(f"elapsed {elapsed:.0f} s; cancelled on request {len(ledger.cancelled)}", flush=True)
     print(
         f"jobs {len(ledger.accepted)}  ended {len(final)}  lost {len(lost)}  doubled {len(doubled)}  "
