@@ -53,6 +53,8 @@ class Voice:
         self.settings = settings
         self.device = torch.device("cpu") if device is None else device
         self.model = model.to(self.device).eval()
+        # The decoder's channels-last weight copies are plain tensors that `.to()` does not move.
+        self.model.dec.prepare()
         self.load_seconds = 0.0
         self._phonemizer_lock = threading.Lock()
         self._phonemizer: Phonemizer | None = None

@@ -150,6 +150,22 @@ def test_receptive_field_is_exact(resblock: str) -> None:
             assert (changed > 0) == inside, (frame, changed)
 
 
+def test_every_weight_follows_the_device(voice: Voice) -> None:
+    """On the meta device (shapes only, no data): parameters, the decoder's prepared weight
+    copies and the model inputs all land on the voice's device, nothing stays on the CPU."""
+    import copy
+
+    meta = Voice(voice.info, voice.settings, copy.deepcopy(voice.model), torch.device("meta"))
+    assert {p.device.type for p in meta.model.parameters()} == {"meta"}
+    dec = meta.model.dec
+    prepared = [dec._pre, dec._post, *dec._ups] + [
+        conv for block in dec.resblocks for attr in ("_fast", "_fast1", "_fast2") for conv in getattr(block, attr, [])
+    ]
+    assert {conv.weight4d.device.type for conv in prepared if conv.weight4d is not None} == {"meta"}
+    padded, lengths, _ = meta._model_inputs([[1, 2, 3]], meta.resolve_params(SynthesisParams(seed=1)))
+    assert padded.device.type == lengths.device.type == "meta"
+
+
 def test_device_plumbing_on_cpu(voice: Voice) -> None:
     assert voice.device == torch.device("cpu")
     assert {p.device for p in voice.model.parameters()} == {torch.device("cpu")}
