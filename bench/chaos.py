@@ -361,6 +361,9 @@ def run(plan: Plan, *, seed: int) -> int:
                 "REDIS_URL": redis.url,
                 "TTS_AGENT_THREADS": "1",
                 "TTS_STALLED_JOB_AFTER_S": "15",
+                # Messages stolen or lost with the broker leave jobs queued with no holder: re-send
+                # them within the run (production waits longer, a backlog is not a loss).
+                "TTS_QUEUED_JOB_RESEND_AFTER_S": "20",
                 "TTS_HEARTBEAT_INTERVAL_S": "3",
                 "TTS_AGENT_METRICS_PORT": "0",
             },
