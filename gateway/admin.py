@@ -178,3 +178,6 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+from . import account_admin  # noqa: E402, F401 - registers the API key and quota admins

@@ -158,3 +158,6 @@ class AudioSegment(models.Model):
 
     def __str__(self) -> str:
         return f"segment {self.job_id}#{self.attempt}@{self.first_sentence}+{self.sentence_count}"
+
+
+from .account_models import ApiKey, UserQuota  # noqa: E402, F401 - models of this app
