@@ -47,6 +47,7 @@ from .models import (
     SynthesisJob,
 )
 from .publisher import PublishError, get_publisher
+from .quotas import quota_reserve
 from .topics import job_topic
 
 logger = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ def job_submit(*, owner: AbstractBaseUser, text: Any, voice: Any = None, params:
     """Validate, then write the job and its outbox record in one transaction."""
     job_input = job_input_validate(text=text, voice=voice, params=params)
     with transaction.atomic():
+        quota_reserve(owner=owner, jobs=1, chars=len(job_input.text))
         job = _job_create(owner=owner, job_input=job_input)
     logger.info("job %s submitted: %s, %d chars, voice %s", job.id, job.length_class, len(job.text), job.voice)
     return job
@@ -257,6 +259,7 @@ def job_submit_batch(*, owner: AbstractBaseUser, items: Any) -> list[SynthesisJo
             )
         )
     with transaction.atomic():
+        quota_reserve(owner=owner, jobs=len(inputs), chars=sum(len(job_input.text) for job_input in inputs))
         jobs = [_job_create(owner=owner, job_input=job_input) for job_input in inputs]
     logger.info("batch of %d jobs submitted by user %s", len(jobs), owner.pk)
     return jobs
