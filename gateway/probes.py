@@ -13,6 +13,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from .monitoring_access import monitoring_allowed
+
 logger = logging.getLogger(__name__)
 
 _PROBE_TIMEOUT_S = 2.0
@@ -57,7 +59,10 @@ def _check_broker() -> None:
 
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Database, broker (TCP connect) and cache reachable: 200, else 503 naming what failed."""
+    """Database, broker (TCP connect) and cache reachable: 200, else 503 naming what failed.
+
+    The checks' details (addresses, error messages) only to the monitoring network.
+    """
     checks: dict[str, str] = {}
     for name, check in (("database", _check_database), ("broker", _check_broker), ("cache", _check_cache)):
         try:
@@ -67,5 +72,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             checks[name] = f"error: {type(error).__name__}: {error}"
             logger.warning("readiness check %s failed: %s", name, error)
     failed = sorted(name for name, result in checks.items() if result != "ok")
-    body = {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}
+    body: dict = {"status": "unavailable" if failed else "ok"}
+    if monitoring_allowed(request):
+        body.update(failed=failed, checks=checks)
     return JsonResponse(body, status=503 if failed else 200)
