@@ -107,6 +107,13 @@ def _job_data(job: SynthesisJob, request: Request) -> dict[str, Any]:
 # --- Jobs -----------------------------------------------------------------------------------
 
 
+class JobPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=0)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = JobOutputSerializer(many=True)
+
+
 class JobListCreateApi(APIView):
     throttle_scope = "submit"  # POST; GET is a read
 
@@ -116,8 +123,12 @@ class JobListCreateApi(APIView):
 
     @extend_schema(
         operation_id="jobs_list",
-        parameters=[OpenApiParameter("status", enum=JobStatus.values, required=False)],
-        responses=JobOutputSerializer(many=True),
+        parameters=[
+            OpenApiParameter("status", enum=JobStatus.values, required=False),
+            OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="404 past the last page"),
+            OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": 100}),
+        ],
+        responses=JobPageSerializer,
     )
     def get(self, request: Request) -> Response:
         jobs = selectors.job_list(user=request.user, status=request.query_params.get("status") or None)
