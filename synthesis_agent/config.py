@@ -62,6 +62,7 @@ class AgentConfig:
     agent_id: str
     classes: tuple[str, ...]
     pulsar_url: str = "pulsar://127.0.0.1:6650"
+    pulsar_auth_token: str | None = None  # JWT for a broker with token authentication
     tenant: str = "public"
     namespace: str = "default"
     topic_prefix: str = "tts"
@@ -120,6 +121,7 @@ class AgentConfig:
             agent_id=agent_id or f"{socket.gethostname()}-{os.getpid()}",
             classes=served,
             pulsar_url=env.get("PULSAR_URL", "").strip() or "pulsar://127.0.0.1:6650",
+            pulsar_auth_token=env.get("PULSAR_AUTH_TOKEN", "").strip() or None,
             tenant=env.get("PULSAR_TENANT", "").strip() or "public",
             namespace=env.get("PULSAR_NAMESPACE", "").strip() or "default",
             topic_prefix=env.get("TTS_TOPIC_PREFIX", "").strip() or "tts",

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import pulsar
 
+from tts_runtime import pulsar_authentication
+
 from . import metrics
 from .cache import SentenceCache
 from .config import AgentConfig
@@ -92,7 +94,10 @@ class Agent:
     def connect(self) -> None:
         config = self.config
         self._client = pulsar.Client(
-            config.pulsar_url, logger=pulsar_logger(), operation_timeout_seconds=self.operation_timeout_s
+            config.pulsar_url,
+            authentication=pulsar_authentication(config.pulsar_auth_token),
+            logger=pulsar_logger(),
+            operation_timeout_seconds=self.operation_timeout_s,
         )
         # Events first: a job must never be received before its events can be published.
         self._producer = self._client.create_producer(
