@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable
 
 import pulsar
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
 from synthesis_agent.protocol import JobEvent, JobMessage, ProtocolError
+from tts_runtime import pulsar_authentication
 
 from . import metrics, services
 from .topics import DLQ_SUBSCRIPTION, EVENTS_SUBSCRIPTION, dead_letter_topics, events_topic
@@ -39,7 +41,12 @@ class EventConsumer:
         self._dead_letters: pulsar.Consumer | None = None
 
     def open(self) -> EventConsumer:
-        self._client = pulsar.Client(self.service_url, logger=logging.getLogger("pulsar"), operation_timeout_seconds=10)
+        self._client = pulsar.Client(
+            self.service_url,
+            authentication=pulsar_authentication(settings.PULSAR_AUTH_TOKEN),
+            logger=logging.getLogger("pulsar"),
+            operation_timeout_seconds=10,
+        )
         common = {
             "receiver_queue_size": 50,  # events carry audio: no deep prefetch
             "negative_ack_redelivery_delay_ms": NACK_DELAY_MS,

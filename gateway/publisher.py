@@ -16,6 +16,8 @@ import time
 import pulsar
 from django.conf import settings
 
+from tts_runtime import pulsar_authentication
+
 logger = logging.getLogger(__name__)
 # The C++ client logs through this Python logger; settings.LOGGING keeps it at WARNING.
 _pulsar_logger = logging.getLogger("pulsar")
@@ -42,6 +44,7 @@ class Publisher:
             if self._client is None:
                 self._client = pulsar.Client(
                     self.service_url,
+                    authentication=pulsar_authentication(settings.PULSAR_AUTH_TOKEN),
                     operation_timeout_seconds=max(1, int(self.timeout_s)),
                     connection_timeout_ms=int(self.timeout_s * 1000),
                     logger=_pulsar_logger,

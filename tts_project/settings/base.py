@@ -177,6 +177,8 @@ SPECTACULAR_SETTINGS = {
 # --- Text-to-speech service (names and defaults in docs/CONTRACTS.md) -----------------------
 
 PULSAR_URL = env.str("PULSAR_URL", default="pulsar://127.0.0.1:6650")
+# A JWT for a broker with token authentication (docker-compose); empty: no authentication.
+PULSAR_AUTH_TOKEN = env.str("PULSAR_AUTH_TOKEN", default="")
 PULSAR_TENANT = env.str("PULSAR_TENANT", default="public")
 PULSAR_NAMESPACE = env.str("PULSAR_NAMESPACE", default="default")
 TTS_TOPIC_PREFIX = env.str("TTS_TOPIC_PREFIX", default="tts")
