@@ -26,7 +26,7 @@ from gateway.models import JobStatus
 
 from ..gateway.factories import SynthesisJobFactory, UserFactory
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.fuzz]
 
 CHECKS = ",".join(
     [
@@ -100,7 +100,8 @@ def test_no_5xx_and_every_response_matches_the_schema(live_server: Any, fuzz_set
         str(report),
     ]
     started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # cwd: schemathesis keeps a cache folder in its working directory.
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     elapsed = time.monotonic() - started
     print(f"\n[schemathesis] {elapsed:.0f} s\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
     assert result.returncode == 0, result.stdout[-6000:]
