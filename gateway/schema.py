@@ -38,9 +38,15 @@ _DESCRIPTIONS = {
 }
 
 
-def _statuses(method: str, path: str, operation_id: str) -> list[str]:
+_RETRY_AFTER = {
+    "description": "seconds until the request would be accepted (throttled, quota_daily_chars)",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def _statuses(method: str, path: str, operation_id: str, has_body: bool) -> list[str]:
     statuses = ["401", "406", "429"]
-    if method in ("post", "put", "patch"):
+    if has_body:
         statuses += ["400", "413", "415"]
     if "{" in path:
         statuses.append("404")
@@ -63,14 +69,17 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
             continue
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for code in _statuses(method, path, operation.get("operationId", "")):
-                responses.setdefault(
+            operation_id = operation.get("operationId", "")
+            for code in _statuses(method, path, operation_id, "requestBody" in operation):
+                response = responses.setdefault(
                     code,
                     {
                         "description": _DESCRIPTIONS[code],
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                     },
                 )
+                if code == "429":
+                    response["headers"] = {"Retry-After": _RETRY_AFTER}
     voice_ids = [voice.id for voice in voices.voice_list()] or [settings.TTS_DEFAULT_VOICE]
     job_input = components.get("JobInput", {}).get("properties", {})
     if "voice" in job_input:
