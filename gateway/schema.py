@@ -31,7 +31,7 @@ _DESCRIPTIONS = {
     "401": "no, or an unusable, API key",
     "404": "no such job (or not yours), or no such page",
     "406": "the Accept header excludes JSON",
-    "409": "the job is not in a state that allows this",
+    "409": "the job is not in a state that allows this, or the Idempotency-Key went with another request",
     "413": "text, batch or body too large",
     "415": "the body is not JSON",
     "429": "throttled (Retry-After) or over quota (codes quota_active_jobs, quota_daily_chars)",
@@ -54,6 +54,8 @@ def _statuses(method: str, path: str, operation_id: str, has_body: bool) -> list
         statuses += ["400", "404"]
     if operation_id in ("jobs_audio", "jobs_cancel"):
         statuses.append("409")
+    if operation_id in ("jobs_submit", "jobs_submit_batch"):
+        statuses.append("409")  # Idempotency-Key reused with another body, or in use concurrently
     return sorted(set(statuses))
 
 
