@@ -206,3 +206,6 @@ class EventDeadLetterAdmin(admin.ModelAdmin):
     def payload_text(self, record: EventDeadLetter) -> str:
         text = bytes(record.payload).decode("utf-8", errors="replace")
         return text if len(text) <= 4000 else text[:4000] + f"... ({len(text)} characters)"
+
+
+from . import account_admin  # noqa: E402, F401 - registers the API key and quota admins

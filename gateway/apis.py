@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.http import FileResponse
@@ -18,17 +19,11 @@ from rest_framework.views import APIView
 
 from . import selectors, services
 from .errors import ApplicationError
+from .input_serializers import JobBatchInputSerializer, JobInputSerializer, batch_item_count
 from .models import JobStatus, SynthesisJob
+from .retention import job_expires_at
 
 # --- Shared serializers ---------------------------------------------------------------------
-
-
-class JobInputSerializer(serializers.Serializer):
-    """Shape only; the service checks the content (length, voice, ranges, speakable text)."""
-
-    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    voice = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    params = serializers.DictField(required=False, allow_null=True)
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
@@ -36,6 +31,8 @@ class JobOutputSerializer(serializers.ModelSerializer):
     audio = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
     text_chars = serializers.SerializerMethodField()
+    agent_id = serializers.SerializerMethodField(help_text="staff only: the agent that ran the job; null for others")
+    expires_at = serializers.SerializerMethodField(help_text="when retention deletes the job and its audio")
 
     class Meta:
         model = SynthesisJob
@@ -57,6 +54,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "started_at",
             "first_segment_at",
             "finished_at",
+            "expires_at",
             "timings",
             "audio",
             "links",
@@ -64,6 +62,16 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
     def get_text_chars(self, job: SynthesisJob) -> int:
         return len(job.text)
+
+    def _staff(self) -> bool:
+        request = self.context.get("request")
+        return bool(request and request.user and request.user.is_staff)
+
+    def get_agent_id(self, job: SynthesisJob) -> str | None:
+        return job.agent_id if self._staff() else None
+
+    def get_expires_at(self, job: SynthesisJob) -> datetime | None:
+        return job_expires_at(job=job)
 
     def get_timings(self, job: SynthesisJob) -> dict[str, float | None]:
         return {
@@ -76,12 +84,10 @@ class JobOutputSerializer(serializers.ModelSerializer):
     def get_audio(self, job: SynthesisJob) -> dict[str, Any] | None:
         if job.status != JobStatus.SUCCEEDED:
             return None
-        return {
-            "duration_s": job.audio_duration_s,
-            "sample_rate": job.sample_rate,
-            "cached_sentences": job.cached_sentences,
-            "content_type": "audio/wav",
-        }
+        audio = {"duration_s": job.audio_duration_s, "sample_rate": job.sample_rate, "content_type": "audio/wav"}
+        if self._staff():  # it would tell a user what other users synthesized recently
+            audio["cached_sentences"] = job.cached_sentences
+        return audio
 
     def get_links(self, job: SynthesisJob) -> dict[str, str]:
         return job_links(job=job, request=self.context["request"])
@@ -125,15 +131,28 @@ def _replay_header(replayed: bool) -> dict[str, str]:
     return {"Idempotent-Replayed": "true"} if replayed else {}
 
 
+class JobPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=0)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = JobOutputSerializer(many=True)
+
+
 class JobListCreateApi(APIView):
+    throttle_scope = "submit"  # POST; GET is a read
+
     class Pagination(PageNumberPagination):
         page_size_query_param = "page_size"
         max_page_size = 100
 
     @extend_schema(
         operation_id="jobs_list",
-        parameters=[OpenApiParameter("status", enum=JobStatus.values, required=False)],
-        responses=JobOutputSerializer(many=True),
+        parameters=[
+            OpenApiParameter("status", enum=JobStatus.values, required=False),
+            OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="404 past the last page"),
+            OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": 100}),
+        ],
+        responses=JobPageSerializer,
     )
     def get(self, request: Request) -> Response:
         jobs = selectors.job_list(user=request.user, status=request.query_params.get("status") or None)
@@ -159,26 +178,19 @@ class JobListCreateApi(APIView):
 
 
 class JobBatchApi(APIView):
-    class BatchInputSerializer(serializers.Serializer):
-        jobs = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+    throttle_scope = "submit"
+    throttle_cost = staticmethod(batch_item_count)  # one unit per job
 
     @extend_schema(
         operation_id="jobs_submit_batch",
         parameters=[_IDEMPOTENCY_PARAMETER],
-        request=inline_serializer("JobBatchInput", fields={"jobs": JobInputSerializer(many=True)}),
+        request=JobBatchInputSerializer,
         responses={202: inline_serializer("JobBatchOutput", fields={"jobs": JobOutputSerializer(many=True)})},
     )
     def post(self, request: Request) -> Response:
-        serializer = self.BatchInputSerializer(data=request.data)
+        serializer = JobBatchInputSerializer(data=request.data)  # checks the cap before the items
         serializer.is_valid(raise_exception=True)
-        raw_items = serializer.validated_data["jobs"]
-        services.job_batch_check_size(count=len(raw_items))  # before checking 1000 items one by one
-        items = []
-        for index, item in enumerate(raw_items):
-            item_serializer = JobInputSerializer(data=item)
-            if not item_serializer.is_valid():
-                raise serializers.ValidationError({"jobs": {index: item_serializer.errors}})
-            items.append(services.JobRequest(**item_serializer.validated_data))
+        items = [services.JobRequest(**item) for item in serializer.validated_data["jobs"]]
         jobs, replayed = _submit(
             request, "jobs/batch", lambda: services.job_submit_batch(owner=request.user, items=items)
         )
@@ -240,6 +252,8 @@ class JobAudioApi(APIView):
 
 
 class ValidateApi(APIView):
+    throttle_scope = "validate"
+
     class ValidateOutputSerializer(serializers.Serializer):
         normalized_text = serializers.CharField()
         sentences = serializers.ListField(child=serializers.CharField())

@@ -61,7 +61,7 @@ class EventConsumer:
         self._dead_letters: pulsar.Consumer | None = None
 
     def open(self) -> EventConsumer:
-        self._client = pulsar_client(self.service_url)
+        self._client = pulsar_client(self.service_url, auth_token=settings.PULSAR_AUTH_TOKEN)
         topics = service_topics()
         common = {
             "receiver_queue_size": 50,  # events carry audio: no deep prefetch

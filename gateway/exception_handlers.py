@@ -64,7 +64,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, ApplicationError):
-        return Response(_body(code=exc.code, message=exc.message, field=exc.field, **exc.extra), status=exc.status)
+        response = Response(_body(code=exc.code, message=exc.message, field=exc.field, **exc.extra), status=exc.status)
+        if "retry_after_s" in exc.extra:  # a quota that frees up at a known time
+            response["Retry-After"] = str(exc.extra["retry_after_s"])
+        return response
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail) or [("", "invalid input", "invalid")]
         field, message, code = errors[0]

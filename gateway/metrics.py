@@ -72,10 +72,19 @@ EVENT_LAG = Histogram(
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """django-prometheus's exporter (multiprocess-aware), with the backlog read at scrape time."""
+    """django-prometheus's exporter (multiprocess-aware), with the backlog read at scrape time.
+
+    Only for the monitoring network or the metrics token (403 otherwise).
+    """
     from django_prometheus.exports import ExportToDjangoView
 
+    from .monitoring_access import monitoring_allowed
     from .selectors import outbox_backlog_count
+
+    if not monitoring_allowed(request):
+        return HttpResponse(
+            "metrics are only served to the monitoring network\n", status=403, content_type="text/plain"
+        )
 
     # A scrape must still answer while the database is down.
     with contextlib.suppress(Exception):

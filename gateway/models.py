@@ -202,3 +202,6 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.endpoint}, user {self.owner_id})"
+
+
+from .account_models import ApiKey, UserQuota  # noqa: E402, F401 - models of this app

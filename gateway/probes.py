@@ -14,6 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from . import metrics
+from .monitoring_access import monitoring_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,10 @@ _REQUIRED = frozenset({"database"})
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 when the database answers, else 503. Broker (TCP connect) and cache are checked and
-    reported in the body (`checks`, `degraded`) and in `tts_gateway_dependency_up`, never a 503."""
+    reported in the body (`checks`, `degraded`) and in `tts_gateway_dependency_up`, never a 503.
+
+    The checks' details (which failed, addresses, error messages) only to the monitoring network.
+    """
     checks: dict[str, str] = {}
     for name, check in (("database", _check_database), ("broker", _check_broker), ("cache", _check_cache)):
         try:
@@ -78,6 +82,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         metrics.DEPENDENCY_UP.labels(dependency=name).set(1 if checks[name] == "ok" else 0)
     failed = sorted(name for name, result in checks.items() if result != "ok" and name in _REQUIRED)
     degraded = sorted(name for name, result in checks.items() if result != "ok" and name not in _REQUIRED)
-    status = "unavailable" if failed else ("degraded" if degraded else "ok")
-    body = {"status": status, "failed": failed, "degraded": degraded, "checks": checks}
+    body: dict = {"status": "unavailable" if failed else ("degraded" if degraded else "ok")}
+    if monitoring_allowed(request):
+        body.update(failed=failed, degraded=degraded, checks=checks)
     return JsonResponse(body, status=503 if failed else 200)

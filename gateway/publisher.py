@@ -51,7 +51,9 @@ class Publisher:
             if producer is not None:
                 return producer
             if self._client is None:
-                self._client = pulsar_client(self.service_url, timeout_s=self.timeout_s)
+                self._client = pulsar_client(
+                    self.service_url, timeout_s=self.timeout_s, auth_token=settings.PULSAR_AUTH_TOKEN
+                )
             producer = self._client.create_producer(
                 topic,
                 send_timeout_millis=int(self.timeout_s * 1000),

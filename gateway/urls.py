@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import apis
+from . import account_apis, apis
 
 app_name = "gateway"
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("jobs/<str:job_id>/cancel", apis.JobCancelApi.as_view(), name="job-cancel"),
     path("validate", apis.ValidateApi.as_view(), name="validate"),
     path("voices", apis.VoiceListApi.as_view(), name="voices"),
+    path("me", account_apis.MeApi.as_view(), name="me"),
 ]

@@ -66,6 +66,7 @@ class AgentConfig:
     agent_id: str
     classes: tuple[str, ...]
     pulsar_url: str = defaults.PULSAR_URL
+    pulsar_auth_token: str | None = None  # JWT for a broker with token authentication
     tenant: str = defaults.PULSAR_TENANT
     namespace: str = defaults.PULSAR_NAMESPACE
     topic_prefix: str = defaults.TOPIC_PREFIX
@@ -132,6 +133,7 @@ class AgentConfig:
             agent_id=agent_id or f"{socket.gethostname()}-{os.getpid()}",
             classes=served,
             pulsar_url=_str(env, "PULSAR_URL", default["pulsar_url"]),
+            pulsar_auth_token=env.get("PULSAR_AUTH_TOKEN", "").strip() or None,
             tenant=_str(env, "PULSAR_TENANT", default["tenant"]),
             namespace=_str(env, "PULSAR_NAMESPACE", default["namespace"]),
             topic_prefix=_str(env, "TTS_TOPIC_PREFIX", default["topic_prefix"]),

@@ -33,7 +33,9 @@ class BrokerConnection:
 
     def connect(self) -> None:
         config, topics = self.config, self.config.topics
-        self._client = pulsar_client(config.pulsar_url, timeout_s=self.operation_timeout_s)
+        self._client = pulsar_client(
+            config.pulsar_url, timeout_s=self.operation_timeout_s, auth_token=config.pulsar_auth_token
+        )
         # Events first: a job must never be received before its events can be published.
         self._producer = self._client.create_producer(
             topics.events_topic,

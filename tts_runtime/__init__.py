@@ -5,6 +5,6 @@ Imports neither Django nor the service's parts, so either side may use it.
 """
 
 from .process import exit_without_finalizers, graceful_stop
-from .pulsar import pulsar_client, pulsar_logger
+from .pulsar import pulsar_authentication, pulsar_client, pulsar_logger
 
-__all__ = ["exit_without_finalizers", "graceful_stop", "pulsar_client", "pulsar_logger"]
+__all__ = ["exit_without_finalizers", "graceful_stop", "pulsar_authentication", "pulsar_client", "pulsar_logger"]

@@ -14,10 +14,16 @@ def pulsar_logger() -> logging.Logger:
     return logger
 
 
-def pulsar_client(service_url: str, *, timeout_s: float = 10.0) -> pulsar.Client:
+def pulsar_authentication(token: str | None) -> pulsar.Authentication | None:
+    """Token authentication for `pulsar.Client(authentication=...)`; None when no token is set."""
+    return pulsar.AuthenticationToken(token.strip()) if token and token.strip() else None
+
+
+def pulsar_client(service_url: str, *, timeout_s: float = 10.0, auth_token: str | None = None) -> pulsar.Client:
     """A client whose operations and connection attempts give up after `timeout_s`."""
     return pulsar.Client(
         service_url,
+        authentication=pulsar_authentication(auth_token),
         logger=pulsar_logger(),
         operation_timeout_seconds=max(1, int(timeout_s)),
         connection_timeout_ms=int(timeout_s * 1000),

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from .. import metrics
 from ..models import SynthesisJob
+from ..quotas import quota_reserve
 from .inputs import JobInput, JobRequest, job_batch_check_size, job_input_validate
 from .outbox import outbox_create
 from .transitions import job_mark_cancelled, job_mark_queued_again
@@ -42,6 +43,8 @@ def job_submit(
     """Validate, then write the job and its outbox record in one transaction."""
     job_input = job_input_validate(text=text, voice=voice, params=params)
     with transaction.atomic():
+        # Inside the transaction: the reservation locks the owner's row until the job is written.
+        quota_reserve(owner=owner, jobs=1, chars=len(job_input.text))
         job = _job_create(owner=owner, job_input=job_input)
     logger.info("job %s submitted: %s, %d chars, voice %s", job.id, job.length_class, len(job.text), job.voice)
     return job
@@ -55,6 +58,7 @@ def job_submit_batch(*, owner: AbstractBaseUser, items: list[JobRequest]) -> lis
         for index, item in enumerate(items)
     ]
     with transaction.atomic():
+        quota_reserve(owner=owner, jobs=len(inputs), chars=sum(len(job_input.text) for job_input in inputs))
         jobs = [_job_create(owner=owner, job_input=job_input) for job_input in inputs]
     logger.info("batch of %d jobs submitted by user %s", len(jobs), owner.pk)
     return jobs

@@ -28,6 +28,8 @@ INTENTIONALLY_DEFAULTED = {
     "TTS_AGENT_CACHE_DIR": "the agent's file cache is used only without REDIS_URL, which is always set",
     "TTS_AGENT_CACHE_MAX_BYTES": "the agent's file cache is used only without REDIS_URL, which is always set",
     "OMP_WAIT_POLICY": "vits sets PASSIVE itself; an operator's value wins only for experiments",
+    "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "HSTS is off in the ConfigMap (DJANGO_HSTS_SECONDS=0); set with it",
+    "DJANGO_HSTS_PRELOAD": "HSTS is off in the ConfigMap (DJANGO_HSTS_SECONDS=0); set with it",
 }
 # Which code each workload runs.
 SOURCES_BY_COMPONENT = {
@@ -41,7 +43,8 @@ SUBSCRIPTIONS_JOB_READS = {"PULSAR_URL", "PULSAR_TENANT", "PULSAR_NAMESPACE", "T
 # Secrets created outside the overlays, with the keys the manifests take from them.
 EXTERNAL_SECRETS = {
     "tts-postgres-app": {"uri"},  # CloudNativePG's application secret (platform/postgres-cluster.yaml)
-    "tts-secrets": {"DJANGO_SECRET_KEY", "REDIS_URL"},  # production: from the operator's secret store
+    # production: from the operator's secret store (the two tokens optional)
+    "tts-secrets": {"DJANGO_SECRET_KEY", "REDIS_URL", "PULSAR_AUTH_TOKEN", "TTS_METRICS_TOKEN"},
 }
 
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from tts_contracts import EVENT_TYPES, JobEvent
 
-from .factories import TokenFactory, UserFactory
+from .factories import UserFactory, api_key_for
 
 SAMPLE_RATE = 22050
 
@@ -56,14 +56,14 @@ def user(db: None) -> Any:
 def api_client(user: Any) -> APIClient:
     """An API client authenticated with `user`'s token."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {TokenFactory(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key_for(user)}")
     return client
 
 
 @pytest.fixture
 def other_client(db: None) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {TokenFactory().key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for()}")
     return client
 
 

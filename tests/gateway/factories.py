@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
+from gateway.apikeys import api_key_create
 from gateway.models import JobStatus, LengthClass, SynthesisJob
 
 
@@ -24,11 +24,10 @@ class StaffFactory(UserFactory):
     is_superuser = True
 
 
-class TokenFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Token
-
-    user = factory.SubFactory(UserFactory)
+def api_key_for(user: object | None = None, **kwargs: object) -> str:
+    """A new API key (the raw key, as a client holds it) for `user`, or for a new user."""
+    _, raw_key = api_key_create(owner=user or UserFactory(), name=str(kwargs.pop("name", "test")), **kwargs)
+    return raw_key
 
 
 class SynthesisJobFactory(factory.django.DjangoModelFactory):

@@ -1,4 +1,4 @@
-"""/healthz, /readyz (real Postgres, Redis and broker), /metrics, the schema and the token command."""
+"""/healthz, /readyz (real Postgres, Redis and broker), /metrics, the schema."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from devstack.broker import EmbeddedBroker, free_port
 from gateway import services
@@ -153,22 +152,6 @@ def test_schema_and_docs() -> None:
 def test_schema_generates_without_warnings(tmp_path: Any) -> None:
     call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yaml"))
     assert "/api/v1/jobs/{job_id}/audio" in (tmp_path / "schema.yaml").read_text()
-
-
-def test_create_api_token_is_idempotent(capsys: Any) -> None:
-    call_command("create_api_token", "demo", "--staff", "--password", "demo-pass-123")
-    first = capsys.readouterr().out.strip()
-    call_command("create_api_token", "demo", "--staff", "--password", "demo-pass-123")
-    second = capsys.readouterr().out.strip()
-    assert first == second == Token.objects.get(user__username="demo").key
-    user = Token.objects.get(key=first).user
-    assert user.is_staff and user.is_superuser
-    assert user.check_password("demo-pass-123")
-
-    call_command("create_api_token", "plain")
-    plain = Token.objects.get(key=capsys.readouterr().out.strip()).user
-    assert not plain.is_staff
-    assert not plain.has_usable_password()
 
 
 def test_metrics_aggregate_gunicorn_workers_in_multiprocess_mode(

@@ -54,6 +54,9 @@ def test_sqlite_takes_concurrent_submissions_all_202(pulsar_broker: EmbeddedBrok
         TTS_CONSUMER_METRICS_PORT="0",
         TTS_OUTBOX_RELAY_INTERVAL_S="0.2",
         TTS_OUTBOX_RELAY_AFTER_S="0.5",
+        # One user submits every job at once: the per-user rate and quota are not under test here.
+        TTS_THROTTLE_SUBMIT="",
+        TTS_QUOTA_MAX_ACTIVE_JOBS="100000",
     )
 
     def manage(*args: str) -> str:

@@ -58,3 +58,9 @@ def test_bad_values_are_reported() -> None:
         AgentConfig.from_env({"TTS_MAX_ATTEMPTS": "many"})
     with pytest.raises(ConfigError, match="TTS_SCHEDULING"):
         AgentConfig.from_env({"TTS_SCHEDULING": "random"})
+
+
+def test_pulsar_auth_token_comes_from_the_environment() -> None:
+    assert AgentConfig.from_env({}, agent_id="a").pulsar_auth_token is None
+    config = AgentConfig.from_env({"PULSAR_AUTH_TOKEN": " eyJ.x.y \n"}, agent_id="a")
+    assert config.pulsar_auth_token == "eyJ.x.y"

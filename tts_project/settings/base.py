@@ -27,7 +27,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served locally: no CDN needed
     "django_prometheus",
@@ -156,8 +155,11 @@ WHITENOISE_MANIFEST_STRICT = False
 # --- REST API -------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    # Hashed API keys: `Authorization: Bearer <key>` or `Token <key>` (gateway/apikeys.py).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["gateway.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per-user rates by scope (submit, validate, read) in the shared cache: TTS_THROTTLE_RATES.
+    "DEFAULT_THROTTLE_CLASSES": ["gateway.throttling.UserRateThrottle"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -167,18 +169,26 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Text-to-speech API",
-    "DESCRIPTION": "Submit text, poll the job, download the WAV. Authenticate with `Authorization: Token <key>`.",
+    "DESCRIPTION": (
+        "Submit text, poll the job, download the WAV. Authenticate with `Authorization: Bearer <key>` "
+        "(or `Token <key>`). Requests are rate-limited per user (429 with Retry-After, code `throttled`) "
+        "and bounded by quotas (429, codes `quota_active_jobs` and `quota_daily_chars`); see GET /api/v1/me."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Error responses, the voice enum and the exact schemas of the JSON error body.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "gateway.schema.postprocess"],
 }
 
 # --- Text-to-speech service (names and defaults in docs/CONTRACTS.md) -----------------------
 
 PULSAR_URL = env.str("PULSAR_URL", default=defaults.PULSAR_URL)
+# A JWT for a broker with token authentication (docker-compose); empty: no authentication.
+PULSAR_AUTH_TOKEN = env.str("PULSAR_AUTH_TOKEN", default="")
 PULSAR_TENANT = env.str("PULSAR_TENANT", default=defaults.PULSAR_TENANT)
 PULSAR_NAMESPACE = env.str("PULSAR_NAMESPACE", default=defaults.PULSAR_NAMESPACE)
 TTS_TOPIC_PREFIX = env.str("TTS_TOPIC_PREFIX", default=defaults.TOPIC_PREFIX)
@@ -222,6 +232,25 @@ TTS_EVENT_APPLY_RETRIES = env.int("TTS_EVENT_APPLY_RETRIES", default=3)
 # TTS_MEDIA_SWEEP_INTERVAL_S in the event consumer (0 = only `manage.py sweep_media_orphans`).
 TTS_MEDIA_ORPHAN_AFTER_S = env.float("TTS_MEDIA_ORPHAN_AFTER_S", default=3600.0)
 TTS_MEDIA_SWEEP_INTERVAL_S = env.float("TTS_MEDIA_SWEEP_INTERVAL_S", default=600.0)
+# Request rates per user and scope ("<count>/<s|min|hour|day>"; empty = unlimited), counted
+# in the shared cache: a batch counts one per job in `submit`.
+TTS_THROTTLE_RATES = {
+    "submit": env.str("TTS_THROTTLE_SUBMIT", default="120/min"),
+    "validate": env.str("TTS_THROTTLE_VALIDATE", default="60/min"),
+    "read": env.str("TTS_THROTTLE_READ", default="1200/min"),
+}
+# Per-user quotas (a staff user overrides them per user in the admin): jobs queued or running
+# at once, and characters submitted per UTC day (1,000,000 is about 20 hours of speech).
+TTS_QUOTA_MAX_ACTIVE_JOBS = env.int("TTS_QUOTA_MAX_ACTIVE_JOBS", default=100)
+TTS_QUOTA_MAX_CHARS_PER_DAY = env.int("TTS_QUOTA_MAX_CHARS_PER_DAY", default=1_000_000)
+# Finished jobs and their audio are deleted this many days after they finish (0 = keep);
+# the event consumer purges every TTS_RETENTION_INTERVAL_S (0 = only `manage.py purge_expired`).
+TTS_RETENTION_DAYS = env.float("TTS_RETENTION_DAYS", default=30)
+TTS_RETENTION_INTERVAL_S = env.float("TTS_RETENTION_INTERVAL_S", default=3600)
+# /metrics and the detailed /readyz body: only for clients in these networks (Prometheus'
+# network in docker-compose) or presenting `Authorization: Bearer <TTS_METRICS_TOKEN>`.
+TTS_MONITORING_NETWORKS = env.list("TTS_MONITORING_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+TTS_METRICS_TOKEN = env.str("TTS_METRICS_TOKEN", default="")
 # A full batch (TTS_MAX_BATCH_CHARS) of non-ASCII text is several MB of JSON; larger bodies
 # get a 413 before any parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)

@@ -31,3 +31,6 @@ TTS_OUTBOX_RELAY_AFTER_S = 0.0
 LOGGING["loggers"]["gateway"]["level"] = "DEBUG"  # type: ignore[index] # noqa: F405
 # Whitenoise scans STATIC_ROOT at startup and warns when it is missing; tests never collect.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405
+# Throttle counters live in the shared Redis and user ids repeat between test runs: only the
+# throttling tests (which set their own rates and clear the cache) should ever hit a limit.
+TTS_THROTTLE_RATES = {"submit": "100000/min", "validate": "100000/min", "read": "100000/min"}

@@ -1,7 +1,8 @@
 """`manage.py run_event_consumer [--no-relay] [--metrics-port N] [--max-seconds S]`.
 
 Its own process: applies agent events and dead letters to the jobs, serves Prometheus
-metrics on TTS_CONSUMER_METRICS_PORT and runs the outbox relay in a thread. SIGTERM and
+metrics on TTS_CONSUMER_METRICS_PORT, runs the outbox relay in a thread and the retention
+purge in another (every TTS_RETENTION_INTERVAL_S). SIGTERM and
 SIGINT finish the message in hand, then stop.
 """
 
@@ -17,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from gateway.consumer import EventConsumer, start_metrics_server
 from gateway.publisher import close_publisher
 from gateway.relay import start_relay_thread
+from gateway.retention import start_retention_thread
 from tts_runtime import graceful_stop
 
 logger = logging.getLogger("gateway.consumer")
@@ -47,6 +49,8 @@ class Command(BaseCommand):
         relay = None
         if not no_relay:
             relay = start_relay_thread(stop=stop, interval_s=settings.TTS_OUTBOX_RELAY_INTERVAL_S)
+        # Housekeeping: delete jobs past TTS_RETENTION_DAYS (a daemon thread; stops with `stop`).
+        start_retention_thread(stop=stop, interval_s=settings.TTS_RETENTION_INTERVAL_S)
 
         consumer = EventConsumer(service_url=settings.PULSAR_URL)
         try:
