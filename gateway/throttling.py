@@ -85,7 +85,14 @@ class UserRateThrottle(BaseThrottle):
         key = f"throttle:{scope}:{ident}:{int(window)}"
         try:
             cache.add(key, 0, timeout=2 * period + 1)
-            current = cache.incr(key, cost)
+            try:
+                current = cache.incr(key, cost)
+            except ValueError:
+                # The embedded default's file cache is not atomic across processes: a concurrent
+                # writer can replace the counter between add and incr. Start it again; the count
+                # is approximate there, exact on Redis (production).
+                cache.set(key, cost, timeout=2 * period + 1)
+                current = cost
             previous = int(cache.get(f"throttle:{scope}:{ident}:{int(window) - 1}") or 0)
         except Exception:
             # The limiter must not take the API down with it: without the cache, let it through.

@@ -169,3 +169,22 @@ def test_retry_after(previous: int, current: int, cost: int, fraction: float, ex
 
     wait = retry_after(limit=10, period=60, previous=previous, current=current, cost=cost, fraction=fraction)
     assert wait == pytest.approx(expected)
+
+
+def test_a_counter_that_vanishes_between_add_and_incr_starts_again(rates: dict[str, str], monkeypatch: Any) -> None:
+    """The embedded default's file cache is not atomic across processes: a counter replaced by a
+    concurrent writer must neither fail the request nor log an error, and counting goes on."""
+    from gateway import throttling
+
+    def vanished(key: str, delta: int = 1, version: Any = None) -> int:
+        raise ValueError(f"Key '{key}' not found")
+
+    user = UserFactory()
+    client = _client_for(user)
+    monkeypatch.setattr(throttling.cache, "incr", vanished)
+    windows = {int(time.time() // 60)}
+    response = client.post("/api/v1/validate", {"text": "Hello there."}, format="json")
+    windows.add(int(time.time() // 60))
+    assert response.status_code == 200
+    counts = [cache.get(f"throttle:validate:user:{user.pk}:{window}") for window in windows]
+    assert 1 in counts  # counted again from this request
