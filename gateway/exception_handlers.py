@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found, server_error
 from rest_framework import exceptions, status
@@ -76,6 +77,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             _body(code=code, message=message, field=field or None, details=details),
             status=status.HTTP_400_BAD_REQUEST,
         )
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable (restart, failover): nothing was stored, a retry will do.
+        request = context.get("request")
+        logger.warning(
+            "database unavailable in %s %s: %s", getattr(request, "method", "?"), getattr(request, "path", "?"), exc
+        )
+        set_rollback()
+        response = Response(
+            _body(code="service_unavailable", message="the database is unavailable; retry shortly", field=None),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "2"
+        return response
     response = drf_exception_handler(exc, context)
     if response is None:
         # A bug: logged with its traceback here (Django never sees it), answered as JSON so a

@@ -58,3 +58,18 @@ def test_a_committed_job_is_202_even_when_the_publish_after_commit_raises(
     assert OutboxMessage.objects.get(job=job).published_at is None
     assert "publish_after_commit" in caplog.text
     assert "broker client exploded" in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_unreachable_database_answers_503_with_retry_after(
+    api_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    def database_down(**kwargs: Any) -> None:
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(services, "job_submit", database_down)
+    response = api_client.post(JOBS, {"text": "Hello."}, format="json")
+    assert_error(response, status=503, field=None, code="service_unavailable")
+    assert response["Retry-After"] == "2"
