@@ -57,6 +57,10 @@ class Claims(Protocol):
 
     def delivery_ended(self, job_id: str, attempt: int, *, final: bool) -> None: ...
 
+    def delivery_progressed(self, job_id: str, attempt: int) -> None:
+        """This delivery synthesized something new: the deliveries before it were not a crash loop."""
+        ...
+
 
 class NoClaims:
     """No Redis configured (the embedded default with one agent per class): nothing to share."""
@@ -74,6 +78,9 @@ class NoClaims:
         return None
 
     def delivery_ended(self, job_id: str, attempt: int, *, final: bool) -> None:
+        return None
+
+    def delivery_progressed(self, job_id: str, attempt: int) -> None:
         return None
 
 
@@ -153,6 +160,13 @@ class RedisClaims:
                 self._redis.decr(key)
         except self._errors as error:
             logger.warning("updating the delivery count of job %s failed: %s", job_id, error)
+
+    def delivery_progressed(self, job_id: str, attempt: int) -> None:
+        key = self._deliveries_key(job_id, attempt)
+        try:
+            self._redis.set(key, 1, ex=DELIVERIES_TTL_S)  # only this delivery is still open
+        except self._errors as error:
+            logger.warning("resetting the delivery count of job %s failed: %s", job_id, error)
 
     def close(self) -> None:
         self._redis.close()

@@ -72,6 +72,7 @@ class AgentConfig:
     topic_prefix: str = defaults.TOPIC_PREFIX
     scheduling: str = "priority"
     max_attempts: int = defaults.MAX_ATTEMPTS
+    dead_letter_after_deliveries: int = defaults.DEAD_LETTER_AFTER_DELIVERIES
     # Working time a job may take: this base plus `job_time_limit_rtf` seconds per second of its
     # estimated audio, so the largest accepted text gets a limit it can meet (pipeline.time_limit_s).
     job_time_limit_s: float = 900.0
@@ -126,6 +127,9 @@ class AgentConfig:
         max_attempts = _int(env, "TTS_MAX_ATTEMPTS", default["max_attempts"])
         if max_attempts < 1:
             raise ConfigError("TTS_MAX_ATTEMPTS must be at least 1")
+        dead_letter_after = _int(env, "TTS_DEAD_LETTER_AFTER_DELIVERIES", default["dead_letter_after_deliveries"])
+        if dead_letter_after < max_attempts:
+            raise ConfigError("TTS_DEAD_LETTER_AFTER_DELIVERIES must be at least TTS_MAX_ATTEMPTS")
         heartbeat_interval_s = _float(env, "TTS_HEARTBEAT_INTERVAL_S", default["heartbeat_interval_s"])
         if heartbeat_interval_s <= 0:
             raise ConfigError("TTS_HEARTBEAT_INTERVAL_S must be positive")
@@ -139,6 +143,7 @@ class AgentConfig:
             topic_prefix=_str(env, "TTS_TOPIC_PREFIX", default["topic_prefix"]),
             scheduling=scheduling,
             max_attempts=max_attempts,
+            dead_letter_after_deliveries=dead_letter_after,
             job_time_limit_s=_float(env, "TTS_JOB_TIME_LIMIT_S", default["job_time_limit_s"]),
             job_time_limit_rtf=_float(env, "TTS_JOB_TIME_LIMIT_RTF", default["job_time_limit_rtf"]),
             shutdown_grace_s=_float(env, "TTS_SHUTDOWN_GRACE_S", default["shutdown_grace_s"]),

@@ -74,9 +74,10 @@ class BrokerConnection:
                     negative_ack_redelivery_delay_ms=NACK_DELAY_MS,
                     initial_position=pulsar.InitialPosition.Earliest,
                     dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(
-                        # The client dead-letters a message delivered more than max_redeliver_count
-                        # times after the first: TTS_MAX_ATTEMPTS deliveries in all (CONTRACTS.md).
-                        max_redeliver_count=max(1, config.max_attempts - 1),
+                        # A backstop only: the client dead-letters a message delivered more than
+                        # max_redeliver_count times after the first. Crash loops are counted by the
+                        # claims (deliveries without progress), errors by the pipeline.
+                        max_redeliver_count=max(1, config.dead_letter_after_deliveries - 1),
                         dead_letter_topic=topics.dead_letter_topic(queue),
                     ),
                 )

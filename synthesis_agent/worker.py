@@ -3,10 +3,8 @@
 The loop owns every broker interaction (through `BrokerConnection`) and reports what happens to
 an `AgentObserver` (metrics live there, none here); `Scheduler` picks which job runs the next
 sentence, `JobRun` turns a job into events. One thread does everything, so there is no locking,
-and a sentence is the unit of preemption, cancellation and shutdown.
-
-The delivery rules (claims, acks, retries, heartbeats, cancellation, release at shutdown) are
-written down in synthesis_agent/README.md.
+and a sentence is the unit of preemption, cancellation and shutdown. The delivery rules (claims,
+acks, retries, heartbeats, cancellation, release at shutdown) are in synthesis_agent/README.md.
 """
 
 from __future__ import annotations
@@ -45,6 +43,7 @@ class _Job:
     run: JobRun
     received_at: float = field(default_factory=time.monotonic)
     counted: bool = False  # this delivery added one to the crash counter of its attempt
+    progressed: bool = False  # this delivery synthesized a sentence no earlier one had cached
 
     @property
     def label(self) -> str:
@@ -145,9 +144,7 @@ class Agent:
         for _, job in list(self.scheduler):
             if job.key is None or job.run.done:
                 continue
-            if not self.claims.renew(*job.key):
-                # This process was frozen (SIGSTOP, a stalled VM) past its claim's expiry and the
-                # gateway re-sent the job to an agent that holds it now: let that one finish it.
+            if not self.claims.renew(*job.key):  # frozen past the expiry; the re-send's holder finishes it
                 with job.context():
                     logger.warning("claim taken over by another agent; dropped at sentence %d", job.run.next_index)
                 self._drop(job)
@@ -249,6 +246,9 @@ class Agent:
                 synthesis_s=report.synthesis_s,
                 audio_s=report.audio_s,
             )
+            if report.source == "synthesized" and job.counted and not job.progressed and job.key:
+                job.progressed = True  # deliveries that die while the job moves on are no crash loop
+                self.claims.delivery_progressed(*job.key)
             if self._publish(job, report.events) and job.run.done:
                 self._finish(job)
 

@@ -13,8 +13,13 @@ TOPIC_PREFIX = "tts"
 SHORT_MAX_CHARS = 400
 MEDIUM_MAX_CHARS = 4000
 
-# Deliveries of one job message before it goes to the dead-letter topic.
+# Attempts at a job that keeps failing: synthesis errors, and deliveries that died (agent crash,
+# out of memory) one after another without synthesizing anything new.
 MAX_ATTEMPTS = 3
+# The broker's dead-letter topic is only a backstop (no Redis to count crashes, a poison message):
+# deliveries cut short while the job still made progress (an agent killed mid-job, the job then
+# replayed from the cache) must not use up the attempts, so it allows many more.
+DEAD_LETTER_AFTER_DELIVERIES = 12
 
 # Speaking rate of the default voice at length_scale 1: about 14 characters of normalized text per
 # second of audio (measured on en_US-joe-medium over mixed English prose). Used for duration

@@ -235,7 +235,7 @@ def job_fail_dead_letter(*, message: JobMessage) -> str:
                 job=job,
                 code="agent_crashed_repeatedly",
                 error=(
-                    f"no agent finished the job in {settings.TTS_MAX_ATTEMPTS} deliveries: "
+                    f"no agent finished the job in {settings.TTS_DEAD_LETTER_AFTER_DELIVERIES} deliveries: "
                     "the agents holding it crashed or were stopped"
                 ),
             )

@@ -190,3 +190,14 @@ def test_an_agent_whose_claim_was_taken_over_drops_the_job(harness: Harness, red
     for running in harness.agents:
         running.shutdown()
     assert harness.backlog("long") == []  # acked: the holder finishes it, no redelivery here
+
+
+def test_a_delivery_that_synthesizes_something_new_resets_the_crash_count(redis_url: str) -> None:
+    """Agents killed while a long job moves on (each delivery replays the cache, then adds
+    sentences) are not a crash loop; only deliveries that die without progress count."""
+    claims = claims_for(redis_url, "agent-a")
+    assert [claims.delivery_started("job-long", 1) for _ in range(3)] == [1, 2, 3]
+    claims.delivery_progressed("job-long", 1)  # the third delivery synthesized new sentences, then died
+    assert claims.delivery_started("job-long", 1) == 2
+    claims.delivery_ended("job-long", 1, final=True)
+    assert redis.Redis.from_url(redis_url).get("tts:deliveries:job-long:1") is None

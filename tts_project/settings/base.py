@@ -198,6 +198,9 @@ TTS_SCHEDULING = env.str("TTS_SCHEDULING", default="priority")
 if TTS_SCHEDULING not in ("priority", "fifo"):
     raise ValueError(f"TTS_SCHEDULING must be 'priority' or 'fifo', got {TTS_SCHEDULING!r}")
 TTS_MAX_ATTEMPTS = env.int("TTS_MAX_ATTEMPTS", default=defaults.MAX_ATTEMPTS)
+TTS_DEAD_LETTER_AFTER_DELIVERIES = env.int(
+    "TTS_DEAD_LETTER_AFTER_DELIVERIES", default=defaults.DEAD_LETTER_AFTER_DELIVERIES
+)
 TTS_MAX_TEXT_CHARS = env.int("TTS_MAX_TEXT_CHARS", default=100_000)
 TTS_MAX_BATCH = env.int("TTS_MAX_BATCH", default=50)
 # Validating text costs about 1.2 s per 100,000 characters: cap a batch's total so one request
