@@ -84,6 +84,7 @@ class Agent:
             max_attempts=config.max_attempts,
             time_limit_s=config.job_time_limit_s,
             time_limit_rtf=config.job_time_limit_rtf,
+            chunk_seconds=config.chunk_seconds,
         )
         self.scheduler: Scheduler[_Job] = Scheduler(config.queues)
         self.ended = EndedJobs()
