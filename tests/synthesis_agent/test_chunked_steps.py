@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from synthesis_agent.config import AgentConfig
 from synthesis_agent.outcomes import DEFAULT_CHUNK_SECONDS
 from synthesis_agent.pipeline import JobRun, run_job
@@ -100,3 +102,32 @@ def test_chunk_size_and_device_are_configured_from_the_environment() -> None:
     config = AgentConfig.from_env({"TTS_CHUNK_SECONDS": "0.5", "TTS_DEVICE": "cuda:1"})
     assert config.chunk_seconds == 0.5 and config.device == "cuda:1"
     assert AgentConfig.from_env({"TTS_DEVICE": "cuda"}, device="cpu").device == "cpu"  # --device wins
+
+
+def test_device_goes_from_the_command_line_to_voice_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vits
+    from synthesis_agent.__main__ import parse_args
+    from synthesis_agent.voice import load_vits_voice
+
+    assert parse_args(["--device", "cuda:1"]).device == "cuda:1"
+    assert parse_args([]).device is None  # then TTS_DEVICE, then cpu
+    seen: dict[str, object] = {}
+
+    def fake_load(cls: type, voice_id: str | None = None, **options: object) -> str:
+        seen.update(options, voice_id=voice_id)
+        return "voice"
+
+    monkeypatch.setattr(vits.Voice, "load", classmethod(fake_load))
+    assert load_vits_voice("v", device="cuda:1") == "voice"
+    assert seen["device"] == "cuda:1" and seen["voice_id"] == "v"
+
+
+def test_a_real_voice_loads_on_the_cpu_and_rejects_a_bad_device() -> None:
+    import torch
+
+    from synthesis_agent.voice import load_vits_voice
+
+    voice = load_vits_voice(None, device="cpu")
+    assert voice.device == torch.device("cpu")  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="device"):
+        load_vits_voice(None, device="not-a-device")
