@@ -139,7 +139,7 @@ def wait_all(api: ApiClient, job_ids: Sequence[str], timeout_s: float, poll_s: f
 def start_stack(name: str, args: argparse.Namespace, *, scheduling: str, agents: Sequence[AgentSpec]) -> Stack:
     env = {"TTS_SCHEDULING": scheduling, "TTS_CACHE_ENABLED": "0", "TTS_AGENT_THREADS": str(args.agent_threads)}
     if postgres_available():
-        env["DATABASE_URL"] = recreate_database("tts_bench")
+        env["DATABASE_URL"] = recreate_database(args.database)
     var_dir = Path(tempfile.mkdtemp(prefix=f"tts-bench-{name}-"))
     print(f"[{name}] starting the stack in {var_dir} (scheduling={scheduling})", flush=True)
     return Stack(
@@ -283,6 +283,7 @@ def main() -> int:
         default="work-conserving",
         help="agents of (b): every agent serves every class (default), or one for short and one for medium,long",
     )
+    parser.add_argument("--database", default="tts_bench", help="Postgres database to recreate for each phase")
     parser.add_argument("--burst-jobs", type=int, default=100)
     parser.add_argument("--burst-clients", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="a short look: 10 short, 3 long of 2,000 chars, burst 40")
