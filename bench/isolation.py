@@ -113,27 +113,36 @@ def latency_of(job: dict) -> float:
     return parse_time(job["finished_at"]) - parse_time(job["queued_at"])
 
 
-def wait_all(api: ApiClient, job_ids: Sequence[str], timeout_s: float, poll_s: float = 0.5) -> list[dict]:
-    """Wait until every job is final, reading the job list a page at a time: one request per
-    100 jobs per poll, not one per job, so the benchmark does not load the gateway it measures."""
+def _listed(api: ApiClient, query: str) -> list[dict]:
+    jobs: list[dict] = []
+    page = 1
+    while True:
+        listing = api.json("GET", f"/api/v1/jobs?page_size=100&page={page}{query}")
+        jobs += listing["results"]
+        if not listing.get("next"):
+            return jobs
+        page += 1
+
+
+def wait_all(api: ApiClient, job_ids: Sequence[str], timeout_s: float, poll_s: float = 1.0) -> list[dict]:
+    """Wait until no job of `job_ids` is queued or running, then read them all once.
+
+    Polls the list of pending jobs only (one request per 100 of them), not every job: the
+    gateway and its database serve the benchmark on the cores it measures. Latencies come from
+    the jobs' own timestamps, so the poll interval does not change them.
+    """
     wanted = set(job_ids)
     deadline = time.monotonic() + timeout_s
-    done: dict[str, dict] = {}
     while True:
-        page = 1
-        while True:
-            listing = api.json("GET", f"/api/v1/jobs?page_size=100&page={page}")
-            for job in listing["results"]:
-                if job["id"] in wanted and job["status"] in ("succeeded", "failed", "cancelled"):
-                    done[job["id"]] = job
-            if not listing.get("next"):
-                break
-            page += 1
-        if len(done) == len(wanted):
-            return [done[job_id] for job_id in job_ids]
+        pending = {job["id"] for status in ("queued", "running") for job in _listed(api, f"&status={status}")}
+        left = len(pending & wanted)
+        if not left:
+            break
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(wanted) - len(done)} jobs not final after {timeout_s}s")
+            raise TimeoutError(f"{left} jobs not final after {timeout_s}s")
         time.sleep(poll_s)
+    final = {job["id"]: job for job in _listed(api, "") if job["id"] in wanted}
+    return [final[job_id] for job_id in job_ids]
 
 
 def start_stack(name: str, args: argparse.Namespace, *, scheduling: str, agents: Sequence[AgentSpec]) -> Stack:
@@ -197,6 +206,27 @@ class BurstResult:
     jobs_per_s: float
     latencies: list[float]
     failures: list[str]
+    cpu_s_by_process: dict[str, float] = field(default_factory=dict)  # during the burst
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return total + sum(_tree_cpu_s(int(child)) for child in children)
+
+
+def stack_cpu_s(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of each process of the stack (the broker runs in this process)."""
+    usage = {name: _tree_cpu_s(process.pid) for name, process in stack.processes.items()}
+    usage["bench process (broker, clients)"] = _tree_cpu_s(os.getpid()) - sum(
+        _tree_cpu_s(process.pid) for process in stack.processes.values()
+    )
+    return usage
 
 
 def run_burst(args: argparse.Namespace) -> BurstResult:
@@ -223,23 +253,31 @@ def run_burst(args: argparse.Namespace) -> BurstResult:
                     ids.append(job_id)
 
         threads = [threading.Thread(target=client, args=(index,)) for index in range(args.burst_clients)]
+        before = stack_cpu_s(stack)
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         jobs = wait_all(api, ids, args.timeout_s)
+        after = stack_cpu_s(stack)
     failures = errors + [
         f"burst {job['id']}: {job['status']} {job['error']}" for job in jobs if job["status"] != "succeeded"
     ]
     done = [job for job in jobs if job["status"] == "succeeded"]
     span = max(parse_time(job["finished_at"]) for job in done) - min(parse_time(job["queued_at"]) for job in jobs)
     print(f"[burst] {len(done)} jobs in {span:.1f}s", flush=True)
-    return BurstResult(jobs_per_s=len(done) / span, latencies=[latency_of(job) for job in done], failures=failures)
+    return BurstResult(
+        jobs_per_s=len(done) / span,
+        latencies=[latency_of(job) for job in done],
+        failures=failures,
+        cpu_s_by_process={name: after[name] - before[name] for name in before},
+    )
 
 
-def pure_synthesis_s(threads: int, rounds: int = 3) -> float:
-    """Mean time `vits` takes for one burst job (text to audio, nothing else), in this process,
-    at the agents' thread count, before any stack runs: the cost the bound divides the cores by."""
+def pure_synthesis_s(threads: int, rounds: int = 3) -> tuple[float, float]:
+    """Mean (wall, CPU) seconds `vits` takes for one burst job (text to audio, nothing else), in
+    this process, at the agents' thread count, before any stack runs: the wall time is what the
+    bound divides the cores by; the CPU time is what the same work costs however busy the machine."""
     import torch
 
     from vits import Voice
@@ -247,15 +285,17 @@ def pure_synthesis_s(threads: int, rounds: int = 3) -> float:
     torch.set_num_threads(threads)
     voice = Voice.load()
     voice.synthesize(BURST_TEXTS[0])  # warm-up
-    per_text = []
+    walls, cpus = [], []
     for text in BURST_TEXTS:
-        times = []
+        wall, cpu = [], []
         for _ in range(rounds):
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             voice.synthesize(text)
-            times.append(time.perf_counter() - began)
-        per_text.append(statistics.median(times))
-    return statistics.mean(per_text)
+            wall.append(time.perf_counter() - began)
+            cpu.append(time.process_time() - began_cpu)
+        walls.append(statistics.median(wall))
+        cpus.append(statistics.median(cpu))
+    return statistics.mean(walls), statistics.mean(cpus)
 
 
 def describe(values: list[float]) -> str:
@@ -303,7 +343,7 @@ def main() -> int:
         "c": ("(c) FIFO baseline, under long load", "fifo", True),
     }
     wanted = [key.strip() for key in args.phases.split(",") if key.strip()]
-    pure_s = pure_synthesis_s(args.agent_threads) if "burst" in wanted else float("nan")
+    pure_s, pure_cpu_s = pure_synthesis_s(args.agent_threads) if "burst" in wanted else (float("nan"),) * 2
     results: dict[str, PhaseResult] = {}
     for key in wanted:
         if key in phases:
@@ -340,6 +380,15 @@ def main() -> int:
         print(f"burst jobs/s = {burst.jobs_per_s:.2f}")
         print(f"burst bound jobs/s = {bound:.2f}")
         print(f"burst efficiency = {burst.jobs_per_s / bound:.2f}")
+        # Where the CPU went (Postgres and Redis not counted): independent of what else runs on
+        # the machine, unlike the figures above; pure / total is the efficiency the stack could
+        # reach with every core to itself.
+        jobs = max(1, len(burst.latencies))
+        total = sum(burst.cpu_s_by_process.values())
+        for name, seconds in burst.cpu_s_by_process.items():
+            print(f"  cpu {name:34s} {1000 * seconds / jobs:7.1f} ms/job")
+        print(f"burst stack cpu per job = {total / jobs:.3f}s (pure synthesis {pure_cpu_s:.3f} cpu-s)")
+        print(f"burst cpu efficiency = {pure_cpu_s * jobs / total:.2f}")
         failures += burst.failures
     if failures:
         print("\nFAILED JOBS:\n  " + "\n  ".join(failures))
