@@ -41,9 +41,12 @@ class AgentSpec:
         return self.name or "agent-" + "-".join(self.classes)
 
 
+# Work-conserving: every agent serves every class, short first, and a short job preempts a
+# longer one between two chunks of audio, so no core idles while work waits. Reserving agents
+# for a class (AgentSpec(classes=("short",))) stays possible for operators who want it.
 DEFAULT_AGENTS: tuple[AgentSpec, ...] = (
-    AgentSpec(classes=("short",)),
-    AgentSpec(classes=("medium", "long")),
+    AgentSpec(classes=("short", "medium", "long"), name="agent-1"),
+    AgentSpec(classes=("short", "medium", "long"), name="agent-2"),
 )
 
 

@@ -1,4 +1,4 @@
-"""`python -m synthesis_agent --classes short,medium,long [--agent-id ID] [--metrics-port N]`.
+"""`python -m synthesis_agent [--classes short,medium,long] [--device cpu] [--agent-id ID] [--metrics-port N]`.
 
 Everything else comes from the environment (docs/CONTRACTS.md). Exit code 0 after a graceful
 shutdown on SIGTERM or SIGINT, 2 for a bad configuration, 1 if the agent could not start.
@@ -39,6 +39,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="Prometheus port (default: TTS_AGENT_METRICS_PORT; 0 = off)"
     )
+    parser.add_argument("--device", default=None, help="torch device of the voices (default: TTS_DEVICE or cpu)")
     parser.add_argument("--log-level", default=os.environ.get("TTS_LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
 
@@ -55,7 +56,9 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
     args = parse_args(argv)
     configure_logging(args.log_level.upper())
     try:
-        config = AgentConfig.from_env(classes=args.classes, agent_id=args.agent_id, metrics_port=args.metrics_port)
+        config = AgentConfig.from_env(
+            classes=args.classes, agent_id=args.agent_id, metrics_port=args.metrics_port, device=args.device
+        )
     except ConfigError as error:
         logger.error("bad configuration: %s", error)
         return 2
@@ -70,7 +73,9 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
         except ImportError:  # only fake voices in tests run without torch
             pass
         if voice_loader is None:  # vits reads no environment: hand it what the configuration says
-            voice_loader = functools.partial(load_vits_voice, voices_dir=config.voices_dir, compile=config.vits_compile)
+            voice_loader = functools.partial(
+                load_vits_voice, voices_dir=config.voices_dir, compile=config.vits_compile, device=config.device
+            )
         observer = metrics.PrometheusObserver()
         try:
             voices = VoicePool(voice_loader, config.default_voice)
@@ -84,10 +89,12 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
         observer.on_ready(agent_id=config.agent_id, classes=config.classes, voice=default.info.id)
         metrics.serve(config.metrics_port)  # opened only now: an open port means ready for jobs
         logger.info(
-            "agent ready: queues %s (%s scheduling), voice %s, cache %s, metrics port %s",
+            "agent ready: queues %s (%s scheduling), voice %s on %s, %g s chunks, cache %s, metrics port %s",
             ",".join(config.queues),
             config.scheduling,
             default.info.id,
+            config.device,
+            config.chunk_seconds,
             type(cache).__name__,
             config.metrics_port or "off",
         )

@@ -12,6 +12,8 @@ from typing import Any
 
 from tts_contracts import FIFO_QUEUE, LENGTH_CLASSES, Topics, defaults
 
+from .outcomes import DEFAULT_CHUNK_SECONDS
+
 
 class ConfigError(ValueError):
     """The command line or environment names something the agent cannot run with."""
@@ -92,6 +94,10 @@ class AgentConfig:
     torch_threads: int = 1
     voices_dir: Path | None = None
     vits_compile: bool = False
+    # Torch device of the voices ("cpu", "cuda", "cuda:1"): Voice.load(device=...) checks it.
+    device: str = "cpu"
+    # Seconds of audio synthesized per step: the agent looks for more urgent work this often.
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     # Retry backoff for a failed synthesis: base * 2**redelivery_count, capped.
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 60.0
@@ -117,6 +123,7 @@ class AgentConfig:
         classes: Sequence[str] | str = LENGTH_CLASSES,
         agent_id: str | None = None,
         metrics_port: int | None = None,
+        device: str | None = None,
     ) -> AgentConfig:
         env = os.environ if env is None else env
         default: dict[str, Any] = {item.name: item.default for item in fields(cls)}
@@ -133,6 +140,10 @@ class AgentConfig:
         heartbeat_interval_s = _float(env, "TTS_HEARTBEAT_INTERVAL_S", default["heartbeat_interval_s"])
         if heartbeat_interval_s <= 0:
             raise ConfigError("TTS_HEARTBEAT_INTERVAL_S must be positive")
+        chunk_seconds = _float(env, "TTS_CHUNK_SECONDS", default["chunk_seconds"])
+        if chunk_seconds < 0:
+            raise ConfigError("TTS_CHUNK_SECONDS must be 0 (whole sentences) or positive")
+        device = (device or "").strip() or _str(env, "TTS_DEVICE", default["device"])
         return cls(
             agent_id=agent_id or f"{socket.gethostname()}-{os.getpid()}",
             classes=served,
@@ -160,4 +171,6 @@ class AgentConfig:
             torch_threads=max(1, _int(env, "TTS_AGENT_THREADS", default["torch_threads"])),
             voices_dir=Path(env["TTS_VOICES_DIR"].strip()) if env.get("TTS_VOICES_DIR", "").strip() else None,
             vits_compile=_bool(env, "TTS_VITS_COMPILE", default["vits_compile"]),
+            device=device,
+            chunk_seconds=chunk_seconds,
         )

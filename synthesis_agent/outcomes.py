@@ -10,6 +10,10 @@ from tts_contracts import defaults
 
 from .segments import DEFAULT_TARGET_SECONDS
 
+# vits.streaming.DEFAULT_CHUNK_SECONDS, written again so this module loads without torch
+# (tests/synthesis_agent/test_config.py checks they agree).
+DEFAULT_CHUNK_SECONDS = 1.0
+
 if TYPE_CHECKING:
     from tts_contracts import JobEvent
 
@@ -35,6 +39,8 @@ class PipelineSettings:
     segment_target_seconds: float = DEFAULT_TARGET_SECONDS
     # Classes whose every sentence is its own segment: first audio as early as possible.
     sentence_segment_classes: tuple[str, ...] = ("short",)
+    # Audio per synthesis step, the unit of preemption (0: whole sentences). vits' default chunk.
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
 
 
 def job_time_limit_s(*, chars: int, length_scale: float | None, base_s: float, rtf: float) -> float:
@@ -64,6 +70,6 @@ class JobOutcome:
 @dataclass(frozen=True)
 class StepReport:
     events: list[JobEvent]
-    source: Literal["cache", "synthesized"] | None = None  # None: no sentence was delivered
+    source: Literal["cache", "synthesized"] | None = None  # None: no sentence was delivered (mid-sentence)
     synthesis_s: float = 0.0
     audio_s: float = 0.0

@@ -1,10 +1,11 @@
 """One delivery of one job as a sequence of events: the agent's pure domain logic.
 
 `JobRun` turns a job message into `started`, `segment`..., `completed` (or `failed`) events,
-one sentence per `step()`, given a voice source, a sentence cache and a clock. It knows
-nothing of Pulsar: the worker publishes the events it returns, acks or retries according to
-`outcome`, and may pause a run between any two steps (preemption) with no loss, because the
-run's progress lives in the run itself. `run_job` drives a run to its end in one call.
+one chunk of audio per `step()` (a cached sentence is one step), given a voice source, a
+sentence cache and a clock. It knows nothing of Pulsar: the worker publishes the events it
+returns, acks or retries according to `outcome`, and may pause a run between any two steps
+(preemption, even mid-sentence) with no loss, because the run's progress lives in the run
+itself, down to the suspended chunk iterator of a sentence in progress. `run_job` drives a run to its end in one call.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from vits.params import SynthesisParams
 from .cache import CachedAudio, SentenceCache, cache_key
 from .outcomes import FAILURE_CODE, FailureReason, JobOutcome, PipelineSettings, StepReport, job_time_limit_s
 from .segments import plan_segments
+from .sentence import SentenceSynthesis
 from .voice import VoiceLike
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class JobRun:
         self._segment_ends: dict[int, int] = {}  # last sentence of a planned segment -> its first
         self._pending: list[bytes] = []  # PCM of the sentences of the segment being gathered
         self._pending_cached = 0
+        self._current: SentenceSynthesis | None = None  # the sentence in progress, between chunks
 
     # --- state -----------------------------------------------------------------------------
 
@@ -230,8 +233,16 @@ class JobRun:
             if isinstance(job_id, str) and 0 < len(job_id) <= 64 and isinstance(attempt, int) and attempt >= 1:
                 self.job_id, self.attempt = job_id, attempt
 
+    @property
+    def mid_sentence(self) -> bool:
+        """A sentence is partly synthesized: its finished chunks wait in the run."""
+        return self._current is not None
+
     def step(self) -> StepReport:
-        """Deliver the next sentence (from the cache or synthesized); may end the run."""
+        """Synthesize the next chunk, or deliver the next sentence (cached, or its last chunk done).
+
+        A step is the unit of preemption: between two steps the run may wait for any time.
+        """
         if self.outcome is not None or self.voice is None or not self._segment_ends:
             raise RuntimeError("step() on a run that has not begun or is already done")
         began = self._clock()
@@ -257,27 +268,38 @@ class JobRun:
         key = cache_key(
             voice_id=info.id, model_checksum=info.model_checksum, params=self.params.to_dict(), sentence=sentence
         )
-        cached = self._cache.get(key)
+        source: Literal["cache", "synthesized"]
         synthesis_s = 0.0
+        cached = self._cache.get(key) if self._current is None else None
         if cached is not None and cached.sample_rate == info.sample_rate:
             pcm = cached.pcm
-            source: Literal["cache", "synthesized"] = "cache"
+            source = "cache"
             self.cached_sentences += 1
         else:
-            began = self._clock()
             try:
-                pcm = self.voice.synthesize_sentence(sentence, self.params).to_pcm16_bytes()
+                if self._current is None:
+                    self._current = SentenceSynthesis(
+                        self.voice, sentence, self.params, chunk_seconds=self.settings.chunk_seconds, clock=self._clock
+                    )
+                current = self._current
+                current.advance()
             except UnspeakableTextError as error:
                 # One sentence of only symbols in a speakable text: silence for it, not a failure.
                 logger.warning("sentence %d has nothing to pronounce, left silent: %s", index, error)
-                pcm = b""
+                current = None
             except VitsInputError as error:  # the text itself is the problem: retrying cannot help
                 return StepReport(self.give_up("bad_message", str(error), type(error).__name__))
             except Exception as error:
                 logger.warning("sentence %d of %d failed: %s", index, len(self.sentences), error, exc_info=True)
                 return StepReport(self._synthesis_error(error))
-            synthesis_s = self._clock() - began
-            self.synthesis_s += synthesis_s
+            if current is not None and not current.done:
+                # Mid-sentence: nothing is delivered, counted or cached until its last chunk.
+                return StepReport([])
+            self._current = None
+            pcm = current.pcm if current is not None else b""
+            if current is not None:
+                synthesis_s = current.synthesis_s
+                self.synthesis_s += synthesis_s
             if pcm:
                 self._cache.put(key, CachedAudio(pcm=pcm, sample_rate=info.sample_rate))
             source = "synthesized"

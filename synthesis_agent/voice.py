@@ -43,6 +43,17 @@ class AudioLike(Protocol):
     def to_pcm16_bytes(self) -> bytes: ...
 
 
+class ChunksLike(Protocol):
+    """An iterator of one sentence's audio chunks (`vits.streaming.SentenceChunks`)."""
+
+    def __next__(self) -> AudioLike: ...
+
+    @property
+    def done(self) -> bool:
+        """No chunk is left: the next `next()` would raise StopIteration."""
+        ...
+
+
 class VoiceLike(Protocol):
     @property
     def info(self) -> VoiceInfoLike: ...
@@ -55,15 +66,20 @@ class VoiceLike(Protocol):
         """Audio of one sentence `prepare()` produced, with `params` (None fields: voice defaults)."""
         ...
 
+    # Optional (looked up with getattr): `sentence_chunks(sentence, params, chunk_seconds=...)`
+    # returning a `ChunksLike` whose chunks joined equal `synthesize_sentence`.
+
 
 VoiceLoader = Callable[[str | None], VoiceLike]
 
 
-def load_vits_voice(voice_id: str | None, *, voices_dir: Path | None = None, compile: bool = False) -> VoiceLike:
+def load_vits_voice(
+    voice_id: str | None, *, voices_dir: Path | None = None, compile: bool = False, device: str = "cpu"
+) -> VoiceLike:
     """The production loader; imported lazily so the agent's modules load without torch."""
     from vits import Voice
 
-    voice: Any = Voice.load(voice_id, voices_dir=voices_dir, compile=compile)
+    voice: Any = Voice.load(voice_id, voices_dir=voices_dir, compile=compile, device=device)
     return voice
 
 

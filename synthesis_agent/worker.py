@@ -2,9 +2,12 @@
 
 The loop owns every broker interaction (through `BrokerConnection`) and reports what happens to
 an `AgentObserver` (metrics live there, none here); `Scheduler` picks which job runs the next
-sentence, `JobRun` turns a job into events. One thread does everything, so there is no locking,
-and a sentence is the unit of preemption, cancellation and shutdown. The delivery rules (claims,
-acks, retries, heartbeats, cancellation, release at shutdown) are in synthesis_agent/README.md.
+step, `JobRun` turns a job into events. One thread does everything, so there is no locking,
+and a step (one chunk of audio, or one cached sentence) is the unit of preemption, cancellation
+and shutdown.
+
+The delivery rules (claims, acks, retries, heartbeats, cancellation, release at shutdown) are
+written down in synthesis_agent/README.md.
 """
 
 from __future__ import annotations
@@ -15,46 +18,24 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 
 import pulsar
 
-from tts_contracts import LENGTH_CLASSES, ContractError, JobEnded, JobEvent, SegmentEvent
+from tts_contracts import ContractError, JobEnded, JobEvent, SegmentEvent
 
 from .cache import SentenceCache
 from .claims import Claims, NoClaims
 from .config import AgentConfig
 from .connection import BrokerConnection
 from .control import EndedJobs
-from .logs import job_context, set_agent_id
+from .held import HeldJob as _Job
+from .logs import set_agent_id
 from .metrics import PrometheusObserver
 from .observer import AgentObserver
 from .pipeline import JobRun, PipelineSettings, VoiceSource
 from .scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(eq=False)
-class _Job:
-    queue: str
-    message: pulsar.Message
-    run: JobRun
-    received_at: float = field(default_factory=time.monotonic)
-    counted: bool = False  # this delivery added one to the crash counter of its attempt
-    progressed: bool = False  # this delivery synthesized a sentence no earlier one had cached
-
-    @property
-    def label(self) -> str:
-        return self.run.length_class if self.run.length_class in LENGTH_CLASSES else self.queue
-
-    @property
-    def key(self) -> tuple[str, int] | None:
-        return (self.run.job_id, self.run.attempt) if self.run.message is not None and self.run.job_id else None
-
-    def context(self) -> AbstractContextManager[None]:
-        return job_context(self.run.job_id, self.run.attempt, self.label, self.run.redelivery_count)
 
 
 class Agent:
@@ -83,6 +64,7 @@ class Agent:
             max_attempts=config.max_attempts,
             time_limit_s=config.job_time_limit_s,
             time_limit_rtf=config.job_time_limit_rtf,
+            chunk_seconds=config.chunk_seconds,
         )
         self.scheduler: Scheduler[_Job] = Scheduler(config.queues)
         self.ended = EndedJobs()

@@ -26,8 +26,7 @@ EXPECTED_SERVICES = {
     "migrate",
     "web",
     "consumer",
-    "agent-short",
-    "agent-long",
+    "agent",
     "prometheus",
     "grafana",
 }
@@ -117,10 +116,11 @@ def test_only_the_tls_proxy_is_published(tmp_path: Path) -> None:
     assert "/metrics" in proxy_config
 
 
-def test_agents_serve_their_classes_and_app_points_at_real_services(tmp_path: Path) -> None:
+def test_agents_serve_every_class_and_app_points_at_real_services(tmp_path: Path) -> None:
     services = compose_config(tmp_path)["services"]
-    assert services["agent-short"]["command"][-1] == "short"
-    assert services["agent-long"]["command"][-1] == "medium,long"
+    # Work-conserving by default: every agent serves every class, short first.
+    assert services["agent"]["command"][-2:] == ["--classes", "short,medium,long"]
+    assert services["agent"]["deploy"]["replicas"] == 2
     environment = services["consumer"]["environment"]
     assert environment["PULSAR_URL"].startswith("pulsar://pulsar:")
     assert environment["PULSAR_AUTH_TOKEN"].count(".") == 2  # a JWT

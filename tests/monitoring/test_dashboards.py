@@ -309,5 +309,5 @@ def test_scrape_config_targets_the_compose_services() -> None:
     assert by_job["tts-gateway"]["metrics_path"] == "/metrics"
     assert by_job["tts-consumer"]["static_configs"][0]["targets"] == ["consumer:9101"]
     (dns,) = by_job["tts-agent"]["dns_sd_configs"]
-    assert set(dns["names"]) == {"agent-short", "agent-long"}
+    assert set(dns["names"]) == {"agent"}
     assert dns["port"] == 9200

@@ -67,6 +67,10 @@ class FakeVoice:
             raise RuntimeError(f"fake synthesis failure on {sentence!r}")
         with self._lock:
             self.calls.append(sentence)
+        return self.tone(sentence, params)
+
+    def tone(self, sentence: str, params: SynthesisParams | None = None) -> FakeAudio:
+        """The audio of a sentence, without delay or record."""
         params = params or SynthesisParams()
         digest = zlib.crc32(f"{sentence}|{params.length_scale}|{params.noise_scale}|{params.seed}".encode())
         seconds = max(0.1, len(sentence) * self.seconds_per_char) * (params.length_scale or 1.0)
@@ -75,10 +79,62 @@ class FakeVoice:
         return FakeAudio((0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), self.info.sample_rate)
 
 
+class FakeChunks:
+    """The fake voice's `SentenceChunks`: the sentence's tone in chunks of `chunk_seconds`."""
+
+    def __init__(self, voice: ChunkedFakeVoice, sentence: str, audio: FakeAudio, chunk_seconds: float) -> None:
+        self._voice = voice
+        self._sentence = sentence
+        self._audio = audio
+        self._size = max(1, int(chunk_seconds * audio.sample_rate))
+        self.next_chunk = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next_chunk * self._size >= len(self._audio.samples)
+
+    def __iter__(self) -> FakeChunks:
+        return self
+
+    def __next__(self) -> FakeAudio:
+        if self.done:
+            raise StopIteration
+        index, self.next_chunk = self.next_chunk, self.next_chunk + 1
+        self._voice.record_chunk(self._sentence, index)
+        if self._voice.chunk_delay_s:
+            time.sleep(self._voice.chunk_delay_s)
+        samples = self._audio.samples[index * self._size : (index + 1) * self._size]
+        return FakeAudio(samples, self._audio.sample_rate)
+
+
+@dataclass
+class ChunkedFakeVoice(FakeVoice):
+    """A fake voice that also offers `sentence_chunks`, each chunk taking `chunk_delay_s`.
+
+    `chunk_calls` records every chunk computed as (sentence, index), in order and
+    thread-safe, so tests can see when a job ran and prove that no chunk was computed twice.
+    Joined, a sentence's chunks equal `synthesize_sentence` (which records in `calls`).
+    """
+
+    chunk_delay_s: float = 0.0
+    chunk_calls: list[tuple[str, int]] = field(default_factory=list)
+
+    def record_chunk(self, sentence: str, index: int) -> None:
+        with self._lock:
+            self.chunk_calls.append((sentence, index))
+
+    def sentence_chunks(
+        self, sentence: str, params: SynthesisParams | None = None, *, chunk_seconds: float = 1.0
+    ) -> FakeChunks:
+        if any(marker in sentence for marker in self.fail_on):
+            raise RuntimeError(f"fake synthesis failure on {sentence!r}")
+        return FakeChunks(self, sentence, self.tone(sentence, params), chunk_seconds)
+
+
 class FakeVoices:
     """A VoiceSource with one fake voice; other ids are unknown."""
 
-    def __init__(self, voice: FakeVoice | None = None) -> None:
+    def __init__(self, voice: FakeVoice | None = None) -> None:  # any FakeVoice, chunked or not
         self.voice = voice or FakeVoice()
 
     def get(self, voice_id: str | None) -> FakeVoice:

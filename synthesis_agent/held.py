@@ -1,0 +1,35 @@
+"""A delivery the agent holds: its queue, its broker message and its run."""
+
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import pulsar
+
+from tts_contracts import LENGTH_CLASSES
+
+from .logs import job_context
+from .pipeline import JobRun
+
+
+@dataclass(eq=False)
+class HeldJob:
+    queue: str
+    message: pulsar.Message
+    run: JobRun
+    received_at: float = field(default_factory=time.monotonic)
+    counted: bool = False  # this delivery added one to the crash counter of its attempt
+    progressed: bool = False  # this delivery synthesized a sentence no earlier one had cached
+
+    @property
+    def label(self) -> str:
+        return self.run.length_class if self.run.length_class in LENGTH_CLASSES else self.queue
+
+    @property
+    def key(self) -> tuple[str, int] | None:
+        return (self.run.job_id, self.run.attempt) if self.run.message is not None and self.run.job_id else None
+
+    def context(self) -> AbstractContextManager[None]:
+        return job_context(self.run.job_id, self.run.attempt, self.label, self.run.redelivery_count)

@@ -1,0 +1,74 @@
+"""One sentence being synthesized chunk by chunk: the state a preempted job keeps mid-sentence.
+
+A voice that offers `sentence_chunks` (vits: windowed decoding whose chunks joined equal the
+whole sentence) is advanced one chunk per call, so the worker can serve a more urgent job
+between two chunks and come back to the same iterator: finished chunks are never decoded
+again. A voice without it (or `chunk_seconds` 0) synthesizes the whole sentence in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .voice import AudioLike, ChunksLike, VoiceLike
+
+if TYPE_CHECKING:
+    from vits.params import SynthesisParams
+
+
+class SentenceSynthesis:
+    """Call `advance()` until `done`; then `pcm` is the sentence's PCM16 audio.
+
+    Input errors (`vits.errors.VitsInputError`) are raised by the constructor, before any model
+    work; model errors by `advance()`.
+    """
+
+    def __init__(
+        self,
+        voice: VoiceLike,
+        sentence: str,
+        params: SynthesisParams,
+        *,
+        chunk_seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._voice = voice
+        self._sentence = sentence
+        self._params = params
+        self._clock = clock
+        self._parts: list[bytes] = []
+        self.synthesis_s = 0.0
+        self.chunks_done = 0
+        self.done = False
+        self._chunks: ChunksLike | None = None
+        chunker = getattr(voice, "sentence_chunks", None)
+        if chunk_seconds > 0 and chunker is not None:
+            began = clock()
+            try:
+                self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds)
+            finally:
+                self.synthesis_s += clock() - began
+
+    def advance(self) -> None:
+        """Synthesize the next chunk (the whole sentence when the voice has no chunks)."""
+        if self.done:
+            raise RuntimeError("advance() on a finished sentence")
+        began = self._clock()
+        try:
+            audio: AudioLike | None
+            if self._chunks is None:
+                audio = self._voice.synthesize_sentence(self._sentence, self._params)
+                self.done = True
+            else:
+                audio = next(self._chunks, None)
+                self.done = audio is None or self._chunks.done
+            if audio is not None:
+                self._parts.append(audio.to_pcm16_bytes())
+                self.chunks_done += 1
+        finally:
+            self.synthesis_s += self._clock() - began
+
+    @property
+    def pcm(self) -> bytes:
+        return b"".join(self._parts)
