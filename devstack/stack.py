@@ -134,6 +134,8 @@ class Stack:
             return
         self.broker = EmbeddedBroker(self.var_dir / "broker", port=free_port()).start()
         self.env["PULSAR_URL"] = self.broker.url
+        # pulsar-lite refuses equal consumer ids across clients: agents spread theirs (connection.py).
+        self.env.setdefault("TTS_PULSAR_CONSUMER_ID_SPREAD", "64")
 
     def _manage(self, *args: str) -> str:
         result = subprocess.run(

@@ -75,6 +75,8 @@ class AgentConfig:
     scheduling: str = "priority"
     max_attempts: int = defaults.MAX_ATTEMPTS
     dead_letter_after_deliveries: int = defaults.DEAD_LETTER_AFTER_DELIVERIES
+    # Embedded broker only (devstack sets it): spread consumer ids over this many values (connection.py).
+    consumer_id_spread: int = 0
     # Working time a job may take: this base plus `job_time_limit_rtf` seconds per second of its
     # estimated audio, so the largest accepted text gets a limit it can meet (pipeline.time_limit_s).
     job_time_limit_s: float = 900.0
@@ -155,6 +157,7 @@ class AgentConfig:
             scheduling=scheduling,
             max_attempts=max_attempts,
             dead_letter_after_deliveries=dead_letter_after,
+            consumer_id_spread=max(0, _int(env, "TTS_PULSAR_CONSUMER_ID_SPREAD", default["consumer_id_spread"])),
             job_time_limit_s=_float(env, "TTS_JOB_TIME_LIMIT_S", default["job_time_limit_s"]),
             job_time_limit_rtf=_float(env, "TTS_JOB_TIME_LIMIT_RTF", default["job_time_limit_rtf"]),
             shutdown_grace_s=_float(env, "TTS_SHUTDOWN_GRACE_S", default["shutdown_grace_s"]),

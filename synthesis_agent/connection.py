@@ -4,6 +4,7 @@ and a reader of the control topic. The worker decides; this module only talks to
 from __future__ import annotations
 
 import logging
+import random
 
 import pulsar
 
@@ -45,11 +46,24 @@ class BrokerConnection:
         )
         # Notices from now on: a job that ended earlier has no message left for this agent to get.
         self._control = self._client.create_reader(topics.control_topic, pulsar.MessageId.latest)
+        self._spread_consumer_ids()
         for queue in config.queues:
             self.consumers[queue] = self._subscribe(queue)
         logger.info("consuming %s as %s", ", ".join(topics.job_topic(q) for q in config.queues), AGENT_SUBSCRIPTION)
 
-    def _subscribe(self, queue: str, *, attempts: int = 3) -> pulsar.Consumer:
+    def _spread_consumer_ids(self) -> None:
+        """Start this client's job consumers at a random consumer id (embedded broker only).
+
+        pulsar-lite refuses a consumer whose id another client already uses on the same topic and
+        subscription (see `_subscribe`), and every client numbers its consumers from 0, so agents
+        that serve the same classes collide on every subscription, each refusal costing an
+        operation timeout. A few throwaway readers (one id each) make the collision rare.
+        """
+        assert self._client is not None
+        for _ in range(random.randrange(self.config.consumer_id_spread + 1)):
+            self._client.create_reader(self.config.topics.control_topic, pulsar.MessageId.latest).close()
+
+    def _subscribe(self, queue: str, *, attempts: int = 5) -> pulsar.Consumer:
         """Subscribe to one job queue, retrying a failed subscription.
 
         Why retry: pulsar-lite keys consumers by (topic, subscription, consumer id) instead of

@@ -64,3 +64,9 @@ def test_pulsar_auth_token_comes_from_the_environment() -> None:
     assert AgentConfig.from_env({}, agent_id="a").pulsar_auth_token is None
     config = AgentConfig.from_env({"PULSAR_AUTH_TOKEN": " eyJ.x.y \n"}, agent_id="a")
     assert config.pulsar_auth_token == "eyJ.x.y"
+
+
+def test_consumer_id_spread_is_off_unless_the_embedded_broker_asks_for_it() -> None:
+    assert AgentConfig.from_env({}, agent_id="a").consumer_id_spread == 0
+    assert AgentConfig.from_env({"TTS_PULSAR_CONSUMER_ID_SPREAD": "64"}, agent_id="a").consumer_id_spread == 64
+    assert AgentConfig.from_env({"TTS_PULSAR_CONSUMER_ID_SPREAD": "-3"}, agent_id="a").consumer_id_spread == 0
