@@ -18,7 +18,7 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from synthesis_agent.protocol import JobEvent, JobMessage, ProtocolError
 
-from . import metrics, services
+from . import metrics, results, services
 from .topics import DLQ_SUBSCRIPTION, EVENTS_SUBSCRIPTION, dead_letter_topics, events_topic
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class EventConsumer:
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()
+        results.close()
         self._client = self._events = self._dead_letters = None
 
     def run(self, *, stop: threading.Event, max_seconds: float | None = None) -> None:
@@ -103,6 +104,7 @@ class EventConsumer:
         return self._apply(
             lambda: services.job_apply_event(event=event, wait_for_segments=redeliveries < MAX_COMPLETED_REDELIVERIES),
             what=f"{event.type} event seq {event.seq} of job {event.job_id} attempt {event.attempt}",
+            on_result=lambda result: results.event_applied(event=event, result=result),
         )
 
     def handle_dead_letter(self, message: pulsar.Message) -> bool:
@@ -114,9 +116,10 @@ class EventConsumer:
         return self._apply(
             lambda: services.job_fail_dead_letter(message=job_message),
             what=f"dead letter of job {job_message.job_id} attempt {job_message.attempt}",
+            on_result=lambda result: results.dead_letter_applied(job_id=job_message.job_id, result=result),
         )
 
-    def _apply(self, apply: Callable[[], str], *, what: str) -> bool:
+    def _apply(self, apply: Callable[[], str], *, what: str, on_result: Callable[[str], None] | None = None) -> bool:
         close_old_connections()
         try:
             result = apply()
@@ -132,6 +135,8 @@ class EventConsumer:
             logger.exception("unexpected error applying %s; negative-ack", what)
             return False
         logger.debug("%s: %s", what, result)
+        if on_result is not None:
+            on_result(result)  # results topic and live updates (best effort, never raises)
         return True
 
 
