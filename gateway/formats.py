@@ -42,6 +42,9 @@ FORMATS: dict[str, AudioFormat] = {
     "pcm": AudioFormat("pcm", "audio/pcm", "pcm", None, None),
 }
 SUPPORTED = tuple(FORMATS)
+# FLAC rewrites its header once the length is known; a streamed FLAC without it made libsndfile
+# fail to read to the end, so the streams offer the formats that need no rewrite.
+STREAMABLE = ("wav", "pcm", "mp3", "opus")
 
 # Accept media types -> format. `audio/L16` is raw 16-bit PCM (RFC 2586).
 _MEDIA_TYPES = {
@@ -59,12 +62,12 @@ _MEDIA_TYPES = {
 }
 
 
-def unsupported(value: str, *, field: str = "format") -> ApplicationError:
+def unsupported(value: str, *, field: str = "format", supported: tuple[str, ...] = SUPPORTED) -> ApplicationError:
     return ApplicationError(
-        f"unsupported audio format {value!r}; supported: {', '.join(SUPPORTED)}",
+        f"unsupported audio format {value!r}; supported: {', '.join(supported)}",
         code="unsupported_format",
         field=field,
-        extra={"supported": list(SUPPORTED)},
+        extra={"supported": list(supported)},
     )
 
 
@@ -170,6 +173,8 @@ class StreamEncoder:
     """Encode 16-bit PCM chunk by chunk: `feed` returns the bytes ready to send, `finish` the rest."""
 
     def __init__(self, fmt: AudioFormat, *, sample_rate: int) -> None:
+        if fmt.name not in STREAMABLE:
+            raise unsupported(fmt.name, supported=STREAMABLE)
         self.fmt = fmt
         self.sample_rate = sample_rate
         self.codec_rate = _codec_rate(fmt, sample_rate)
@@ -179,7 +184,13 @@ class StreamEncoder:
             self._header = streaming_wav_header(sample_rate=sample_rate)
         elif fmt.sf_format is not None:
             self._header = b""
-            self._file = soundfile.SoundFile(self._sink, "w", self.codec_rate, 1, fmt.subtype, format=fmt.sf_format)
+            # A stream's MP3 cannot get its Xing header patched at the end (already sent), and a
+            # decoder without it estimates a VBR file's length from the first frame's bitrate
+            # (libsndfile cut a 2 s stream to 0.5 s): constant bitrate keeps that estimate right.
+            extra = {"bitrate_mode": "CONSTANT", "compression_level": 0.5} if fmt.name == "mp3" else {}
+            self._file = soundfile.SoundFile(
+                self._sink, "w", self.codec_rate, 1, fmt.subtype, format=fmt.sf_format, **extra
+            )
         else:
             self._header = b""
 

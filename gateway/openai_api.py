@@ -16,11 +16,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import formats, selectors, services
 from .errors import ApplicationError
+from .models import JobStatus, SynthesisJob
 from .streaming.audio import job_audio_chunks, stream_response
 from .streaming.auth import caller_get
 
@@ -123,6 +124,8 @@ async def speech_view(request: HttpRequest) -> HttpResponse:
     except ApplicationError as error:
         return _from_application_error(error)
     logger.info("speech job %s (%s, %d chars) for user %s", job.id, fmt.name, len(text), caller.user.pk)
+    if fmt.name not in formats.STREAMABLE:  # FLAC: the whole file once the job is done (stored once)
+        return await _whole_file_response(job=job, fmt=fmt)
     chunks = job_audio_chunks(job=job, fmt=fmt)
     # Hold the status line until the first audio (or the end): a job that fails before any
     # audio gets an error body, not a 200 with an empty file.
@@ -131,8 +134,8 @@ async def speech_view(request: HttpRequest) -> HttpResponse:
         first = chunk
         break
     else:
-        job = await job.__class__.objects.aget(pk=job.pk)
-        if job.status != "succeeded":
+        job = await SynthesisJob.objects.aget(pk=job.pk)
+        if job.status != JobStatus.SUCCEEDED:
             return openai_error(f"synthesis {job.status}: {job.error or 'no audio'}", status=500, code=job.status)
 
     async def all_chunks() -> Any:
@@ -142,6 +145,18 @@ async def speech_view(request: HttpRequest) -> HttpResponse:
             yield chunk
 
     response = stream_response(chunks=all_chunks(), fmt=fmt, job=job)
+    return response
+
+
+async def _whole_file_response(*, job: SynthesisJob, fmt: formats.AudioFormat) -> HttpResponse:
+    async for _ in job_audio_chunks(job=job, fmt=formats.FORMATS["pcm"]):
+        pass  # waits for the job's end, woken by live updates like any stream
+    job = await SynthesisJob.objects.aget(pk=job.pk)
+    if job.status != JobStatus.SUCCEEDED:
+        return openai_error(f"synthesis {job.status}: {job.error or 'no audio'}", status=500, code=job.status)
+    name, _ = await sync_to_async(formats.encoded_audio)(job=job, fmt=fmt)
+    response = FileResponse(job.audio.storage.open(name, "rb"), content_type=fmt.content_type)
+    response["X-Job-Id"] = str(job.pk)
     return response
 
 

@@ -20,7 +20,7 @@ from .. import formats, live
 from ..errors import ApplicationError
 from ..models import AudioSegment, JobStatus, SynthesisJob
 from .auth import caller_get, job_for_caller
-from .common import error_response, job_reload, keepalive_s, listener_ready, to_async, wait_for_change
+from .common import db, error_response, job_reload, keepalive_s, listener_ready, to_async, wait_for_change
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,11 @@ class StreamState:
     next_sentence: int = 0
     frames_sent: int = 0
     ended_status: str = ""
+
+
+@db
+def _segment(*, job_id: object, attempt: int, first_sentence: int) -> AudioSegment | None:
+    return AudioSegment.objects.filter(job_id=job_id, attempt=attempt, first_sentence=first_sentence).first()
 
 
 def _read_wav_from(job: SynthesisJob, *, first_frame: int) -> tuple[int, list[bytes]]:
@@ -76,9 +81,7 @@ async def job_audio_chunks(
                 state.ended_status = current.status
                 break
             while True:
-                segment = await AudioSegment.objects.filter(
-                    job_id=job.pk, attempt=attempt, first_sentence=state.next_sentence
-                ).afirst()
+                segment = await _segment(job_id=job.pk, attempt=attempt, first_sentence=state.next_sentence)
                 if segment is None:
                     break
                 encoder = encoder or formats.StreamEncoder(fmt, sample_rate=segment.sample_rate)
@@ -118,6 +121,8 @@ async def job_audio_stream_view(request: HttpRequest, job_id: str) -> HttpRespon
         caller = await caller_get(request)
         job = await job_for_caller(caller=caller, job_id=job_id)
         fmt = formats.negotiate(query_format=request.GET.get("format"), accept=request.headers.get("Accept"))
+        if fmt.name not in formats.STREAMABLE:
+            raise formats.unsupported(fmt.name, supported=formats.STREAMABLE)
     except ApplicationError as error:
         return error_response(error)
     if job.is_final and job.status != JobStatus.SUCCEEDED:

@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from ..errors import ApplicationError
 from ..models import SynthesisJob
+from .common import db
 
 TOKEN_KEYWORDS = ("token", "bearer")
 
@@ -24,6 +25,17 @@ TOKEN_KEYWORDS = ("token", "bearer")
 class Caller:
     user: AbstractBaseUser
     via_session: bool
+
+
+@db
+def _token(key: str) -> Token | None:
+    return Token.objects.select_related("user").filter(key=key).first()
+
+
+@db
+def _job(job_id: uuid.UUID, owner: AbstractBaseUser | None) -> SynthesisJob | None:
+    jobs = SynthesisJob.objects.filter(pk=job_id)
+    return (jobs if owner is None else jobs.filter(owner=owner)).first()
 
 
 async def caller_get(request: HttpRequest) -> Caller:
@@ -38,7 +50,7 @@ async def caller_get(request: HttpRequest) -> Caller:
                 field="Authorization",
                 status=401,
             )
-        token = await Token.objects.select_related("user").filter(key=key.strip()).afirst()
+        token = await _token(key.strip())
         if token is None or not token.user.is_active:
             raise ApplicationError("invalid API key", code="authentication_failed", field="Authorization", status=401)
         return Caller(user=token.user, via_session=False)
@@ -56,10 +68,9 @@ async def job_for_caller(*, caller: Caller, job_id: str) -> SynthesisJob:
         job_uuid = uuid.UUID(str(job_id))
     except ValueError:
         job_uuid = None
-    jobs = SynthesisJob.objects.filter(pk=job_uuid)
-    if not (caller.via_session and caller.user.is_staff):
-        jobs = jobs.filter(owner=caller.user)
-    job = await jobs.afirst() if job_uuid else None
+    job = (
+        await _job(job_uuid, None if caller.via_session and caller.user.is_staff else caller.user) if job_uuid else None
+    )
     if job is None:
         raise ApplicationError("job not found", code="not_found", field="id", status=404)
     return job

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.http import JsonResponse
 
 from .. import live
@@ -14,6 +19,7 @@ from ..errors import ApplicationError
 from ..models import SynthesisJob
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The first stream of a process waits this long for the listener to reach the broker, so that
 # a notice sent right after the stream's first read is not missed.
@@ -46,8 +52,33 @@ async def wait_for_change(changed: asyncio.Event, *, timeout_s: float) -> bool:
     return True
 
 
-async def job_reload(job_id: object) -> SynthesisJob | None:
-    return await SynthesisJob.objects.filter(pk=job_id).afirst()
+# Every database read of the streams runs on this small pool. Django's async ORM would run
+# each request's queries on a thread of that request's own (thread-sensitive), so 200 open
+# streams would hold 200 database connections; here they share a few.
+DB_THREADS = 4
+_db_executor = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="stream-db")
 
 
-to_async = sync_to_async
+def db(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """`func` run on the streams' database pool."""
+    return sync_to_async(func, thread_sensitive=False, executor=_db_executor)
+
+
+def _job_reload(job_id: object) -> SynthesisJob | None:
+    return SynthesisJob.objects.filter(pk=job_id).first()
+
+
+job_reload = db(_job_reload)
+to_async = db
+
+
+def close_db_connections(timeout_s: float = 5.0) -> None:
+    """Close the connections the pool's threads hold (tests that drop their database)."""
+    barrier = threading.Barrier(DB_THREADS, timeout=timeout_s)
+
+    def close_on_this_thread() -> None:
+        barrier.wait()  # one task per thread: every thread runs one of them
+        connections.close_all()
+
+    for future in [_db_executor.submit(close_on_this_thread) for _ in range(DB_THREADS)]:
+        future.result(timeout=timeout_s)

@@ -21,7 +21,7 @@ from .. import live
 from ..errors import ApplicationError
 from ..models import AudioSegment, SynthesisJob
 from .auth import caller_get, job_for_caller
-from .common import error_response, job_reload, keepalive_s, listener_ready, to_async, wait_for_change
+from .common import db, error_response, job_reload, keepalive_s, listener_ready, to_async, wait_for_change
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,11 @@ def _final_representation(job: SynthesisJob, request: HttpRequest) -> dict[str, 
     return dict(JobOutputSerializer(job, context={"request": request}).data)
 
 
-async def _audio_seconds(job: SynthesisJob) -> float:
+@db
+def _audio_seconds(job: SynthesisJob) -> float:
     if job.audio_duration_s is not None:
         return round(job.audio_duration_s, 3)
-    total = await AudioSegment.objects.filter(job=job, attempt=job.attempt).aaggregate(s=Sum("audio_seconds"))
+    total = AudioSegment.objects.filter(job=job, attempt=job.attempt).aggregate(s=Sum("audio_seconds"))
     return round(total["s"] or 0.0, 3)
 
 

@@ -1,0 +1,98 @@
+"""Live updates: notices over the real broker wake the streams of their job, and SSE/admin basics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
+
+from gateway import live
+from gateway.models import JobStatus
+from gateway.streaming import common
+
+from .factories import StaffFactory, SynthesisJobFactory, TokenFactory
+
+
+def test_a_notice_wakes_only_the_streams_of_its_job(settings: Any, pulsar_url: str, topic_prefix: str) -> None:
+    settings.PULSAR_URL = pulsar_url
+    hub = live.JobUpdateHub(service_url=pulsar_url, topic=live.updates_topic())
+
+    async def scenario() -> tuple[bool, bool]:
+        with hub.watch("job-a") as woken, hub.watch("job-b") as other:
+            assert await asyncio.to_thread(hub.ready.wait, 10)
+            assert hub.open_streams == 2
+            live.notify_job_update(job_id="job-a")
+            got = await common.wait_for_change(woken, timeout_s=10)
+            await asyncio.sleep(0.2)
+            return got, other.is_set()
+
+    try:
+        woken, other_woken = asyncio.run(scenario())
+    finally:
+        hub.stop()
+        live.close()
+    assert woken and not other_woken
+    assert hub.open_streams == 0
+
+
+@pytest.fixture
+def no_listener_wait(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # No broker in these tests: a final job's stream must not wait for the listener.
+    monkeypatch.setattr(common, "LISTENER_READY_WAIT_S", 0.05)
+    yield
+    common.close_db_connections()
+    if live._hub is not None:
+        live._hub.stop()
+        live._hub = None
+
+
+async def _body(response: Any) -> bytes:
+    return b"".join([chunk async for chunk in response.streaming_content])
+
+
+@pytest.mark.django_db(transaction=True)  # the streams read on their own threads
+def test_sse_of_a_final_job_sends_done_at_once(no_listener_wait: None) -> None:
+    token = TokenFactory()
+    job = SynthesisJobFactory(owner=token.user, status=JobStatus.FAILED, error="synthesis failed: boom")
+
+    async def call() -> tuple[Any, bytes]:
+        response = await AsyncClient().get(
+            f"/api/v1/jobs/{job.id}/events", headers={"Authorization": f"Token {token.key}"}
+        )
+        return response, await _body(response)
+
+    response, body = async_to_sync(call)()
+    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+    event, event_id, data = body.decode().strip().split("\n")
+    assert event == "event: done" and event_id == "id: 1.done"
+    payload = json.loads(data.removeprefix("data: "))
+    assert payload["status"] == "failed" and payload["error"] == "synthesis failed: boom"
+
+
+@pytest.mark.django_db(transaction=True)  # the streams read on their own threads
+def test_sse_refuses_strangers_and_anonymous_callers(no_listener_wait: None) -> None:
+    job = SynthesisJobFactory()
+    stranger = TokenFactory()
+
+    async def call(headers: dict[str, str]) -> Any:
+        return await AsyncClient().get(f"/api/v1/jobs/{job.id}/events", headers=headers)
+
+    assert async_to_sync(call)({"Authorization": f"Token {stranger.key}"}).status_code == 404
+    anonymous = async_to_sync(call)({})
+    assert anonymous.status_code == 401 and json.loads(anonymous.content)["error"]["code"] == "not_authenticated"
+    assert async_to_sync(call)({"Authorization": "Token wrong"}).status_code == 401
+
+
+@pytest.mark.django_db
+def test_admin_job_page_follows_the_event_stream() -> None:
+    client = Client()
+    client.force_login(StaffFactory())
+    job = SynthesisJobFactory(status=JobStatus.RUNNING, sentences_done=2, sentence_count=5, progress=0.4)
+    page = client.get(f"/admin/gateway/synthesisjob/{job.id}/change/").content.decode()
+    assert f'data-events-url="/api/v1/jobs/{job.id}/events"' in page
+    assert "gateway/job_live.js" in page
