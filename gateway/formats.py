@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage, default_storage
 
 from .errors import ApplicationError
 from .models import SynthesisJob
@@ -268,3 +268,19 @@ def encoded_audio(*, job: SynthesisJob, fmt: AudioFormat) -> tuple[str, bool]:
     saved = default_storage.save(name, ContentFile(payload))
     logger.info("job %s audio encoded as %s (%d bytes) into %s", job.id, fmt.name, len(payload), saved)
     return saved, True
+
+
+def encoded_delete(*, audio_name: str, storage: Storage) -> None:
+    """Delete every stored encoding of the job whose WAV is `audio_name` (all attempts)."""
+    folder, _, filename = audio_name.rpartition("/")
+    job_id = filename.split(".", 1)[0].split("_", 1)[0]
+    try:
+        _, files = storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in files:
+        if name.startswith(job_id) and ".a" in name and name.rsplit(".", 1)[-1] in _ENCODED_EXTENSIONS:
+            storage.delete(f"{folder}/{name}" if folder else name)
+
+
+_ENCODED_EXTENSIONS = frozenset(fmt.extension for fmt in FORMATS.values() if fmt.name not in ("wav", "pcm"))

@@ -36,7 +36,7 @@ from vits.errors import (
 )
 from vits.params import SynthesisParams
 
-from . import metrics, voices
+from . import formats, metrics, voices
 from .errors import ApplicationError, IllegalTransitionError
 from .models import (
     ALLOWED_TRANSITIONS,
@@ -323,6 +323,7 @@ def job_delete(*, job: SynthesisJob) -> None:
         job.delete()
         if audio_name:
             transaction.on_commit(partial(storage.delete, audio_name), robust=True)
+            transaction.on_commit(partial(formats.encoded_delete, audio_name=audio_name, storage=storage), robust=True)
     logger.info("job %s deleted", job_id)
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
+from django.core.files.base import ContentFile
 
-from gateway import formats
+from gateway import formats, services
 from gateway.errors import ApplicationError
+from gateway.models import JobStatus
 
 from .conftest import SAMPLE_RATE, sine_pcm
+from .factories import SynthesisJobFactory
 
 
 @pytest.mark.parametrize(
@@ -84,3 +89,17 @@ def test_resample_keeps_the_duration() -> None:
     samples = np.frombuffer(sine_pcm(seconds=1.0), dtype="<i2")
     out = formats.resample(samples, from_rate=22050, to_rate=24000)
     assert out.dtype == np.int16 and out.size == 24000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_encoding_is_stored_once_and_deleted_with_its_job(media_root: Any) -> None:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.frombuffer(sine_pcm(seconds=0.5), dtype="<i2"), SAMPLE_RATE, "PCM_16", format="WAV")
+    job = SynthesisJobFactory(status=JobStatus.SUCCEEDED, progress=1.0, sample_rate=SAMPLE_RATE)
+    job.audio.save(f"{job.id}.wav", ContentFile(buffer.getvalue()), save=True)
+    name, created = formats.encoded_audio(job=job, fmt=formats.FORMATS["mp3"])
+    assert created and name.endswith(f"{job.id}.a1.mp3")
+    assert formats.encoded_audio(job=job, fmt=formats.FORMATS["mp3"]) == (name, False)
+    assert formats.encoded_audio(job=job, fmt=formats.FORMATS["wav"]) == (job.audio.name, False)
+    services.job_delete(job=job)
+    assert not list(Path(media_root).rglob(f"{job.id}*"))
