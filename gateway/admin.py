@@ -8,7 +8,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import services
+from . import live, results, services
 from .errors import ApplicationError
 from .models import JobStatus, OutboxMessage, SynthesisJob
 
@@ -157,8 +157,12 @@ class SynthesisJobAdmin(admin.ModelAdmin):
         done, refused = 0, []
         for job in queryset:
             try:
-                service(job=job)
+                changed = service(job=job)
                 done += 1
+                if changed.is_final:  # a cancel: open streams end now, downstream hears it
+                    results.job_ended_elsewhere(job=changed)
+                else:
+                    live.notify_job_update(job_id=changed.id)  # a retry starts over
             except ApplicationError as error:
                 refused.append(f"{str(job.id)[:8]}: {error.message}")
         if done:
