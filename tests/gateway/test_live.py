@@ -96,3 +96,51 @@ def test_admin_job_page_follows_the_event_stream() -> None:
     page = client.get(f"/admin/gateway/synthesisjob/{job.id}/change/").content.decode()
     assert f'data-events-url="/api/v1/jobs/{job.id}/events"' in page
     assert "gateway/job_live.js" in page
+
+
+async def _first_chunks(iterator: Any, count: int) -> list[bytes]:
+    chunks = []
+    async for chunk in iterator:
+        chunks.append(chunk)
+        if len(chunks) == count:
+            break
+    await iterator.aclose()
+    return chunks
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_quiet_stream_sends_keep_alives_and_last_event_id_skips_a_known_state(
+    no_listener_wait: None, settings: Any
+) -> None:
+    from django.test import RequestFactory
+
+    from gateway.streaming.sse import job_events
+
+    settings.TTS_SSE_KEEPALIVE_S = 0.2
+    job = SynthesisJobFactory(status=JobStatus.RUNNING, sentences_done=1, sentence_count=4, progress=0.25)
+    request = RequestFactory().get(f"/api/v1/jobs/{job.id}/events")
+
+    fresh = async_to_sync(_first_chunks)(job_events(job=job, request=request, last_event_id=None), 2)
+    assert fresh[0].startswith(b"event: progress\nid: 1.1.running\n")
+    assert json.loads(fresh[0].split(b"data: ")[1])["sentences_done"] == 1
+    assert fresh[1] == b": keep-alive\n\n"
+
+    resumed = async_to_sync(_first_chunks)(job_events(job=job, request=request, last_event_id="1.1.running"), 1)
+    assert resumed == [b": keep-alive\n\n"]  # nothing changed since the client's last event
+
+
+@pytest.mark.django_db(transaction=True)
+def test_audio_stream_refuses_flac_and_a_failed_job(no_listener_wait: None) -> None:
+    token = TokenFactory()
+    running = SynthesisJobFactory(owner=token.user, status=JobStatus.RUNNING)
+    failed = SynthesisJobFactory(owner=token.user, status=JobStatus.FAILED)
+
+    async def call(job_id: object, fmt: str) -> Any:
+        return await AsyncClient().get(
+            f"/api/v1/jobs/{job_id}/audio/stream?format={fmt}", headers={"Authorization": f"Bearer {token.key}"}
+        )
+
+    flac = async_to_sync(call)(running.id, "flac")
+    assert flac.status_code == 400 and json.loads(flac.content)["error"]["supported"] == ["wav", "pcm", "mp3", "opus"]
+    gone = async_to_sync(call)(failed.id, "wav")
+    assert gone.status_code == 409 and json.loads(gone.content)["error"]["status"] == "failed"
