@@ -71,12 +71,19 @@ def publish_segment(*, job_id: str, attempt: int, first_sentence: int) -> None:
     _send(result)
 
 
+def _code_from_reason(reason: str) -> str:
+    prefix = reason.split(":", 1)[0].strip().lower()
+    return "".join(c if c.isalnum() else "_" for c in prefix)[:60] or "failed"
+
+
 def publish_final(*, job: SynthesisJob) -> None:
     if not job.is_final:
         return
     error_code = None
     if job.status == JobStatus.FAILED:
-        error_code = job.error.split(":", 1)[0].strip().replace(" ", "_")[:60] or "failed"
+        # The job's stable failure code once the model stores one (tts_contracts.FAILURE_CODES);
+        # until then the reason's prefix ("synthesis failed: ...") -> "synthesis_failed".
+        error_code = getattr(job, "error_code", "") or _code_from_reason(job.error)
     elif job.status == JobStatus.CANCELLED:
         error_code = "cancelled"
     result = ResultFinal(
