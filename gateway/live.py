@@ -24,6 +24,7 @@ from collections.abc import Iterator
 import pulsar
 from django.conf import settings
 
+from . import metrics
 from .broadcast import Broadcaster
 from .topics import topic_name
 
@@ -81,16 +82,19 @@ class JobUpdateHub:
             self._thread.join(timeout=5)
 
     @contextlib.contextmanager
-    def watch(self, job_id: uuid.UUID | str) -> Iterator[asyncio.Event]:
+    def watch(self, job_id: uuid.UUID | str, *, kind: str = "events") -> Iterator[asyncio.Event]:
         """An event set whenever job `job_id` may have changed; register BEFORE reading the job."""
         self.start()
         entry = (asyncio.get_running_loop(), asyncio.Event())
         key = str(job_id)
         with self._lock:
             self._waiters[key].add(entry)
+        gauge = metrics.OPEN_STREAMS.labels(kind=kind)
+        gauge.inc()
         try:
             yield entry[1]
         finally:
+            gauge.dec()
             with self._lock:
                 self._waiters[key].discard(entry)
                 if not self._waiters[key]:

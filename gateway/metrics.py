@@ -52,6 +52,12 @@ JOBS_REPUBLISHED = Counter(
 EVENTS_APPLIED = Counter(
     "tts_gateway_events_applied_total", "Agent events handled by the consumer.", ["type", "result"]
 )
+OPEN_STREAMS = Gauge(
+    "tts_gateway_open_streams",
+    "Open long-lived responses (SSE job events, streaming audio) across the gateway's workers.",
+    ["kind"],
+    multiprocess_mode="livesum",
+)
 EVENT_LAG = Histogram(
     "tts_gateway_event_lag_seconds", "Event sent by the agent to applied by the consumer.", buckets=_LAG_BUCKETS
 )

@@ -58,7 +58,7 @@ async def job_audio_chunks(
     state = state or StreamState()
     encoder: formats.StreamEncoder | None = None
     hub = live.hub()
-    with hub.watch(job.id) as changed:
+    with hub.watch(job.id, kind="audio") as changed:
         await listener_ready(hub)
         attempt = job.attempt
         while True:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
+from prometheus_client import REGISTRY
 
 from gateway import live
 from gateway.models import JobStatus
@@ -22,10 +23,13 @@ def test_a_notice_wakes_only_the_streams_of_its_job(settings: Any, pulsar_url: s
     settings.PULSAR_URL = pulsar_url
     hub = live.JobUpdateHub(service_url=pulsar_url, topic=live.updates_topic())
 
+    before = REGISTRY.get_sample_value("tts_gateway_open_streams", {"kind": "events"}) or 0.0
+
     async def scenario() -> tuple[bool, bool]:
         with hub.watch("job-a") as woken, hub.watch("job-b") as other:
             assert await asyncio.to_thread(hub.ready.wait, 10)
             assert hub.open_streams == 2
+            assert REGISTRY.get_sample_value("tts_gateway_open_streams", {"kind": "events"}) == before + 2
             live.notify_job_update(job_id="job-a")
             got = await common.wait_for_change(woken, timeout_s=10)
             await asyncio.sleep(0.2)
@@ -38,6 +42,7 @@ def test_a_notice_wakes_only_the_streams_of_its_job(settings: Any, pulsar_url: s
         live.close()
     assert woken and not other_woken
     assert hub.open_streams == 0
+    assert REGISTRY.get_sample_value("tts_gateway_open_streams", {"kind": "events"}) == before
 
 
 @pytest.fixture
