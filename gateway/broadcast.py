@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pulsar
 
@@ -20,6 +22,21 @@ logger = logging.getLogger(__name__)
 _pulsar_logger = logging.getLogger("pulsar")
 
 BACKOFF_S = 5.0
+
+
+def broker_reachable(service_url: str, *, timeout_s: float = 0.5) -> bool:
+    """Whether the first broker address of `service_url` accepts TCP connections.
+
+    Checked before a pulsar client is built: a client whose connection attempts time out was
+    seen to abort the interpreter when closed during shutdown, and the check fails fast.
+    """
+    address = urlsplit(service_url.split(",")[0])
+    default_port = 6651 if address.scheme.endswith("+ssl") else 6650
+    try:
+        with socket.create_connection((address.hostname or "127.0.0.1", address.port or default_port), timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 class Broadcaster:
@@ -44,6 +61,8 @@ class Broadcaster:
         if time.monotonic() < self._skip_until:
             return
         try:
+            if self._producer is None and not broker_reachable(service_url):
+                raise ConnectionError(f"nothing accepts connections at {service_url}")
             producer = self._producer_for(service_url, topic)
             producer.send_async(payload, callback=self._sent, partition_key=partition_key)
         except Exception as error:

@@ -13,6 +13,7 @@ so a lost or duplicated one costs nothing but latency: streams re-read the job o
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
@@ -25,13 +26,14 @@ import pulsar
 from django.conf import settings
 
 from . import metrics
-from .broadcast import Broadcaster
+from .broadcast import Broadcaster, broker_reachable
 from .topics import topic_name
 
 logger = logging.getLogger(__name__)
 _pulsar_logger = logging.getLogger("pulsar")
 
 UPDATES_TOPIC_NAME = "job-updates"
+CONNECT_TIMEOUT_S = 5
 
 
 def updates_topic() -> str:
@@ -79,7 +81,7 @@ class JobUpdateHub:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=CONNECT_TIMEOUT_S + 2)
 
     @contextlib.contextmanager
     def watch(self, job_id: uuid.UUID | str, *, kind: str = "events") -> Iterator[asyncio.Event]:
@@ -116,7 +118,14 @@ class JobUpdateHub:
         while not self._stop.is_set():
             client = None
             try:
-                client = pulsar.Client(self.service_url, operation_timeout_seconds=10, logger=_pulsar_logger)
+                if not broker_reachable(self.service_url):
+                    raise ConnectionError(f"nothing accepts connections at {self.service_url}")
+                client = pulsar.Client(
+                    self.service_url,
+                    operation_timeout_seconds=CONNECT_TIMEOUT_S,
+                    connection_timeout_ms=CONNECT_TIMEOUT_S * 1000,
+                    logger=_pulsar_logger,
+                )
                 # Non-durable: no subscription to clean up, and only notices from now on matter.
                 reader = client.create_reader(self.topic, pulsar.MessageId.latest, receiver_queue_size=1000)
                 self.ready.set()
@@ -147,6 +156,15 @@ class JobUpdateHub:
 
 _hub: JobUpdateHub | None = None
 _hub_lock = threading.Lock()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    # A pulsar client still running its C++ threads when the interpreter ends aborts the
+    # process ("terminate called without an active exception"): close them first.
+    if _hub is not None:
+        _hub.stop()
+    close()
 
 
 def hub() -> JobUpdateHub:

@@ -7,6 +7,7 @@ source of truth; a downstream service that missed a message reads the job over t
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 from typing import Any
@@ -32,6 +33,7 @@ def results_topic() -> str:
 
 
 _producer = Broadcaster(name="results", chunking=True)  # a slow voice's segment may pass 5 MB
+atexit.register(_producer.close)  # no live pulsar client at interpreter exit (it would abort)
 
 
 def _send(result: ResultSegment | ResultFinal) -> None:

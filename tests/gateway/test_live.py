@@ -47,13 +47,12 @@ def test_a_notice_wakes_only_the_streams_of_its_job(settings: Any, pulsar_url: s
 
 @pytest.fixture
 def no_listener_wait(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # No broker in these tests: a final job's stream must not wait for the listener.
+    # No broker in these tests: the listener is not started, streams re-read on keep-alive.
+    monkeypatch.setattr(live.JobUpdateHub, "start", lambda self: None)
     monkeypatch.setattr(common, "LISTENER_READY_WAIT_S", 0.05)
     yield
     common.close_db_connections()
-    if live._hub is not None:
-        live._hub.stop()
-        live._hub = None
+    live._hub = None
 
 
 async def _body(response: Any) -> bytes:
