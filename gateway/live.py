@@ -114,6 +114,12 @@ class JobUpdateHub:
             with contextlib.suppress(RuntimeError):  # that loop closed: its stream is gone
                 loop.call_soon_threadsafe(event.set)
 
+    def wake_all(self) -> None:
+        with self._lock:
+            job_ids = list(self._waiters)
+        for job_id in job_ids:
+            self.dispatch(job_id)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             client = None
@@ -130,12 +136,17 @@ class JobUpdateHub:
                 reader = client.create_reader(self.topic, pulsar.MessageId.latest, receiver_queue_size=1000)
                 self.ready.set()
                 logger.info("listening for job updates on %s", self.topic)
+                self.wake_all()  # notices sent while (re)connecting were missed: every stream looks again
                 while not self._stop.is_set():
                     try:
                         message = reader.read_next(timeout_millis=500)
                     except pulsar.Timeout:
                         continue
                     self._handle(message.data())
+            except ConnectionError as error:
+                logger.warning("job update listener: %s; retrying in 2 s", error)
+                self.ready.clear()
+                self._stop.wait(2.0)
             except Exception:
                 logger.warning("job update listener failed on %s; reconnecting in 2 s", self.topic, exc_info=True)
                 self.ready.clear()

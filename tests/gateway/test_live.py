@@ -28,6 +28,10 @@ def test_a_notice_wakes_only_the_streams_of_its_job(settings: Any, pulsar_url: s
     async def scenario() -> tuple[bool, bool]:
         with hub.watch("job-a") as woken, hub.watch("job-b") as other:
             assert await asyncio.to_thread(hub.ready.wait, 10)
+            await asyncio.sleep(0.2)  # the listener wakes every stream once it is connected
+            assert woken.is_set() and other.is_set()
+            woken.clear()
+            other.clear()
             assert hub.open_streams == 2
             assert REGISTRY.get_sample_value("tts_gateway_open_streams", {"kind": "events"}) == before + 2
             live.notify_job_update(job_id="job-a")
@@ -148,3 +152,16 @@ def test_audio_stream_refuses_flac_and_a_failed_job(no_listener_wait: None) -> N
     assert flac.status_code == 400 and json.loads(flac.content)["error"]["supported"] == ["wav", "pcm", "mp3", "opus"]
     gone = async_to_sync(call)(failed.id, "wav")
     assert gone.status_code == 409 and json.loads(gone.content)["error"]["status"] == "failed"
+
+
+def test_a_reconnected_listener_wakes_every_open_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live.JobUpdateHub, "start", lambda self: None)
+    hub = live.JobUpdateHub(service_url="pulsar://127.0.0.1:1", topic="unused")
+
+    async def scenario() -> list[bool]:
+        with hub.watch("a") as first, hub.watch("b") as second:
+            hub.wake_all()
+            await asyncio.sleep(0)  # let the loop run the scheduled sets
+            return [first.is_set(), second.is_set()]
+
+    assert asyncio.run(scenario()) == [True, True]
