@@ -103,3 +103,23 @@ def test_an_encoding_is_stored_once_and_deleted_with_its_job(media_root: Any) ->
     assert services.job_audio_encode(job=job, fmt=formats.FORMATS["wav"]) == (job.audio.name, False)
     services.job_delete(job=job)
     assert not list(Path(media_root).rglob(f"{job.id}*"))
+
+
+@pytest.mark.django_db
+def test_an_encoding_is_written_under_a_temporary_name_and_renamed(media_root: Path, monkeypatch: Any) -> None:
+    from gateway.services import encodings
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.frombuffer(sine_pcm(seconds=0.2), dtype="<i2"), SAMPLE_RATE, "PCM_16", format="WAV")
+    job = SynthesisJobFactory(status=JobStatus.SUCCEEDED, progress=1.0, sample_rate=SAMPLE_RATE)
+    job.audio.save(f"{job.id}.wav", ContentFile(buffer.getvalue()), save=True)
+    renames: list[tuple[str, str]] = []
+    real_replace = encodings.os.replace
+    monkeypatch.setattr(
+        encodings.os, "replace", lambda source, target: (renames.append((source, target)), real_replace(source, target))
+    )
+
+    name, created = services.job_audio_encode(job=job, fmt=formats.FORMATS["opus"])
+    ((source, target),) = renames
+    assert created and target == job.audio.storage.path(name) and source.startswith(target) and source.endswith(".tmp")
+    assert not list(Path(media_root).rglob("*.tmp"))

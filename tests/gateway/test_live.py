@@ -13,14 +13,18 @@ from django.test import AsyncClient, Client
 from prometheus_client import REGISTRY
 
 from gateway import live
+from gateway.broadcast import Broadcaster
 from gateway.models import JobStatus
 from gateway.streaming import common
 
 from .factories import StaffFactory, SynthesisJobFactory, UserFactory, api_key_for
 
 
-def test_a_notice_wakes_only_the_streams_of_its_job(settings: Any, pulsar_url: str, topic_prefix: str) -> None:
+def test_a_notice_wakes_only_the_streams_of_its_job(
+    settings: Any, pulsar_url: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.PULSAR_URL = pulsar_url
+    monkeypatch.setattr(live, "_announcer", Broadcaster(name="job-updates"))  # the real path
     hub = live.JobUpdateHub(service_url=pulsar_url, topic=live.updates_topic())
 
     before = REGISTRY.get_sample_value("tts_gateway_open_streams", {"kind": "events"}) or 0.0
