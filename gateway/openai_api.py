@@ -193,7 +193,7 @@ async def _whole_file_response(*, job: SynthesisJob, fmt: formats.AudioFormat) -
     job = await SynthesisJob.objects.aget(pk=job.pk)
     if job.status != JobStatus.SUCCEEDED:
         return openai_error(f"synthesis {job.status}: {job.error or 'no audio'}", status=500, code=job.status)
-    name, _ = await sync_to_async(formats.encoded_audio)(job=job, fmt=fmt)
+    name, _ = await sync_to_async(services.job_audio_encode)(job=job, fmt=fmt)
     response = FileResponse(job.audio.storage.open(name, "rb"), content_type=fmt.content_type)
     response["X-Job-Id"] = str(job.pk)
     return response
