@@ -235,7 +235,8 @@ class JobAudioApi(APIView):
     @extend_schema(
         operation_id="jobs_audio",
         parameters=[OpenApiParameter("format", enum=list(formats.SUPPORTED), required=False)],
-        responses={(200, "audio/wav"): bytes, 409: None},
+        # 400 (unsupported format) and 409 (not ready) with the JSON error body: gateway/schema.py.
+        responses={(200, fmt.content_type): bytes for fmt in formats.FORMATS.values()},
         description=(
             "The audio of a succeeded job: `?format=` wav (default), flac, mp3, opus or pcm (raw 16-bit), or "
             "the same by `Accept`; 400 lists the supported formats; 409 with the job's status before."
