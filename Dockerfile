@@ -23,4 +23,4 @@ RUN useradd --create-home --uid 1000 tts && mkdir -p /app/var/media /app/var/sta
 USER tts
 
 EXPOSE 8000
-CMD ["gunicorn", "tts_project.wsgi:application", "--bind", "0.0.0.0:8000", "--config", "tts_project/gunicorn_conf.py"]
+CMD ["gunicorn", "tts_project.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--config", "tts_project/gunicorn_conf.py"]

@@ -40,7 +40,7 @@ class SynthesisJobAdmin(admin.ModelAdmin):
     ordering = ["-queued_at"]
     actions = ["retry_jobs", "cancel_jobs"]
     fieldsets = [
-        (None, {"fields": ["id", "owner", "status", "error_code", "error", "audio_player"]}),
+        (None, {"fields": ["id", "owner", "status", "live_progress", "error_code", "error", "audio_player"]}),
         ("Input", {"fields": ["text", "voice", "params", "length_class"]}),
         (
             "Progress",
@@ -115,6 +115,23 @@ class SynthesisJobAdmin(admin.ModelAdmin):
     def latency(self, job: SynthesisJob) -> str:
         return _seconds(job.latency_s)
 
+    class Media:
+        js = ["gateway/job_live.js"]
+
+    @admin.display(description="live progress")
+    def live_progress(self, job: SynthesisJob) -> str:
+        """A bar the page's script moves from the job's SSE stream (GET /api/v1/jobs/{id}/events)."""
+        if job.is_final:
+            return f"{job.progress * 100:.0f}%"
+        return format_html(
+            '<div id="job-live-progress" data-events-url="{}"><progress max="1" value="{}"></progress> '
+            "<span>{}: {} sentences done</span></div>",
+            reverse("gateway:job-events", kwargs={"job_id": job.pk}),
+            job.progress,
+            job.status,
+            job.sentences_done,
+        )
+
     @admin.display(description="player")
     def audio_player(self, job: SynthesisJob) -> str:
         if job.status != JobStatus.SUCCEEDED or not job.audio:
@@ -142,7 +159,7 @@ class SynthesisJobAdmin(admin.ModelAdmin):
         done, refused = 0, []
         for job in queryset:
             try:
-                service(job=job)
+                service(job=job)  # open streams and the results topic hear of it after commit
                 done += 1
             except ApplicationError as error:
                 refused.append(f"{str(job.id)[:8]}: {error.message}")

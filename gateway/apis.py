@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, services
+from . import formats, selectors, services
 from .errors import ApplicationError
 from .input_serializers import JobBatchInputSerializer, JobInputSerializer, batch_item_count
 from .models import JobStatus, SynthesisJob
@@ -98,6 +98,8 @@ def job_links(*, job: SynthesisJob, request: Request) -> dict[str, str]:
         "self": request.build_absolute_uri(reverse("gateway:job-detail", kwargs={"job_id": job.id})),
         "audio": request.build_absolute_uri(reverse("gateway:job-audio", kwargs={"job_id": job.id})),
         "cancel": request.build_absolute_uri(reverse("gateway:job-cancel", kwargs={"job_id": job.id})),
+        "events": request.build_absolute_uri(reverse("gateway:job-events", kwargs={"job_id": job.id})),
+        "audio_stream": request.build_absolute_uri(reverse("gateway:job-audio-stream", kwargs={"job_id": job.id})),
     }
 
 
@@ -212,7 +214,7 @@ class JobCancelApi(APIView):
     @extend_schema(operation_id="jobs_cancel", request=None, responses=JobOutputSerializer)
     def post(self, request: Request, job_id: str) -> Response:
         job = selectors.job_get(user=request.user, job_id=job_id)
-        job = services.job_cancel(job=job)
+        job = services.job_cancel(job=job)  # ends open streams and publishes the final result on commit
         return Response(_job_data(job, request))
 
 
@@ -232,11 +234,17 @@ class JobAudioApi(APIView):
 
     @extend_schema(
         operation_id="jobs_audio",
-        responses={(200, "audio/wav"): bytes, 409: None},
-        description="The WAV (16-bit PCM mono) of a succeeded job; 409 with the job's status before.",
+        parameters=[OpenApiParameter("format", enum=list(formats.SUPPORTED), required=False)],
+        # 400 (unsupported format) and 409 (not ready) with the JSON error body: gateway/schema.py.
+        responses={(200, fmt.content_type): bytes for fmt in formats.FORMATS.values()},
+        description=(
+            "The audio of a succeeded job: `?format=` wav (default), flac, mp3, opus or pcm (raw 16-bit), or "
+            "the same by `Accept`; 400 lists the supported formats; 409 with the job's status before."
+        ),
     )
     def get(self, request: Request, job_id: str) -> FileResponse:
         job = selectors.job_get(user=request.user, job_id=job_id)
+        fmt = formats.negotiate(query_format=request.query_params.get("format"), accept=request.headers.get("Accept"))
         if job.status != JobStatus.SUCCEEDED or not job.audio:
             raise ApplicationError(
                 f"the audio is not available: the job is {job.status}",
@@ -245,7 +253,21 @@ class JobAudioApi(APIView):
                 status=409,
                 extra={"status": job.status},
             )
-        return FileResponse(job.audio.open("rb"), content_type="audio/wav", filename=f"{job.id}.wav")
+        if fmt.name == "pcm":
+            return _pcm_response(job)
+        name, _ = services.job_audio_encode(job=job, fmt=fmt)  # stored once, reused by later downloads
+        return FileResponse(
+            job.audio.storage.open(name, "rb"), content_type=fmt.content_type, filename=f"{job.id}.{fmt.extension}"
+        )
+
+
+def _pcm_response(job: SynthesisJob) -> FileResponse:
+    """Raw 16-bit mono PCM: the stored WAV without its 44-byte header (written by `wave`)."""
+    handle = job.audio.open("rb")
+    handle.seek(44)
+    response = FileResponse(handle, content_type="audio/pcm", filename=f"{job.id}.pcm")
+    response["X-Sample-Rate"] = str(job.sample_rate)
+    return response
 
 
 # --- Validation and voices ------------------------------------------------------------------

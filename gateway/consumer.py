@@ -28,7 +28,7 @@ from tts_contracts import (
 )
 from tts_runtime import pulsar_client
 
-from . import metrics, services
+from . import metrics, results, services
 from .publisher import service_topics
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class EventConsumer:
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()
+        results.close()
         self._client = self._events = self._dead_letters = None
 
     def run(self, *, stop: threading.Event, max_seconds: float | None = None) -> None:
@@ -143,6 +144,7 @@ class EventConsumer:
         return self._apply(
             lambda: services.job_apply_event(event=event),
             what=f"{event.type} event seq {event.seq} of job {event.job_id} attempt {event.attempt}",
+            on_result=lambda result: results.event_applied(event=event, result=result),
             dead_letter={
                 "payload": payload,
                 "event_type": event.type,
@@ -170,9 +172,18 @@ class EventConsumer:
             },
         )
 
-    def _apply(self, apply: Callable[[], str], *, what: str, dead_letter: dict[str, Any]) -> bool:
+    def _apply(
+        self,
+        apply: Callable[[], str],
+        *,
+        what: str,
+        dead_letter: dict[str, Any],
+        on_result: Callable[[str], None] | None = None,
+    ) -> bool:
         """Apply with local retries; what still fails becomes an `EventDeadLetter` and is acked.
 
+        `on_result` runs after a successful apply, whose transaction has committed by then: the
+        results topic and the live notices (best effort, never raises).
         Never relies on the broker's redelivery count (Pulsar keeps none for a Failover
         subscription, and resets it on restart). Negative-acks only when even the dead letter
         cannot be written: the database is down, and the event must wait for it.
@@ -193,6 +204,8 @@ class EventConsumer:
                 logger.exception("unexpected error applying %s", what)
                 break
             logger.debug("%s: %s", what, result)
+            if on_result is not None:
+                on_result(result)
             return True
         try:
             services.event_dead_letter_create(error=f"{type(error).__name__}: {error}", **dead_letter)

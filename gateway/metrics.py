@@ -66,6 +66,12 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
     multiprocess_mode="livemostrecent",
 )
+OPEN_STREAMS = Gauge(
+    "tts_gateway_open_streams",
+    "Open long-lived responses (SSE job events, streaming audio) across the gateway's workers.",
+    ["kind"],
+    multiprocess_mode="livesum",
+)
 EVENT_LAG = Histogram(
     "tts_gateway_event_lag_seconds", "Event sent by the agent to applied by the consumer.", buckets=_LAG_BUCKETS
 )

@@ -54,6 +54,8 @@ def _statuses(method: str, path: str, operation_id: str, has_body: bool) -> list
         statuses += ["400", "404"]
     if operation_id in ("jobs_audio", "jobs_cancel"):
         statuses.append("409")
+    if operation_id == "jobs_audio":
+        statuses.append("400")  # an unsupported ?format= or Accept (the body lists the supported ones)
     if operation_id in ("jobs_submit", "jobs_submit_batch"):
         statuses.append("409")  # Idempotency-Key reused with another body, or in use concurrently
     return sorted(set(statuses))

@@ -71,45 +71,56 @@ class UserRateThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         scope = request_scope(request, view)
-        rate = settings.TTS_THROTTLE_RATES.get(scope)
-        if not rate:
-            return True
-        limit, period = parse_rate(rate)
         cost_of = getattr(view, "throttle_cost", None)
         cost = max(1, int(cost_of(request))) if callable(cost_of) and scope != "read" else 1
         user = request.user
         ident = f"user:{user.pk}" if user and user.is_authenticated else f"ip:{self.get_ident(request)}"
-        now = time.time()
-        window, offset = divmod(now, period)
-        fraction = offset / period
-        key = f"throttle:{scope}:{ident}:{int(window)}"
-        try:
-            cache.add(key, 0, timeout=2 * period + 1)
-            try:
-                current = cache.incr(key, cost)
-            except ValueError:
-                # The embedded default's file cache is not atomic across processes: a concurrent
-                # writer can replace the counter between add and incr. Start it again; the count
-                # is approximate there, exact on Redis (production).
-                cache.set(key, cost, timeout=2 * period + 1)
-                current = cost
-            previous = int(cache.get(f"throttle:{scope}:{ident}:{int(window) - 1}") or 0)
-        except Exception:
-            # The limiter must not take the API down with it: without the cache, let it through.
-            logger.exception("throttle counter unavailable (scope %s); request allowed", scope)
-            return True
-        if previous * (1.0 - fraction) + current <= limit:
-            return True
-        try:
-            cache.decr(key, cost)  # denied requests do not use up the window
-        except Exception:
-            logger.warning("could not give back a denied request's throttle units (scope %s)", scope)
-        wait = retry_after(
-            limit=limit, period=period, previous=previous, current=current - cost, cost=cost, fraction=fraction
-        )
-        self._wait = max(1.0, math.ceil(wait))
-        logger.info("throttled %s in scope %s: limit %d per %ds, retry after %.0fs", ident, scope, limit, period, wait)
-        return False
+        self._wait = throttle_wait(scope=scope, ident=ident, cost=cost)
+        return self._wait is None
 
     def wait(self) -> float | None:
         return self._wait
+
+
+def throttle_wait(*, scope: str, ident: str, cost: int = 1) -> float | None:
+    """Count `cost` units for `ident` ("user:<pk>" or "ip:<address>") in `scope`; None when the
+    request may go ahead, else the seconds to wait (the request is then not counted).
+
+    The API's throttle class and the async views (SSE, audio streams, OpenAI speech) both call it,
+    so a user has one budget per scope whichever endpoint they use. Blocking (cache round
+    trips): async callers run it with `sync_to_async`.
+    """
+    rate = settings.TTS_THROTTLE_RATES.get(scope)
+    if not rate:
+        return None
+    limit, period = parse_rate(rate)
+    now = time.time()
+    window, offset = divmod(now, period)
+    fraction = offset / period
+    key = f"throttle:{scope}:{ident}:{int(window)}"
+    try:
+        cache.add(key, 0, timeout=2 * period + 1)
+        try:
+            current = cache.incr(key, cost)
+        except ValueError:
+            # The embedded default's file cache is not atomic across processes: a concurrent
+            # writer can replace the counter between add and incr. Start it again; the count is
+            # approximate there, exact on Redis (production).
+            cache.set(key, cost, timeout=2 * period + 1)
+            current = cost
+        previous = int(cache.get(f"throttle:{scope}:{ident}:{int(window) - 1}") or 0)
+    except Exception:
+        # The limiter must not take the API down with it: without the cache, let it through.
+        logger.exception("throttle counter unavailable (scope %s); request allowed", scope)
+        return None
+    if previous * (1.0 - fraction) + current <= limit:
+        return None
+    try:
+        cache.decr(key, cost)  # denied requests do not use up the window
+    except Exception:
+        logger.warning("could not give back a denied request's throttle units (scope %s)", scope)
+    wait = retry_after(
+        limit=limit, period=period, previous=previous, current=current - cost, cost=cost, fraction=fraction
+    )
+    logger.info("throttled %s in scope %s: limit %d per %ds, retry after %.0fs", ident, scope, limit, period, wait)
+    return max(1.0, math.ceil(wait))

@@ -14,3 +14,12 @@ urlpatterns = [
     path("voices", apis.VoiceListApi.as_view(), name="voices"),
     path("me", account_apis.MeApi.as_view(), name="me"),
 ]
+
+# Long-lived responses: async views (ASGI), outside DRF.
+from .streaming.audio import job_audio_stream_view  # noqa: E402
+from .streaming.sse import job_events_view  # noqa: E402
+
+urlpatterns += [
+    path("jobs/<str:job_id>/events", job_events_view, name="job-events"),
+    path("jobs/<str:job_id>/audio/stream", job_audio_stream_view, name="job-audio-stream"),
+]

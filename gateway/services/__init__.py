@@ -12,10 +12,12 @@ wrong. Callers import from here, not from the modules:
 - `events`: applying agent events and dead letters
 - `dead_letters`: events the consumer could not apply, kept for an operator
 - `audio`: assembling the WAV from the segments, written atomically
+- `encodings`: FLAC/MP3/Opus of a job's audio, stored once beside the WAV
 - `media`: the sweep of orphan audio files
 """
 
 from .dead_letters import event_dead_letter_create
+from .encodings import job_audio_encode
 from .events import APPLIED, DUPLICATE, INVALID, RESENT, STALE, job_apply_event, job_fail_dead_letter
 from .idempotency import job_submit_idempotent
 from .inputs import JobInput, JobRequest, job_batch_check_size, job_input_estimate_seconds, job_input_validate
@@ -36,6 +38,7 @@ __all__ = [
     "RelayResult",
     "event_dead_letter_create",
     "job_apply_event",
+    "job_audio_encode",
     "job_batch_check_size",
     "job_cancel",
     "job_delete",

@@ -10,6 +10,7 @@ from django.db import transaction
 from .. import metrics
 from ..models import SynthesisJob
 from ..quotas import quota_reserve
+from .encodings import encoded_delete
 from .inputs import JobInput, JobRequest, job_batch_check_size, job_input_validate
 from .outbox import outbox_create
 from .transitions import job_mark_cancelled, job_mark_queued_again
@@ -86,7 +87,7 @@ def job_retry(*, job: SynthesisJob) -> SynthesisJob:
 
 
 def job_delete(*, job: SynthesisJob) -> None:
-    """Delete the job, its outbox records and segments, and its audio file once committed."""
+    """Delete the job, its outbox records and segments, and its audio files once committed."""
     job_id, audio_name, storage = job.pk, job.audio.name, job.audio.storage
     with transaction.atomic():
         job.delete()
@@ -94,6 +95,7 @@ def job_delete(*, job: SynthesisJob) -> None:
 
             def delete_audio() -> None:
                 storage.delete(audio_name)
+                encoded_delete(audio_name=audio_name, storage=storage)  # its FLAC/MP3/Opus
 
             transaction.on_commit(delete_audio, robust=True)
     logger.info("job %s deleted", job_id)

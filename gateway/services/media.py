@@ -1,5 +1,6 @@
 """The media sweep: audio files no job refers to (a transaction rolled back after the WAV was
-written, a kill between write and commit, a deletion whose file removal failed) are removed; a
+written, a kill between write and commit, a deletion whose file removal failed, an encoding of
+an older attempt or of a deleted job, a temporary file of an interrupted write) are removed; a
 move into place that a crash interrupted after commit is completed."""
 
 from __future__ import annotations
@@ -14,10 +15,21 @@ from django.core.files.storage import default_storage
 from .. import metrics
 from ..models import SynthesisJob
 from .audio import TEMP_SUFFIX, final_path_of
+from .encodings import encoded_source
 
 logger = logging.getLogger(__name__)
 
 AUDIO_DIR = "audio"
+
+
+def _referenced(name: str) -> bool:
+    """A job's WAV, or an encoding of the attempt whose WAV a job holds now (older attempts'
+    encodings were made from audio the job no longer has)."""
+    source = encoded_source(name)
+    if source is None:
+        return SynthesisJob.objects.filter(audio=name).exists()
+    wav_name, attempt = source
+    return SynthesisJob.objects.filter(audio=wav_name, attempt=attempt).exists()
 
 
 def media_sweep_orphans(*, older_than_s: float) -> int:
@@ -39,7 +51,7 @@ def media_sweep_orphans(*, older_than_s: float) -> int:
                 os.replace(path, final)  # committed, but the move was cut short
                 logger.warning("media sweep: completed the move of %s", name)
                 continue
-        elif SynthesisJob.objects.filter(audio=path.relative_to(media_root).as_posix()).exists():
+        elif _referenced(path.relative_to(media_root).as_posix()):
             continue
         path.unlink(missing_ok=True)
         removed += 1

@@ -7,13 +7,14 @@ changes the (locked, unsaved) row in memory; the caller saves it in its transact
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
 
 from tts_contracts import JobEvent
 
-from .. import metrics
+from .. import metrics, results
 from ..errors import IllegalTransitionError
 from ..models import ALLOWED_TRANSITIONS, AudioSegment, JobStatus, SynthesisJob
 from .notices import job_ended_notify
@@ -64,6 +65,9 @@ def _job_end(*, job: SynthesisJob, status: str, error: str = "", code: str = "",
 
     transaction.on_commit(count_finished, robust=True)
     job_ended_notify(job=job)
+    # The public final result and the notice that ends the job's open streams (SSE, audio),
+    # whoever ended it: consumer, dead letter, watchdog, cancel from the API or the admin.
+    transaction.on_commit(partial(results.job_ended, job_id=job.id), robust=True)
 
 
 def job_mark_succeeded(*, job: SynthesisJob, at: datetime | None = None) -> None:
@@ -104,3 +108,4 @@ def job_mark_queued_again(*, job: SynthesisJob) -> None:
     job.last_event_at = job.last_heartbeat_at = None
     job.stall_republishes = 0
     AudioSegment.objects.filter(job=job).delete()
+    transaction.on_commit(partial(results.job_requeued, job_id=job.id), robust=True)

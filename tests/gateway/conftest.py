@@ -32,8 +32,13 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
 
-    def send(self, *, topic: str, payload: bytes, partition_key: str, respect_backoff: bool = False) -> None:
+    def send(
+        self, *, topic: str, payload: bytes, partition_key: str, respect_backoff: bool = False, **options: Any
+    ) -> None:
         self.sent.append((topic, payload))
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +49,18 @@ def control_notices(monkeypatch: pytest.MonkeyPatch) -> RecordingPublisher:
 
     recorder = RecordingPublisher()
     monkeypatch.setattr(notices, "get_publisher", lambda: recorder)
+    return recorder
+
+
+@pytest.fixture(autouse=True)
+def broadcasts(monkeypatch: pytest.MonkeyPatch) -> RecordingPublisher:
+    """Results-topic messages and live notices (best effort, after commit) go to a recorder too;
+    a test of the real path puts a `Broadcaster` back."""
+    from gateway import live, results
+
+    recorder = RecordingPublisher()
+    monkeypatch.setattr(results, "_producer", recorder)
+    monkeypatch.setattr(live, "_announcer", recorder)
     return recorder
 
 

@@ -108,3 +108,20 @@ def test_the_sweep_removes_orphans_keeps_job_audio_and_completes_a_cut_short_mov
     age(young, 7200)
     call_command("sweep_media_orphans", "--older-than", "3600")
     assert not young.exists()
+
+
+def test_the_sweep_keeps_the_encodings_of_a_jobs_current_attempt_only(media_root: Path) -> None:
+    day = media_root / "audio" / "2026" / "11" / "29"
+    day.mkdir(parents=True)
+    job = SynthesisJobFactory(status=JobStatus.SUCCEEDED, attempt=2)
+    job.audio.name = "audio/2026/11/29/job.wav"
+    job.save()
+    current = [day / "job.wav", day / "job.a2.mp3", day / "job.a2.opus"]
+    older_attempt, gone_job = day / "job.a1.mp3", day / "deleted-job.a1.flac"
+    interrupted = day / "job.a2.flac.cccccccccccc.tmp"  # an encoding write cut short
+    for path in [*current, older_attempt, gone_job, interrupted]:
+        path.write_bytes(b"audio")
+        age(path, 7200)
+
+    assert services.media_sweep_orphans(older_than_s=3600) == 3
+    assert files_under(media_root) == sorted(current)

@@ -36,6 +36,11 @@ def test_twenty_clients_submit_two_hundred_jobs_on_the_embedded_defaults(tmp_pat
     stack.env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     for name in ("REDIS_URL", "PULSAR_URL", "DJANGO_SETTINGS_MODULE"):
         stack.env.pop(name, None)
+    # One user sends 200 jobs in well under a minute: the default submit rate (120/min) and
+    # active-job quota (100) would rightly refuse some (429). This test is about concurrency on
+    # the embedded defaults, not the per-user limits (tests/gateway/test_throttling_quotas.py).
+    stack.env["TTS_THROTTLE_SUBMIT"] = "100/s"
+    stack.env["TTS_QUOTA_MAX_ACTIVE_JOBS"] = str(JOBS)
     statuses: Counter[int] = Counter()
     job_ids: list[str] = []
     lock = threading.Lock()

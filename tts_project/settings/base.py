@@ -280,3 +280,10 @@ LOGGING = {
         "gateway": {"level": LOG_LEVEL, "propagate": True},
     },
 }
+
+# --- Live updates and streaming (docs/STREAMING.md) ---------------------------------------------
+# A comment line on every idle SSE stream this often; streams also re-read the job then.
+TTS_SSE_KEEPALIVE_S = env.float("TTS_SSE_KEEPALIVE_S", default=15.0)
+# OpenAI voice name -> voice id, e.g. TTS_OPENAI_VOICES=alloy=en_US-joe-medium,nova=...;
+# unnamed OpenAI voices map to TTS_DEFAULT_VOICE.
+TTS_OPENAI_VOICES = env.dict("TTS_OPENAI_VOICES", default={})

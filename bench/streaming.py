@@ -1,0 +1,204 @@
+"""Streaming latency: first audio vs complete audio, SSE `done` delay, 200 concurrent SSE clients.
+
+Starts its own stack as bench/isolation.py does (pulsar-lite, Postgres when reachable, gunicorn
+with ONE uvicorn worker so that every stream is held by one gateway process, the consumer, two
+agents; sentence cache off), then measures from the client's side:
+
+- a one-sentence job and a long job (`--long-chars`, 5,000 by default), each through
+  `POST /v1/audio/speech` (response_format=pcm) and through `POST /api/v1/jobs` +
+  `GET .../audio/stream?format=pcm`: time from the request to the first audio byte, time to the
+  complete audio, and their ratio;
+- for `--sse-jobs` short jobs, the time from the job's `finished_at` to the SSE `done` event
+  at the client (p50/p95);
+- `--sse-clients` concurrent SSE clients over `--sse-jobs` jobs, and how many got `done`.
+
+It ends with exactly these lines:
+    long first_audio/total = R
+    sse done p95 ms = X
+    sse clients done = N/200
+
+    .venv/bin/python bench/streaming.py                      # full run
+    .venv/bin/python bench/streaming.py --long-chars 1500    # quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.isolation import LONG_SENTENCES, parse_time, percentile
+from devstack.broker import free_port
+from devstack.client import ApiClient
+from devstack.postgres import postgres_available, recreate_database
+from devstack.stack import Stack, StackConfig
+
+ONE_SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+
+def long_text(min_chars: int, salt: int) -> str:
+    parts: list[str] = []
+    index = salt
+    while sum(len(part) + 1 for part in parts) < min_chars:
+        parts.append(LONG_SENTENCES[index % len(LONG_SENTENCES)])
+        index += 1
+    return " ".join(parts)
+
+
+@dataclass
+class Timing:
+    first_s: float
+    total_s: float
+    audio_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        return self.first_s / self.total_s
+
+
+class Bench:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.port = stack.config.web_port
+        self.api = ApiClient(stack.gateway_url, stack.api_token, timeout_s=600)
+        self.headers = {"Authorization": f"Bearer {stack.api_token}"}
+
+    def _connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=1800)
+
+    def _read_timed(self, response: http.client.HTTPResponse, started: float) -> Timing:
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {response.read()[:300]!r}")
+        first = response.read1(65536)
+        first_s = time.monotonic() - started
+        size = len(first)
+        while chunk := response.read1(65536):
+            size += len(chunk)
+        return Timing(first_s=first_s, total_s=time.monotonic() - started, audio_bytes=size)
+
+    def speech(self, text: str) -> Timing:
+        body = json.dumps({"model": "tts-1", "voice": "alloy", "input": text[:4096], "response_format": "pcm"})
+        connection = self._connection()
+        started = time.monotonic()
+        connection.request(
+            "POST", "/v1/audio/speech", body=body, headers={**self.headers, "Content-Type": "application/json"}
+        )
+        try:
+            return self._read_timed(connection.getresponse(), started)
+        finally:
+            connection.close()
+
+    def stream(self, text: str) -> Timing:
+        started = time.monotonic()
+        job = self.api.submit(text)
+        connection = self._connection()
+        connection.request("GET", f"/api/v1/jobs/{job['id']}/audio/stream?format=pcm", headers=self.headers)
+        try:
+            return self._read_timed(connection.getresponse(), started)
+        finally:
+            connection.close()
+
+    def sse_done(self, job_id: str, *, connected: threading.Event | None = None) -> dict | None:
+        """Follow one job's events; the `done` data with the client's receive time, or None."""
+        connection = self._connection()
+        try:
+            connection.request("GET", f"/api/v1/jobs/{job_id}/events", headers=self.headers)
+            response = connection.getresponse()
+            if response.status != 200:
+                return None
+            if connected is not None:
+                connected.set()
+            event = ""
+            for raw in response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "done":
+                    return {**json.loads(line[6:]), "received_at": time.time()}
+            return None
+        except OSError:
+            return None
+        finally:
+            connection.close()
+
+
+def describe(name: str, timing: Timing) -> str:
+    return (
+        f"{name:<32} first audio {timing.first_s * 1000:8.0f} ms   total {timing.total_s:7.2f} s   "
+        f"ratio {timing.ratio:.3f}   ({timing.audio_bytes / 2 / 22050:.1f} s of audio)"
+    )
+
+
+def sse_clients(bench: Bench, *, clients: int, jobs: int) -> int:
+    job_ids = [bench.api.submit(f"Client batch sentence number {index}. It ends here.")["id"] for index in range(jobs)]
+    results: list[dict | None] = [None] * clients
+
+    def follow(index: int) -> None:
+        results[index] = bench.sse_done(job_ids[index % jobs])
+
+    threads = [threading.Thread(target=follow, args=(index,), daemon=True) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=900)
+    return sum(1 for result in results if result and result.get("status") == "succeeded")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--long-chars", type=int, default=5000)
+    parser.add_argument("--sse-jobs", type=int, default=20)
+    parser.add_argument("--sse-clients", type=int, default=200)
+    parser.add_argument("--database", default=os.environ.get("TTS_BENCH_DATABASE", "tts_bench_streaming"))
+    args = parser.parse_args()
+
+    env = {"TTS_CACHE_ENABLED": "0", "TTS_AGENT_THREADS": "1"}
+    if postgres_available():
+        env["DATABASE_URL"] = recreate_database(args.database)
+    var_dir = Path(tempfile.mkdtemp(prefix="tts-bench-streaming-"))
+    config = StackConfig(
+        var_dir=var_dir, web_port=free_port(), consumer_metrics_port=free_port(), web_workers=1, extra_env=env
+    )
+    print(f"starting the stack in {var_dir} (one gateway worker)", flush=True)
+    with Stack(config) as stack:
+        bench = Bench(stack)
+        bench.api.submit_and_wait("Warming up.", timeout_s=300)
+        bench.api.submit_and_wait(long_text(600, 3), timeout_s=300)
+
+        print(describe("one sentence /v1/audio/speech", bench.speech(ONE_SENTENCE)), flush=True)
+        print(describe("one sentence /audio/stream", bench.stream(ONE_SENTENCE + " Again.")), flush=True)
+        long_speech = bench.speech(long_text(min(args.long_chars, 4096), 0))
+        print(describe(f"long {min(args.long_chars, 4096)} chars /v1/audio/speech", long_speech), flush=True)
+        long_stream = bench.stream(long_text(args.long_chars, 1))
+        print(describe(f"long {args.long_chars} chars /audio/stream", long_stream), flush=True)
+
+        delays_ms: list[float] = []
+        for index in range(args.sse_jobs):
+            job = bench.api.submit(f"Event timing sentence {index}.")
+            done = bench.sse_done(job["id"])
+            if done and done.get("finished_at"):
+                delays_ms.append((done["received_at"] - parse_time(done["finished_at"])) * 1000)
+        print(
+            f"sse done delay over {len(delays_ms)} jobs: p50 {percentile(delays_ms, 0.5):.0f} ms, "
+            f"p95 {percentile(delays_ms, 0.95):.0f} ms, max {max(delays_ms, default=float('nan')):.0f} ms",
+            flush=True,
+        )
+        done_clients = sse_clients(bench, clients=args.sse_clients, jobs=args.sse_jobs)
+
+    print(f"long first_audio/total = {long_stream.ratio:.3f}")
+    print(f"sse done p95 ms = {percentile(delays_ms, 0.95):.0f}")
+    print(f"sse clients done = {done_clients}/{args.sse_clients}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
