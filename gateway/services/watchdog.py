@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -29,8 +30,9 @@ def job_republish_stalled(
     every event sets `last_event_at`; a running job silent for `stalled_after_s` has lost its
     holder (crash, hang) or its events (the broker can lose what it confirmed). The same attempt
     is re-sent: an agent claims it, replays the finished sentences from its cache and the
-    repeated events apply idempotently. At most one re-send per `stalled_after_s`; after
-    TTS_MAX_STALL_REPUBLISHES the job fails as `stalled`.
+    repeated events apply idempotently. At most one re-send per `stalled_after_s`. The job fails
+    as `stalled` after TTS_MAX_STALL_REPUBLISHES re-sends that went unanswered for at least
+    TTS_STALLED_JOB_FAIL_AFTER_S in all: a re-sent message waits behind its class's backlog.
 
     Queued jobs with no event for `queued_after_s` (default TTS_QUEUED_JOB_RESEND_AFTER_S, 0 =
     off): their message may have been lost before any agent took it. They are re-sent once per
@@ -39,13 +41,17 @@ def job_republish_stalled(
     """
     now = now or timezone.now()
     queued_after_s = settings.TTS_QUEUED_JOB_RESEND_AFTER_S if queued_after_s is None else queued_after_s
+    # Re-sends are at least `stalled_after_s` apart, so this many of them span the fail-after time.
+    fail_after = max(
+        settings.TTS_MAX_STALL_REPUBLISHES, math.ceil(settings.TTS_STALLED_JOB_FAIL_AFTER_S / stalled_after_s)
+    )
     resent = _resend_silent(
         jobs=lambda: _silent_jobs(
             status=JobStatus.RUNNING, since="started_at", cutoff=now - timedelta(seconds=stalled_after_s)
         ),
         now=now,
         limit=limit,
-        may_fail=True,
+        fail_after=fail_after,
     )
     if queued_after_s > 0:
         resent += _resend_silent(
@@ -54,7 +60,7 @@ def job_republish_stalled(
             ),
             now=now,
             limit=limit,
-            may_fail=False,
+            fail_after=None,
         )
     return resent
 
@@ -68,7 +74,10 @@ def _silent_jobs(*, status: str, since: str, cutoff: datetime) -> QuerySet[Synth
     )
 
 
-def _resend_silent(*, jobs: Callable[[], QuerySet[SynthesisJob]], now: datetime, limit: int, may_fail: bool) -> int:
+def _resend_silent(
+    *, jobs: Callable[[], QuerySet[SynthesisJob]], now: datetime, limit: int, fail_after: int | None
+) -> int:
+    """Re-send each silent job; `fail_after` re-sends fail it as stalled (None: never)."""
     job_ids = list(jobs().order_by("quiet_since").values_list("pk", flat=True)[:limit])
     resent = 0
     for job_id in job_ids:
@@ -79,7 +88,7 @@ def _resend_silent(*, jobs: Callable[[], QuerySet[SynthesisJob]], now: datetime,
             if job is None:
                 continue
             silent_s = (now - job.quiet_since).total_seconds()
-            if may_fail and job.stall_republishes >= settings.TTS_MAX_STALL_REPUBLISHES:
+            if fail_after is not None and job.stall_republishes >= fail_after:
                 error = f"synthesis stalled: no progress for {silent_s:.0f} s after {job.stall_republishes} retries"
                 job_mark_failed(job=job, code="stalled", error=error, at=now)
                 job.save()
@@ -91,7 +100,7 @@ def _resend_silent(*, jobs: Callable[[], QuerySet[SynthesisJob]], now: datetime,
                     job.stall_republishes,
                 )
                 continue
-            if may_fail:
+            if fail_after is not None:
                 job.stall_republishes += 1
             job.last_event_at = now
             job.save(update_fields=["stall_republishes", "last_event_at"])
@@ -99,12 +108,12 @@ def _resend_silent(*, jobs: Callable[[], QuerySet[SynthesisJob]], now: datetime,
         resent += 1
         metrics.JOBS_REPUBLISHED.labels(length_class=job.length_class).inc()
         logger.warning(
-            "job %s attempt %d silent for %.0f s while %s: job message re-published (%d of %d)",
+            "job %s attempt %d silent for %.0f s while %s: job message re-published (re-send %d, fails after %d)",
             job.id,
             job.attempt,
             silent_s,
             job.status,
             job.stall_republishes,
-            settings.TTS_MAX_STALL_REPUBLISHES,
+            fail_after or 0,
         )
     return resent

@@ -89,7 +89,7 @@ def test_consumer_fails_dead_lettered_jobs(send: Any, settings: Any) -> None:
     run_consumer(seconds=3)
     failed = SynthesisJob.objects.get(pk=job.pk)
     assert (failed.status, failed.error_code) == (JobStatus.FAILED, "agent_crashed_repeatedly")
-    assert failed.error.startswith("no agent finished the job in 12 deliveries")
+    assert failed.error.startswith("no agent finished the job in 30 deliveries")
 
 
 def test_consumer_process_exports_metrics_and_stops_on_sigterm(

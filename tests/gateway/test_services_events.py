@@ -212,7 +212,7 @@ def test_dead_letter_fails_the_job_readably(settings: Any) -> None:
     assert services.job_fail_dead_letter(message=dead_letter(job)) == "applied"
     failed = reload(job)
     assert (failed.status, failed.error_code) == (JobStatus.FAILED, "agent_crashed_repeatedly")
-    assert failed.error == "no agent finished the job in 12 deliveries: the agents holding it crashed or were stopped"
+    assert failed.error == "no agent finished the job in 30 deliveries: the agents holding it crashed or were stopped"
     assert services.job_fail_dead_letter(message=dead_letter(job)) == "duplicate"
 
 

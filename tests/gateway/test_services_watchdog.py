@@ -255,3 +255,16 @@ def test_failure_codes_of_the_watchdog_and_cancel(settings: Any) -> None:
     assert (cancelled.error_code, reload(cancelled).error_code) == ("cancelled", "cancelled")
     retried = services.job_retry(job=cancelled)
     assert retried.error_code == ""
+
+
+def test_a_re_sent_job_waiting_behind_a_backlog_is_not_failed_before_the_floor(settings: Any) -> None:
+    """Re-sends go to the back of the class's queue: only silence past the floor is a stall."""
+    settings.TTS_MAX_STALL_REPUBLISHES = 2
+    settings.TTS_STALLED_JOB_FAIL_AFTER_S = 10 * STALLED_AFTER_S
+    job = running_job(silent_s=300)
+    now = timezone.now()
+    for tick in range(10):
+        assert republish(now=now + timedelta(seconds=tick * (STALLED_AFTER_S + 1))) == 1
+    assert reload(job).status == JobStatus.RUNNING and reload(job).stall_republishes == 10
+    assert republish(now=now + timedelta(seconds=10 * (STALLED_AFTER_S + 1))) == 0
+    assert reload(job).status == JobStatus.FAILED and reload(job).error_code == "stalled"

@@ -225,6 +225,9 @@ TTS_OUTBOX_RELAY_BATCH = env.int("TTS_OUTBOX_RELAY_BATCH", default=100)
 TTS_STALLED_JOB_AFTER_S = env.float("TTS_STALLED_JOB_AFTER_S", default=120.0)
 # Republishes of one attempt before the watchdog gives up and fails the job.
 TTS_MAX_STALL_REPUBLISHES = env.int("TTS_MAX_STALL_REPUBLISHES", default=3)
+# ... and only once the re-sends have gone unanswered this long: a re-sent job waits behind the
+# backlog of its class like any other, and a busy fleet is no fault.
+TTS_STALLED_JOB_FAIL_AFTER_S = env.float("TTS_STALLED_JOB_FAIL_AFTER_S", default=1800.0)
 # The watchdog re-sends a queued job with no event for this long (its message may have been
 # lost before any agent took it); never fails it. 0 = off.
 TTS_QUEUED_JOB_RESEND_AFTER_S = env.float("TTS_QUEUED_JOB_RESEND_AFTER_S", default=600.0)

@@ -28,6 +28,7 @@ STORAGES = {
 TTS_PUBLISH_TIMEOUT_S = 3.0
 TTS_PUBLISH_BACKOFF_S = 0.0
 TTS_OUTBOX_RELAY_AFTER_S = 0.0
+TTS_STALLED_JOB_FAIL_AFTER_S = 0.0  # the watchdog tests count re-sends; one test sets a floor
 LOGGING["loggers"]["gateway"]["level"] = "DEBUG"  # type: ignore[index] # noqa: F405
 # Whitenoise scans STATIC_ROOT at startup and warns when it is missing; tests never collect.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405
