@@ -199,7 +199,8 @@ async def _whole_file_response(*, job: SynthesisJob, fmt: formats.AudioFormat) -
     return response
 
 
-async def models_view(request: HttpRequest) -> HttpResponse:
+async def _refuse_reader(request: HttpRequest) -> HttpResponse | None:
+    """The OpenAI-shaped error for a caller who may not list models or voices now, else None."""
     try:
         caller = await caller_get(request)
     except ApplicationError as error:
@@ -208,6 +209,13 @@ async def models_view(request: HttpRequest) -> HttpResponse:
         await caller_throttle(caller=caller, scope="read")
     except ApplicationError as error:
         return _from_application_error(error)
+    return None
+
+
+async def models_view(request: HttpRequest) -> HttpResponse:
+    refused = await _refuse_reader(request)
+    if refused is not None:
+        return refused
     voice_ids = await sync_to_async(_voice_ids)()
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "tts-service"}
@@ -217,14 +225,9 @@ async def models_view(request: HttpRequest) -> HttpResponse:
 
 
 async def voices_view(request: HttpRequest) -> HttpResponse:
-    try:
-        caller = await caller_get(request)
-    except ApplicationError as error:
-        return openai_error(error.message, status=401, code="invalid_api_key")
-    try:
-        await caller_throttle(caller=caller, scope="read")
-    except ApplicationError as error:
-        return _from_application_error(error)
+    refused = await _refuse_reader(request)
+    if refused is not None:
+        return refused
     voice_ids = await sync_to_async(_voice_ids)()
     mapping = voice_map()
     voices = [{"id": name, "name": name, "voice": target, "openai_name": True} for name, target in mapping.items()]
