@@ -12,6 +12,7 @@ from typing import Any
 
 from tts_contracts import FIFO_QUEUE, LENGTH_CLASSES, Topics, defaults
 
+from .background import MAX_NICE
 from .outcomes import DEFAULT_CHUNK_SECONDS
 
 
@@ -100,6 +101,9 @@ class AgentConfig:
     device: str = "cpu"
     # Seconds of audio synthesized per step: the agent looks for more urgent work this often.
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    # Nice value of the thread computing the steps of every class below the agent's top one, so
+    # a short job admitted mid-chunk gets the CPU at once (background.py); 0 runs them inline.
+    background_nice: int = 19
     # Retry backoff for a failed synthesis: base * 2**redelivery_count, capped.
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 60.0
@@ -146,6 +150,9 @@ class AgentConfig:
         if chunk_seconds < 0:
             raise ConfigError("TTS_CHUNK_SECONDS must be 0 (whole sentences) or positive")
         device = (device or "").strip() or _str(env, "TTS_DEVICE", default["device"])
+        background_nice = _int(env, "TTS_AGENT_BACKGROUND_NICE", default["background_nice"])
+        if not 0 <= background_nice <= MAX_NICE:
+            raise ConfigError(f"TTS_AGENT_BACKGROUND_NICE must be 0 (off) to {MAX_NICE}, got {background_nice}")
         return cls(
             agent_id=agent_id or f"{socket.gethostname()}-{os.getpid()}",
             classes=served,
@@ -176,4 +183,5 @@ class AgentConfig:
             vits_compile=_bool(env, "TTS_VITS_COMPILE", default["vits_compile"]),
             device=device,
             chunk_seconds=chunk_seconds,
+            background_nice=background_nice,
         )

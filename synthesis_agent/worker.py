@@ -2,9 +2,11 @@
 
 The loop owns every broker interaction (through `BrokerConnection`) and reports what happens to
 an `AgentObserver` (metrics live there, none here); `Scheduler` picks which job runs the next
-step, `JobRun` turns a job into events. One thread does everything, so there is no locking,
-and a step (one chunk of audio, or one cached sentence) is the unit of preemption, cancellation
-and shutdown.
+step, `JobRun` turns a job into events. One thread does everything but compute the steps of
+lower-priority classes, which run on a low-priority thread (background.py) so a short job
+admitted meanwhile runs at once; the main thread touches a job only when no step of it is in
+flight, so there is no locking. A step (one chunk of audio, or one cached sentence) is the unit
+of preemption, cancellation and shutdown.
 
 The delivery rules (claims, acks, retries, heartbeats, cancellation, release at shutdown) are
 written down in synthesis_agent/README.md.
@@ -23,6 +25,7 @@ import pulsar
 
 from tts_contracts import ContractError, JobEnded, JobEvent, SegmentEvent
 
+from .background import BackgroundSteps
 from .cache import SentenceCache
 from .claims import Claims, NoClaims
 from .config import AgentConfig
@@ -32,10 +35,15 @@ from .held import HeldJob as _Job
 from .logs import set_agent_id
 from .metrics import PrometheusObserver
 from .observer import AgentObserver
+from .outcomes import StepReport
 from .pipeline import JobRun, PipelineSettings, VoiceSource
 from .scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
+
+# While a background step runs, the main thread waits this long between two polls of the
+# higher queues: the most a newly published short job waits for this agent to notice it.
+BACKGROUND_WAIT_S = 0.005
 
 
 class Agent:
@@ -67,6 +75,10 @@ class Agent:
             chunk_seconds=config.chunk_seconds,
         )
         self.scheduler: Scheduler[_Job] = Scheduler(config.queues)
+        # Steps of every class below the agent's top one run on a low-priority thread.
+        self.background: BackgroundSteps[_Job, StepReport] | None = None
+        if config.background_nice and len(config.queues) > 1:
+            self.background = BackgroundSteps(nice=config.background_nice, name=f"{config.agent_id}-background")
         self.ended = EndedJobs()
         self._deferred: list[tuple[float, str, pulsar.Message]] = []  # (due, queue, message) to nack
         self._next_heartbeat = 0.0
@@ -76,6 +88,8 @@ class Agent:
         self.broker.connect()
 
     def close(self) -> None:
+        if self.background is not None:
+            self.background.close()
         self.broker.close()
 
     # --- main loop -------------------------------------------------------------------------
@@ -98,10 +112,19 @@ class Agent:
     def _tick(self) -> None:
         self._housekeeping()
         self._poll()
+        self._collect_background()
         current = self.scheduler.current()
         self._report_holding()
-        if current is not None:
-            self._step(current[1])
+        if current is None:
+            return
+        queue, job = current
+        if self.background is None or queue == self.config.queues[0]:
+            self._step(job)  # here, at normal priority, even while a background step runs
+        elif self.background.in_flight is None:
+            self._start_background_step(job)
+        else:
+            # This job's step, or a paused job's, is in flight: poll again within a few ms.
+            self._collect_background(timeout_s=BACKGROUND_WAIT_S)
 
     def _housekeeping(self) -> None:
         """Between two sentences: learn which jobs ended, drop those held, heartbeat when due."""
@@ -123,6 +146,7 @@ class Agent:
 
     def _heartbeat(self) -> None:
         current = self.scheduler.current()
+        in_flight = self.background.in_flight if self.background is not None else None
         for _, job in list(self.scheduler):
             if job.key is None or job.run.done:
                 continue
@@ -132,7 +156,8 @@ class Agent:
                 self._drop(job)
                 continue
             try:
-                self.broker.send(job.run.heartbeat(paused=current is None or job is not current[1]))
+                running = job is in_flight or (current is not None and job is current[1])
+                self.broker.send(job.run.heartbeat(paused=not running))
             except pulsar.PulsarException as error:  # the next one may pass; the job goes on
                 with job.context():
                     logger.warning("heartbeat not published: %s", error)
@@ -218,9 +243,37 @@ class Agent:
             return False
 
     def _step(self, job: _Job) -> None:
+        began = time.monotonic()
         with job.context():
-            began = time.monotonic()
             report = job.run.step()
+        self._after_step(job, report, began=began)
+
+    def _start_background_step(self, job: _Job) -> None:
+        assert self.background is not None
+        began = time.monotonic()
+
+        def step() -> tuple[StepReport, float]:
+            with job.context():
+                return job.run.step(), began
+
+        self.background.submit(job, step)
+
+    def _collect_background(self, timeout_s: float = 0.0) -> None:
+        """Publish the background step's events once it is done (here, on the main thread)."""
+        if self.background is None:
+            return
+        finished = self.background.collect(timeout_s)
+        if finished is None:
+            return
+        job, (report, began) = finished
+        if not any(held is job for _, held in self.scheduler):
+            with job.context():  # ended elsewhere or taken over while its chunk was computed
+                logger.info("a background step finished for a job no longer held; its events are dropped")
+            return
+        self._after_step(job, report, began=began)
+
+    def _after_step(self, job: _Job, report: StepReport, *, began: float) -> None:
+        with job.context():
             self.observer.on_step(
                 length_class=job.label,
                 busy_s=time.monotonic() - began,
@@ -340,6 +393,14 @@ class Agent:
     def _shutdown(self) -> None:
         """Stop receiving; finish the running job within the grace period, release the rest."""
         deadline = time.monotonic() + self.config.shutdown_grace_s
+        # A step in flight finishes first, so every held job is at a step boundary from here.
+        self._collect_background(timeout_s=self.config.shutdown_grace_s)
+        stuck = self.background.in_flight if self.background is not None else None
+        if stuck is not None:
+            with stuck.context():
+                logger.warning("step still running at the deadline; released at sentence %d", stuck.run.next_index)
+            self._forget(stuck, final=False)
+            self.observer.on_released(length_class=stuck.label)
         current = self.scheduler.current()
         running = current[1] if current else None
         # Retries waiting for their backoff go back now: this agent will not serve them.
