@@ -2,7 +2,8 @@
 
 A job that has not finished never expires (the watchdog and the agents still own it).
 `manage.py purge_expired` runs one purge; the event consumer runs one every
-TTS_RETENTION_INTERVAL_S in a housekeeping thread (`start_retention_thread`).
+TTS_RETENTION_INTERVAL_S in a housekeeping thread (`start_retention_thread`). The same purge
+deletes `Idempotency-Key` records past TTS_IDEMPOTENCY_KEY_TTL_HOURS.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def _purge_forever(*, stop: threading.Event, interval_s: float) -> None:
         try:
             close_old_connections()
             jobs_purge_expired(retention_days=settings.TTS_RETENTION_DAYS)
+            services.idempotency_keys_purge_expired()
         except Exception:
             logger.exception("retention purge failed; retrying in %.0fs", interval_s)
     connections.close_all()
@@ -70,7 +72,7 @@ def _purge_forever(*, stop: threading.Event, interval_s: float) -> None:
 
 def start_retention_thread(*, stop: threading.Event, interval_s: float) -> threading.Thread | None:
     """The consumer's housekeeping thread: a purge every `interval_s` (0 = off) until `stop`."""
-    if interval_s <= 0 or settings.TTS_RETENTION_DAYS <= 0:
+    if interval_s <= 0 or (settings.TTS_RETENTION_DAYS <= 0 and settings.TTS_IDEMPOTENCY_KEY_TTL_HOURS <= 0):
         return None
     thread = threading.Thread(
         target=_purge_forever, kwargs={"stop": stop, "interval_s": interval_s}, name="retention", daemon=True

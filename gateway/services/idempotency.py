@@ -1,5 +1,10 @@
 """`Idempotency-Key` on submissions: a retried request (the client lost the answer) gets the jobs
-the first one created instead of new ones; the same key with a different body is a 409."""
+the first one created instead of new ones; the same key with a different body is a 409.
+
+A key is remembered for TTS_IDEMPOTENCY_KEY_TTL_HOURS (24 h, as payment APIs do): retries come
+within minutes, and a table of every key ever sent would grow without bound. After that the
+key is free again; the retention housekeeping deletes expired rows.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,13 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ..errors import ApplicationError
 from ..models import IdempotencyKey, SynthesisJob
@@ -20,6 +28,35 @@ logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 255
+
+
+def idempotency_keys_expired_before(now: datetime | None = None) -> datetime | None:
+    """Keys created before this instant are expired; None when keys never expire (TTL 0)."""
+    hours = settings.TTS_IDEMPOTENCY_KEY_TTL_HOURS
+    return None if hours <= 0 else (now or timezone.now()) - timedelta(hours=hours)
+
+
+def idempotency_keys_purge_expired(*, now: datetime | None = None) -> int:
+    """Delete expired keys (their jobs stay); return how many."""
+    cutoff = idempotency_keys_expired_before(now)
+    if cutoff is None:
+        return 0
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    if deleted:
+        logger.info("deleted %d %s record(s) created before %s", deleted, HEADER, cutoff.isoformat())
+    return deleted
+
+
+def _live_record(*, owner: AbstractBaseUser, key: str) -> IdempotencyKey | None:
+    """The key's record, or None when there is none or it expired (then it is deleted here)."""
+    record = IdempotencyKey.objects.filter(owner=owner, key=key).first()
+    cutoff = idempotency_keys_expired_before()
+    if record is None or cutoff is None or record.created_at >= cutoff:
+        return record
+    # Only this row as read: a concurrent request may have replaced it with a fresh one.
+    IdempotencyKey.objects.filter(pk=record.pk, created_at=record.created_at).delete()
+    logger.info("%s %r of user %s expired (created %s); used as a new key", HEADER, key, owner.pk, record.created_at)
+    return None
 
 
 def _request_hash(*, endpoint: str, data: Any) -> str:
@@ -45,7 +82,8 @@ def job_submit_idempotent(
     """Run `submit` once per (owner, key); return its jobs and whether this was a replay.
 
     The key record is written in the jobs' transaction, so a key never names jobs that were not
-    created. Keys are scoped per user: two users may use the same key.
+    created. Keys are scoped per user: two users may use the same key. An expired key counts as
+    new.
     """
     if not key.strip() or len(key) > MAX_KEY_CHARS:
         raise ApplicationError(
@@ -53,7 +91,7 @@ def job_submit_idempotent(
         )
     request_hash = _request_hash(endpoint=endpoint, data=data)
     for _ in range(2):
-        record = IdempotencyKey.objects.filter(owner=owner, key=key).first()
+        record = _live_record(owner=owner, key=key)
         if record is not None:
             jobs = _replay(record=record, request_hash=request_hash)
             logger.info("%s %r of user %s replayed: %d job(s)", HEADER, key, owner.pk, len(jobs))

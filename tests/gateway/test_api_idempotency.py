@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from gateway.models import IdempotencyKey, OutboxMessage, SynthesisJob
+from gateway.services import idempotency_keys_purge_expired
 
 from .test_api_jobs import JOBS, assert_error
 
@@ -74,3 +79,33 @@ def test_a_refused_request_stores_no_key_and_without_a_key_every_post_is_new(api
 def test_an_oversized_key_is_refused(api_client: APIClient) -> None:
     response = post(api_client, JOBS, {"text": "Hi."}, "k" * 256)
     assert_error(response, status=400, field="Idempotency-Key", code="invalid_idempotency_key")
+
+
+def test_an_expired_key_counts_as_new_and_a_fresh_one_still_replays(api_client: APIClient, settings: Any) -> None:
+    settings.TTS_IDEMPOTENCY_KEY_TTL_HOURS = 24
+    body = {"text": "Say it once."}
+    first = post(api_client, JOBS, body, "order-18")
+    IdempotencyKey.objects.filter(key="order-18").update(created_at=timezone.now() - timedelta(hours=23))
+    assert post(api_client, JOBS, body, "order-18").json()["id"] == first.json()["id"]  # within the TTL
+    IdempotencyKey.objects.filter(key="order-18").update(created_at=timezone.now() - timedelta(hours=25))
+    # Past it, even another body is a new request, not a 409; the key now names the new job.
+    again = post(api_client, JOBS, {"text": "Another text."}, "order-18")
+    assert again.status_code == 202 and again.json()["id"] != first.json()["id"]
+    assert "Idempotent-Replayed" not in again
+    record = IdempotencyKey.objects.get(key="order-18")
+    assert record.job_ids == [again.json()["id"]]
+    assert SynthesisJob.objects.count() == 2
+
+
+def test_purge_deletes_expired_keys_only_and_keeps_their_jobs(api_client: APIClient, settings: Any) -> None:
+    settings.TTS_IDEMPOTENCY_KEY_TTL_HOURS = 24
+    post(api_client, JOBS, {"text": "Old one."}, "old")
+    post(api_client, JOBS, {"text": "New one."}, "new")
+    IdempotencyKey.objects.filter(key="old").update(created_at=timezone.now() - timedelta(days=2))
+    call_command("purge_expired", stdout=io.StringIO())
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+    assert SynthesisJob.objects.count() == 2
+    settings.TTS_IDEMPOTENCY_KEY_TTL_HOURS = 0  # keep forever
+    IdempotencyKey.objects.filter(key="new").update(created_at=timezone.now() - timedelta(days=400))
+    assert idempotency_keys_purge_expired() == 0
+    assert post(api_client, JOBS, {"text": "New one."}, "new")["Idempotent-Replayed"] == "true"

@@ -253,6 +253,8 @@ TTS_QUOTA_MAX_CHARS_PER_DAY = env.int("TTS_QUOTA_MAX_CHARS_PER_DAY", default=1_0
 # the event consumer purges every TTS_RETENTION_INTERVAL_S (0 = only `manage.py purge_expired`).
 TTS_RETENTION_DAYS = env.float("TTS_RETENTION_DAYS", default=30)
 TTS_RETENTION_INTERVAL_S = env.float("TTS_RETENTION_INTERVAL_S", default=3600)
+# An Idempotency-Key is remembered this long (0 = forever); the same housekeeping purges it.
+TTS_IDEMPOTENCY_KEY_TTL_HOURS = env.float("TTS_IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # /metrics and the detailed /readyz body: only for clients in these networks (Prometheus'
 # network in docker-compose) or presenting `Authorization: Bearer <TTS_METRICS_TOKEN>`.
 TTS_MONITORING_NETWORKS = env.list("TTS_MONITORING_NETWORKS", default=["127.0.0.0/8", "::1/128"])

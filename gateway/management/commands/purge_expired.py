@@ -11,10 +11,14 @@ from django.utils import timezone
 
 from gateway.models import FINAL_STATUSES, SynthesisJob
 from gateway.retention import jobs_purge_expired
+from gateway.services import idempotency_keys_purge_expired
 
 
 class Command(BaseCommand):
-    help = "Delete jobs (and their audio files) that finished more than TTS_RETENTION_DAYS ago."
+    help = (
+        "Delete jobs (and their audio files) that finished more than TTS_RETENTION_DAYS ago, "
+        "and Idempotency-Key records older than TTS_IDEMPOTENCY_KEY_TTL_HOURS."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=float, default=None, help="default TTS_RETENTION_DAYS; 0 = keep all")
@@ -30,3 +34,5 @@ class Command(BaseCommand):
             return
         count = jobs_purge_expired(retention_days=retention_days)
         self.stdout.write(f"deleted {count} job(s) finished more than {retention_days:g} days ago")
+        keys = idempotency_keys_purge_expired()
+        self.stdout.write(f"deleted {keys} expired Idempotency-Key record(s)")
