@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from .. import formats, live
 from ..errors import ApplicationError
 from ..models import AudioSegment, JobStatus, SynthesisJob
-from .auth import caller_get, caller_throttle, job_for_caller
+from .auth import job_for_read
 from .common import db, error_response, job_reload, keepalive_s, listener_ready, to_async, wait_for_change
 
 logger = logging.getLogger(__name__)
@@ -115,12 +115,8 @@ def stream_response(
 
 
 async def job_audio_stream_view(request: HttpRequest, job_id: str) -> HttpResponse:
-    if request.method != "GET":
-        return error_response(ApplicationError("method not allowed", code="method_not_allowed", status=405))
     try:
-        caller = await caller_get(request)
-        await caller_throttle(caller=caller, scope="read")
-        job = await job_for_caller(caller=caller, job_id=job_id)
+        job = await job_for_read(request, job_id)
         fmt = formats.negotiate(query_format=request.GET.get("format"), accept=request.headers.get("Accept"))
         if fmt.name not in formats.STREAMABLE:
             raise formats.unsupported(fmt.name, supported=formats.STREAMABLE)

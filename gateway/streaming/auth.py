@@ -102,3 +102,12 @@ async def job_for_caller(*, caller: Caller, job_id: str) -> SynthesisJob:
     if job is None:
         raise ApplicationError("job not found", code="not_found", field="id", status=404)
     return job
+
+
+async def job_for_read(request: HttpRequest, job_id: str) -> SynthesisJob:
+    """A streaming GET's job: the method, the caller, the `read` throttle and ownership checked."""
+    if request.method != "GET":
+        raise ApplicationError("method not allowed", code="method_not_allowed", status=405)
+    caller = await caller_get(request)
+    await caller_throttle(caller=caller, scope="read")
+    return await job_for_caller(caller=caller, job_id=job_id)

@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from .. import live
 from ..errors import ApplicationError
 from ..models import AudioSegment, SynthesisJob
-from .auth import caller_get, caller_throttle, job_for_caller
+from .auth import job_for_read
 from .common import db, error_response, job_reload, keepalive_s, listener_ready, to_async, wait_for_change
 
 logger = logging.getLogger(__name__)
@@ -82,12 +82,8 @@ async def job_events(*, job: SynthesisJob, request: HttpRequest, last_event_id: 
 
 
 async def job_events_view(request: HttpRequest, job_id: str) -> HttpResponse:
-    if request.method != "GET":
-        return error_response(ApplicationError("method not allowed", code="method_not_allowed", status=405))
     try:
-        caller = await caller_get(request)
-        await caller_throttle(caller=caller, scope="read")
-        job = await job_for_caller(caller=caller, job_id=job_id)
+        job = await job_for_read(request, job_id)
     except ApplicationError as error:
         return error_response(error)
     last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
