@@ -161,3 +161,19 @@ def test_event_applied_publishes_segments_of_typed_events(monkeypatch: Any, make
     segments = [decode_result(payload) for _, payload in producer.sent]
     assert [segment.first_sentence for segment in segments] == [0, 0] and segments[0].pcm == event.pcm
     assert notices == [str(job.id)]  # a duplicate changes nothing a stream would show
+
+
+@pytest.mark.django_db(transaction=True)
+def test_streams_answer_only_get_and_only_the_callers_own_jobs(no_listener: None) -> None:
+    owner, other = UserFactory(), UserFactory()
+    job = SynthesisJobFactory(owner=owner)
+    key, other_key = api_key_for(owner), api_key_for(other)
+
+    async def post(path: str) -> Any:
+        return await AsyncClient().post(path, headers={"Authorization": f"Bearer {key}"})
+
+    for path in (f"/api/v1/jobs/{job.pk}/events", f"/api/v1/jobs/{job.pk}/audio/stream"):
+        refused = async_to_sync(post)(path)
+        assert refused.status_code == 405 and refused.json()["error"]["code"] == "method_not_allowed", path
+        hidden = _get(path, other_key)
+        assert hidden.status_code == 404 and hidden.json()["error"]["field"] == "id", path
