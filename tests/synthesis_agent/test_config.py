@@ -103,11 +103,13 @@ def test_an_agent_for_a_voice_without_a_pool_refuses_to_start() -> None:
 
 
 def test_the_agent_command_exits_2_for_a_voice_without_a_pool(
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from synthesis_agent.__main__ import main
+    import synthesis_agent.__main__ as entry
 
+    # configure_logging would replace the root handlers of the whole test process.
+    monkeypatch.setattr(entry, "configure_logging", lambda level: None)
     monkeypatch.delenv("TTS_DEDICATED_VOICES", raising=False)
     monkeypatch.delenv("TTS_AGENT_VOICE", raising=False)
-    assert main(["--voice", "en_GB-extra-medium", "--metrics-port", "0"]) == 2
-    assert "not in TTS_DEDICATED_VOICES" in capfd.readouterr().err
+    assert entry.main(["--voice", "en_GB-extra-medium", "--metrics-port", "0"]) == 2
+    assert "not in TTS_DEDICATED_VOICES" in caplog.text
