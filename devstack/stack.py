@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tts_contracts import DEDICATED_VOICES_SETTING, parse_dedicated_voices
+
 from .broker import EmbeddedBroker, free_port, wait_for_port
 
 logger = logging.getLogger(__name__)
@@ -30,15 +32,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """One agent process: the length classes it serves, in priority order."""
+    """One agent process: the length classes it serves, in priority order, and its voice pool (if any)."""
 
     classes: tuple[str, ...]
     metrics_port: int = 0
     name: str = ""
+    voice: str | None = None  # `--voice`: only that dedicated voice's topics
 
     @property
     def label(self) -> str:
-        return self.name or "agent-" + "-".join(self.classes)
+        if self.name:
+            return self.name
+        return "agent-" + "-".join(self.classes) + (f"-{self.voice}" if self.voice else "")
 
 
 # Work-conserving: every agent serves every class, short first, and a short job preempts a
@@ -120,7 +125,7 @@ class Stack:
             )
             self._start_web()
             self.start_consumer()
-            for agent in self.config.agents:
+            for agent in (*self.config.agents, *self.voice_pool_agents()):
                 self.start_agent(agent)
             self.wait_ready()
         except BaseException:
@@ -195,16 +200,20 @@ class Stack:
     def start_consumer(self) -> None:
         self._spawn("consumer", [sys.executable, "manage.py", "run_event_consumer"])
 
+    def voice_pool_agents(self) -> list[AgentSpec]:
+        """One agent serving every class per voice of TTS_DEDICATED_VOICES (none when it is unset):
+        the shared agents never read those voices' topics."""
+        voices = parse_dedicated_voices(self.env.get(DEDICATED_VOICES_SETTING, ""))
+        return [AgentSpec(classes=("short", "medium", "long"), voice=voice) for voice in sorted(voices)]
+
     def start_agent(self, agent: AgentSpec) -> str:
         port = agent.metrics_port or free_port()
         self.agent_ports[agent.label] = port
         self.agent_names.add(agent.label)
         env = dict(self.env, TTS_AGENT_METRICS_PORT=str(port))
-        self._spawn(
-            agent.label,
-            [sys.executable, "-m", "synthesis_agent", "--classes", ",".join(agent.classes), "--agent-id", agent.label],
-            env,
-        )
+        command = [sys.executable, "-m", "synthesis_agent", "--classes", ",".join(agent.classes)]
+        command += ["--agent-id", agent.label, *(["--voice", agent.voice] if agent.voice else [])]
+        self._spawn(agent.label, command, env)
         return agent.label
 
     def wait_ready(self, *, timeout_s: float = 120.0) -> None:

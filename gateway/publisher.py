@@ -16,7 +16,7 @@ import time
 import pulsar
 from django.conf import settings
 
-from tts_contracts import Topics, job_queue
+from tts_contracts import Topics, job_topic_for
 from tts_runtime import pulsar_client
 
 logger = logging.getLogger(__name__)
@@ -27,9 +27,15 @@ def service_topics() -> Topics:
     return Topics(tenant=settings.PULSAR_TENANT, namespace=settings.PULSAR_NAMESPACE, prefix=settings.TTS_TOPIC_PREFIX)
 
 
-def job_topic(*, length_class: str) -> str:
-    """The topic a job of this class goes to; every job goes to `-jobs-fifo` in fifo scheduling."""
-    return service_topics().job_topic(job_queue(length_class=length_class, scheduling=settings.TTS_SCHEDULING))
+def job_topic(*, length_class: str, voice: str) -> str:
+    """The topic a job goes to: its class's (`-jobs-fifo` in fifo scheduling), per voice for a dedicated voice."""
+    return job_topic_for(
+        service_topics(),
+        length_class=length_class,
+        scheduling=settings.TTS_SCHEDULING,
+        voice=voice,
+        dedicated_voices=settings.TTS_DEDICATED_VOICES,
+    )
 
 
 class PublishError(Exception):

@@ -1,4 +1,4 @@
-"""`python -m synthesis_agent [--classes short,medium,long] [--device cpu] [--agent-id ID] [--metrics-port N]`.
+"""`python -m synthesis_agent [--classes C,...] [--voice ID] [--device D] [--agent-id ID] [--metrics-port N]`
 
 Everything else comes from the environment (docs/CONTRACTS.md). Exit code 0 after a graceful
 shutdown on SIGTERM or SIGINT, 2 for a bad configuration, 1 if the agent could not start.
@@ -35,6 +35,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="short,medium,long",
         help="length classes to serve, comma separated; always served short first (default: all)",
     )
+    parser.add_argument(
+        "--voice",
+        default=None,
+        help="serve one voice of TTS_DEDICATED_VOICES: only its topics, voice preloaded "
+        "(default: TTS_AGENT_VOICE; unset: the shared topics)",
+    )
     parser.add_argument("--agent-id", default=None, help="name in events, logs and metrics (default: host-pid)")
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="Prometheus port (default: TTS_AGENT_METRICS_PORT; 0 = off)"
@@ -57,7 +63,11 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
     configure_logging(args.log_level.upper())
     try:
         config = AgentConfig.from_env(
-            classes=args.classes, agent_id=args.agent_id, metrics_port=args.metrics_port, device=args.device
+            classes=args.classes,
+            agent_id=args.agent_id,
+            metrics_port=args.metrics_port,
+            device=args.device,
+            voice=args.voice,
         )
     except ConfigError as error:
         logger.error("bad configuration: %s", error)
@@ -79,7 +89,7 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
         observer = metrics.PrometheusObserver()
         try:
             voices = VoicePool(voice_loader, config.default_voice)
-            default = voices.get(None)  # load once, before taking jobs
+            default = voices.get(config.preload_voice)  # load once, before taking jobs
             cache = build_cache(config, observer=observer)
             agent = Agent(config, voices=voices, cache=cache, claims=build_claims(config), observer=observer)
             agent.connect()
@@ -89,8 +99,9 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
         observer.on_ready(agent_id=config.agent_id, classes=config.classes, voice=default.info.id)
         metrics.serve(config.metrics_port)  # opened only now: an open port means ready for jobs
         logger.info(
-            "agent ready: queues %s (%s scheduling), voice %s on %s, %g s chunks, cache %s, metrics port %s",
+            "agent ready: queues %s%s (%s scheduling), voice %s on %s, %g s chunks, cache %s, metrics port %s",
             ",".join(config.queues),
+            f" of voice {config.voice}" if config.voice else "",
             config.scheduling,
             default.info.id,
             config.device,

@@ -10,7 +10,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tts_contracts import FIFO_QUEUE, LENGTH_CLASSES, Topics, defaults
+from tts_contracts import (
+    DEDICATED_VOICES_SETTING,
+    FIFO_QUEUE,
+    LENGTH_CLASSES,
+    ContractError,
+    Topics,
+    defaults,
+    parse_dedicated_voices,
+)
 
 from .background import MAX_NICE
 from .outcomes import DEFAULT_CHUNK_SECONDS
@@ -64,6 +72,25 @@ def parse_classes(text: str) -> tuple[str, ...]:
     return tuple(name for name in LENGTH_CLASSES if name in names)
 
 
+def pool_voice_from(env: Mapping[str, str], option: str | None) -> str | None:
+    """The voice of a voice pool's agent (`--voice`, else TTS_AGENT_VOICE), or None for a shared agent.
+
+    It must be in TTS_DEDICATED_VOICES: the gateway publishes only those voices to per-voice
+    topics, so an agent on any other voice's topics would never get a job.
+    """
+    voice = (option or "").strip() or env.get("TTS_AGENT_VOICE", "").strip()
+    try:
+        dedicated = parse_dedicated_voices(env.get(DEDICATED_VOICES_SETTING, ""))
+    except ContractError as error:
+        raise ConfigError(str(error)) from error
+    if voice and voice not in dedicated:
+        raise ConfigError(
+            f"--voice / TTS_AGENT_VOICE is {voice!r}, which is not in {DEDICATED_VOICES_SETTING} "
+            f"({', '.join(sorted(dedicated)) or 'empty'}): the gateway sends no job to its topics"
+        )
+    return voice or None
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     agent_id: str
@@ -88,6 +115,9 @@ class AgentConfig:
     heartbeat_interval_s: float = 10.0
     claim_ttl_intervals: float = 3.0
     default_voice: str = defaults.DEFAULT_VOICE
+    # A voice pool's agent (`--voice`): consumes only that voice's topics and preloads it.
+    # None: the shared topics, every voice not in TTS_DEDICATED_VOICES.
+    voice: str | None = None
     redis_url: str | None = None
     cache_enabled: bool = True
     cache_ttl_s: int = 604800
@@ -117,6 +147,15 @@ class AgentConfig:
         """The job queues this agent consumes, in priority order (`fifo` mode: the single queue)."""
         return (FIFO_QUEUE,) if self.scheduling == "fifo" else self.classes
 
+    def job_topic(self, queue: str) -> str:
+        """The topic this agent consumes for `queue`: its voice's own, or the shared one."""
+        return self.topics.job_topic(queue, self.voice)
+
+    @property
+    def preload_voice(self) -> str:
+        """The voice loaded before taking jobs: the pool's voice, else the default one."""
+        return self.voice or self.default_voice
+
     @property
     def claim_ttl_s(self) -> float:
         return self.heartbeat_interval_s * self.claim_ttl_intervals
@@ -130,6 +169,7 @@ class AgentConfig:
         agent_id: str | None = None,
         metrics_port: int | None = None,
         device: str | None = None,
+        voice: str | None = None,
     ) -> AgentConfig:
         env = os.environ if env is None else env
         default: dict[str, Any] = {item.name: item.default for item in fields(cls)}
@@ -153,6 +193,7 @@ class AgentConfig:
         background_nice = _int(env, "TTS_AGENT_BACKGROUND_NICE", default["background_nice"])
         if not 0 <= background_nice <= MAX_NICE:
             raise ConfigError(f"TTS_AGENT_BACKGROUND_NICE must be 0 (off) to {MAX_NICE}, got {background_nice}")
+        pool_voice = pool_voice_from(env, voice)
         return cls(
             agent_id=agent_id or f"{socket.gethostname()}-{os.getpid()}",
             classes=served,
@@ -170,6 +211,7 @@ class AgentConfig:
             shutdown_grace_s=_float(env, "TTS_SHUTDOWN_GRACE_S", default["shutdown_grace_s"]),
             heartbeat_interval_s=heartbeat_interval_s,
             default_voice=_str(env, "TTS_DEFAULT_VOICE", default["default_voice"]),
+            voice=pool_voice,
             redis_url=env.get("REDIS_URL", "").strip() or None,
             cache_enabled=_bool(env, "TTS_CACHE_ENABLED", default["cache_enabled"]),
             cache_ttl_s=_int(env, "TTS_CACHE_TTL_S", default["cache_ttl_s"]),

@@ -49,7 +49,7 @@ class BrokerConnection:
         self._spread_consumer_ids()
         for queue in config.queues:
             self.consumers[queue] = self._subscribe(queue)
-        logger.info("consuming %s as %s", ", ".join(topics.job_topic(q) for q in config.queues), AGENT_SUBSCRIPTION)
+        logger.info("consuming %s as %s", ", ".join(config.job_topic(q) for q in config.queues), AGENT_SUBSCRIPTION)
 
     def _spread_consumer_ids(self) -> None:
         """Start this client's job consumers at a random consumer id (embedded broker only).
@@ -77,7 +77,7 @@ class BrokerConnection:
         for attempt in range(1, attempts + 1):
             try:
                 return self._client.subscribe(
-                    topics.job_topic(queue),
+                    config.job_topic(queue),
                     AGENT_SUBSCRIPTION,
                     consumer_type=pulsar.ConsumerType.Shared,
                     # 1 is the floor on this client (0 breaks receive(timeout)); the agent only
@@ -90,7 +90,8 @@ class BrokerConnection:
                     dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(
                         # A backstop only: the client dead-letters a message delivered more than
                         # max_redeliver_count times after the first. Crash loops are counted by the
-                        # claims (deliveries without progress), errors by the pipeline.
+                        # claims (deliveries without progress), errors by the pipeline. A voice
+                        # pool's topics dead-letter to the shared class topic the gateway reads.
                         max_redeliver_count=max(1, config.dead_letter_after_deliveries - 1),
                         dead_letter_topic=topics.dead_letter_topic(queue),
                     ),
@@ -100,7 +101,7 @@ class BrokerConnection:
                     raise
                 logger.warning(
                     "subscribing to %s failed (%s, attempt %d of %d); retrying with a new consumer id",
-                    topics.job_topic(queue),
+                    config.job_topic(queue),
                     error,
                     attempt,
                     attempts,

@@ -24,11 +24,24 @@ from .messages import (
     claim_key,
     decode_event,
 )
-from .topics import AGENT_SUBSCRIPTION, DEAD_LETTER_SUBSCRIPTION, EVENTS_SUBSCRIPTION, JOB_QUEUES, Topics, job_queue
+from .topics import (
+    AGENT_SUBSCRIPTION,
+    DEAD_LETTER_SUBSCRIPTION,
+    DEDICATED_VOICES_SETTING,
+    EVENTS_SUBSCRIPTION,
+    JOB_QUEUES,
+    Topics,
+    check_voice_topic_part,
+    every_job_topic,
+    job_queue,
+    job_topic_for,
+    parse_dedicated_voices,
+)
 
 __all__ = [
     "AGENT_SUBSCRIPTION",
     "DEAD_LETTER_SUBSCRIPTION",
+    "DEDICATED_VOICES_SETTING",
     "EVENTS_SUBSCRIPTION",
     "EVENT_TYPES",
     "FAILURE_CODES",
@@ -49,10 +62,14 @@ __all__ = [
     "SegmentEvent",
     "StartedEvent",
     "Topics",
+    "check_voice_topic_part",
     "claim_key",
     "classes_in_priority_order",
     "decode_event",
     "defaults",
+    "every_job_topic",
     "job_queue",
+    "job_topic_for",
     "length_class_for",
+    "parse_dedicated_voices",
 ]

@@ -44,7 +44,7 @@ def outbox_create(*, job: SynthesisJob) -> OutboxMessage:
     record = OutboxMessage.objects.create(
         job=job,
         attempt=job.attempt,
-        topic=job_topic(length_class=job.length_class),
+        topic=job_topic(length_class=job.length_class, voice=job.voice),
         partition_key=str(job.id),
         payload=message.to_bytes().decode("utf-8"),
     )

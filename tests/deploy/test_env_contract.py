@@ -30,6 +30,7 @@ INTENTIONALLY_DEFAULTED = {
     "OMP_WAIT_POLICY": "vits sets PASSIVE itself; an operator's value wins only for experiments",
     "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "HSTS is off in the ConfigMap (DJANGO_HSTS_SECONDS=0); set with it",
     "DJANGO_HSTS_PRELOAD": "HSTS is off in the ConfigMap (DJANGO_HSTS_SECONDS=0); set with it",
+    "TTS_AGENT_VOICE": "shared agents leave it unset; a voice pool names its voice with --voice in its command",
 }
 # Which code each workload runs.
 SOURCES_BY_COMPONENT = {
@@ -39,7 +40,13 @@ SOURCES_BY_COMPONENT = {
     "agent": AGENT_SOURCES,
 }
 # The subscriptions Job is a short script in its manifest; these are the names it reads.
-SUBSCRIPTIONS_JOB_READS = {"PULSAR_URL", "PULSAR_TENANT", "PULSAR_NAMESPACE", "TTS_TOPIC_PREFIX"}
+SUBSCRIPTIONS_JOB_READS = {
+    "PULSAR_URL",
+    "PULSAR_TENANT",
+    "PULSAR_NAMESPACE",
+    "TTS_TOPIC_PREFIX",
+    "TTS_DEDICATED_VOICES",
+}
 # Secrets created outside the overlays, with the keys the manifests take from them.
 EXTERNAL_SECRETS = {
     "tts-postgres-app": {"uri"},  # CloudNativePG's application secret (platform/postgres-cluster.yaml)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tts_contracts import AGENT_SUBSCRIPTION, FIFO_QUEUE, LENGTH_CLASSES, Topics
+from tts_contracts import AGENT_SUBSCRIPTION, FIFO_QUEUE, LENGTH_CLASSES, Topics, parse_dedicated_voices
 
 from .manifests import command_option, container_env, named, of_kind, workloads
 
@@ -104,27 +104,65 @@ def test_scaled_objects_use_only_documented_fields(objects: tuple[dict, ...]) ->
             assert urlsplit(metadata["adminURL"]).scheme in ("http", "https"), name
 
 
+def agent_voice(container: dict[str, Any]) -> str | None:
+    """The voice pool's `--voice` (or TTS_AGENT_VOICE in its env entries); None for a shared agent."""
+    try:
+        return command_option(container, "--voice")
+    except LookupError:
+        values = [entry.get("value") for entry in container.get("env", []) if entry["name"] == "TTS_AGENT_VOICE"]
+        return values[0] if values and values[0] else None
+
+
 def test_every_agent_group_scales_on_the_topics_and_subscription_its_agents_consume(objects: tuple[dict, ...]) -> None:
-    served: set[str] = set()
+    """The topics are computed as the agent computes them (`Topics.job_topic(queue, voice)`) from
+    the rendered ConfigMap and the command: shared groups and voice pools alike."""
+    served: dict[str | None, set[str]] = {}
+    dedicated: set[frozenset[str]] = set()
     for deployment, container in agent_deployments(objects):
         env = container_env(objects, container)
         topics = Topics(tenant=env["PULSAR_TENANT"], namespace=env["PULSAR_NAMESPACE"], prefix=env["TTS_TOPIC_PREFIX"])
+        dedicated.add(parse_dedicated_voices(env.get("TTS_DEDICATED_VOICES") or ""))
         classes = command_option(container, "--classes").split(",")
-        served |= set(classes)
+        voice = agent_voice(container)
+        served.setdefault(voice, set()).update(classes)
         queues = [FIFO_QUEUE] if env["TTS_SCHEDULING"] == "fifo" else classes
         so = scaled_object_for(objects, deployment["metadata"]["name"])
         triggers = so["spec"]["triggers"]
-        assert {t["metadata"]["topic"] for t in triggers} == {topics.job_topic(q) for q in queues}
+        assert {t["metadata"]["topic"] for t in triggers} == {topics.job_topic(q, voice) for q in queues}
         assert {t["metadata"]["subscription"] for t in triggers} == {AGENT_SUBSCRIPTION}
         # KEDA asks the same Pulsar the agents connect to.
         broker_host = urlsplit(env["PULSAR_URL"]).hostname
         assert {urlsplit(t["metadata"]["adminURL"]).hostname for t in triggers} == {broker_host}
-    assert served == set(LENGTH_CLASSES), f"classes no agent group serves: {set(LENGTH_CLASSES) - served}"
+    assert len(dedicated) == 1, "agents disagree on TTS_DEDICATED_VOICES"
+    voices = next(iter(dedicated))
+    # Every class of the shared topics and of every dedicated voice's topics has agents, and no
+    # pool waits on topics the gateway never publishes to.
+    assert set(served) == {None, *voices}, f"voices with a pool {set(served) - {None}}, dedicated {set(voices)}"
+    for voice, classes in served.items():
+        missing = set(LENGTH_CLASSES) - classes
+        assert not missing, f"voice {voice or '(shared topics)'}: no agent for {missing}"
+
+
+def test_the_gateway_and_the_agents_share_one_voice_routing(objects: tuple[dict, ...]) -> None:
+    """The gateway publishes with the TTS_DEDICATED_VOICES the agents consume by: one value everywhere."""
+    values = set()
+    for obj, container in workloads(objects):
+        if obj["metadata"]["labels"].get("app.kubernetes.io/component") in ("gateway", "consumer", "agent"):
+            values.add(container_env(objects, container).get("TTS_DEDICATED_VOICES"))
+    assert len(values) == 1 and None not in values, values
+
+
+def test_voice_pool_object_names_are_dns_labels(objects: tuple[dict, ...]) -> None:
+    for deployment, container in agent_deployments(objects):
+        if agent_voice(container) is not None:
+            name = deployment["metadata"]["name"]
+            assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63, name
 
 
 def test_the_short_group_never_scales_to_zero(objects: tuple[dict, ...]) -> None:
+    # Voice pools may: a rarely used voice waits for a cold start (issue 10); shared short work never.
     for deployment, container in agent_deployments(objects):
-        if "short" in command_option(container, "--classes").split(","):
+        if "short" in command_option(container, "--classes").split(",") and agent_voice(container) is None:
             assert scaled_object_for(objects, deployment["metadata"]["name"])["spec"]["minReplicaCount"] >= 1
 
 

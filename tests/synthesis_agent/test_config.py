@@ -70,3 +70,46 @@ def test_consumer_id_spread_is_off_unless_the_embedded_broker_asks_for_it() -> N
     assert AgentConfig.from_env({}, agent_id="a").consumer_id_spread == 0
     assert AgentConfig.from_env({"TTS_PULSAR_CONSUMER_ID_SPREAD": "64"}, agent_id="a").consumer_id_spread == 64
     assert AgentConfig.from_env({"TTS_PULSAR_CONSUMER_ID_SPREAD": "-3"}, agent_id="a").consumer_id_spread == 0
+
+
+def test_a_voice_pool_agent_consumes_its_voice_topics_and_preloads_the_voice() -> None:
+    env = {"TTS_DEDICATED_VOICES": "en_GB-extra-medium,other", "TTS_TOPIC_PREFIX": "x"}
+    config = AgentConfig.from_env(env, classes="short,long", agent_id="a", voice="en_GB-extra-medium")
+    assert config.voice == "en_GB-extra-medium" and config.preload_voice == "en_GB-extra-medium"
+    assert [config.job_topic(q) for q in config.queues] == [
+        "persistent://public/default/x-jobs-short-en_GB-extra-medium",
+        "persistent://public/default/x-jobs-long-en_GB-extra-medium",
+    ]
+    # TTS_AGENT_VOICE is the environment's way to say the same; --voice wins.
+    assert AgentConfig.from_env({**env, "TTS_AGENT_VOICE": "other"}, agent_id="a").voice == "other"
+    assert AgentConfig.from_env(
+        {**env, "TTS_AGENT_VOICE": "other"}, agent_id="a", voice="en_GB-extra-medium"
+    ).voice == ("en_GB-extra-medium")
+
+
+def test_a_shared_agent_consumes_the_shared_topics() -> None:
+    config = AgentConfig.from_env({"TTS_DEDICATED_VOICES": "en_GB-extra-medium"}, classes="short", agent_id="a")
+    assert config.voice is None and config.preload_voice == defaults.DEFAULT_VOICE
+    assert config.job_topic("short") == "persistent://public/default/tts-jobs-short"
+
+
+def test_an_agent_for_a_voice_without_a_pool_refuses_to_start() -> None:
+    with pytest.raises(ConfigError, match=r"'en_GB-extra-medium', which is not in TTS_DEDICATED_VOICES \(empty\)"):
+        AgentConfig.from_env({}, agent_id="a", voice="en_GB-extra-medium")
+    with pytest.raises(ConfigError, match="not in TTS_DEDICATED_VOICES"):
+        AgentConfig.from_env({"TTS_DEDICATED_VOICES": "other", "TTS_AGENT_VOICE": "typo"}, agent_id="a")
+    with pytest.raises(ConfigError, match="TTS_DEDICATED_VOICES: voice id 'a b'"):
+        AgentConfig.from_env({"TTS_DEDICATED_VOICES": "a b"}, agent_id="a")
+
+
+def test_the_agent_command_exits_2_for_a_voice_without_a_pool(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import synthesis_agent.__main__ as entry
+
+    # configure_logging would replace the root handlers of the whole test process.
+    monkeypatch.setattr(entry, "configure_logging", lambda level: None)
+    monkeypatch.delenv("TTS_DEDICATED_VOICES", raising=False)
+    monkeypatch.delenv("TTS_AGENT_VOICE", raising=False)
+    assert entry.main(["--voice", "en_GB-extra-medium", "--metrics-port", "0"]) == 2
+    assert "not in TTS_DEDICATED_VOICES" in caplog.text

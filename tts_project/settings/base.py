@@ -7,7 +7,7 @@ Apache Pulsar by setting DATABASE_URL, REDIS_URL and PULSAR_URL.
 
 from __future__ import annotations
 
-from tts_contracts import defaults
+from tts_contracts import defaults, parse_dedicated_voices
 
 from .env import BASE_DIR, VAR_DIR, env  # noqa: F401 - BASE_DIR is part of the settings
 
@@ -208,6 +208,10 @@ TTS_MAX_BATCH = env.int("TTS_MAX_BATCH", default=50)
 TTS_MAX_BATCH_CHARS = env.int("TTS_MAX_BATCH_CHARS", default=1_000_000)
 TTS_DEFAULT_VOICE = env.str("TTS_DEFAULT_VOICE", default=defaults.DEFAULT_VOICE)
 TTS_VOICES_DIR = env.str("TTS_VOICES_DIR", default="") or None  # voices besides the packaged one
+# Voices with their own agent pool (`python -m synthesis_agent --voice ID`): their jobs go to
+# per-voice topics. Empty: every job on the shared class topics. Ids are checked here (they
+# become topic names); that each is installed is a system check (gateway/checks.py).
+TTS_DEDICATED_VOICES = parse_dedicated_voices(env.str("TTS_DEDICATED_VOICES", default=""))
 TTS_CONSUMER_METRICS_PORT = env.int("TTS_CONSUMER_METRICS_PORT", default=9101)
 # Publisher: one send (or producer creation) waits at most this long for the broker.
 TTS_PUBLISH_TIMEOUT_S = env.float("TTS_PUBLISH_TIMEOUT_S", default=5.0)
