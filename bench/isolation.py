@@ -147,6 +147,8 @@ def wait_all(api: ApiClient, job_ids: Sequence[str], timeout_s: float, poll_s: f
 
 def start_stack(name: str, args: argparse.Namespace, *, scheduling: str, agents: Sequence[AgentSpec]) -> Stack:
     env = {"TTS_SCHEDULING": scheduling, "TTS_CACHE_ENABLED": "0", "TTS_AGENT_THREADS": str(args.agent_threads)}
+    if args.background_nice is not None:
+        env["TTS_AGENT_BACKGROUND_NICE"] = str(args.background_nice)
     if postgres_available():
         env["DATABASE_URL"] = recreate_database(args.database)
     var_dir = Path(tempfile.mkdtemp(prefix=f"tts-bench-{name}-"))
@@ -323,6 +325,12 @@ def main() -> int:
         default="work-conserving",
         help="agents of (b): every agent serves every class (default), or one for short and one for medium,long",
     )
+    parser.add_argument(
+        "--background-nice",
+        type=int,
+        default=None,
+        help="TTS_AGENT_BACKGROUND_NICE of the agents (default: the agent's, 19; 0 = lower classes step inline)",
+    )
     parser.add_argument("--database", default="tts_bench", help="Postgres database to recreate for each phase")
     parser.add_argument("--burst-jobs", type=int, default=100)
     parser.add_argument("--burst-clients", type=int, default=20)
@@ -334,7 +342,8 @@ def main() -> int:
     print(
         f"isolation benchmark: {args.short_jobs} short jobs every {args.interval_s}s; "
         f"{args.long_jobs} long jobs of >= {args.long_chars} chars; {cores} cores; "
-        f"{args.agent_threads} torch thread(s) per agent; {args.agents} agents; cache off",
+        f"{args.agent_threads} torch thread(s) per agent; {args.agents} agents; cache off; "
+        f"background nice {'default' if args.background_nice is None else args.background_nice}",
         flush=True,
     )
     phases = {
