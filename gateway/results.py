@@ -70,6 +70,18 @@ def publish_segment(*, job_id: str, attempt: int, first_sentence: int) -> None:
     _send(result)
 
 
+def _segment_result(event: SegmentEvent) -> ResultSegment:
+    return ResultSegment(
+        job_id=event.job_id,
+        attempt=event.attempt,
+        first_sentence=event.first_sentence,
+        sentence_count=event.sentence_count,
+        sample_rate=event.sample_rate,
+        pcm=bytes(event.pcm),
+        sent_at=time.time(),
+    )
+
+
 def publish_final(*, job: SynthesisJob) -> None:
     if not job.is_final:
         return
@@ -100,7 +112,10 @@ def event_applied(*, event: JobEvent, result: str) -> None:
         return
     if isinstance(event, SegmentEvent):
         try:
-            publish_segment(job_id=event.job_id, attempt=event.attempt, first_sentence=event.first_sentence)
+            if result == "applied":  # stored as it came: publish the event's own bytes, no read back
+                _send(_segment_result(event))
+            else:  # a duplicate: what was stored first (a redelivery may have synthesized anew)
+                publish_segment(job_id=event.job_id, attempt=event.attempt, first_sentence=event.first_sentence)
         except Exception:
             logger.exception("publishing segment %d of job %s failed", event.first_sentence, event.job_id)
     if result == "applied":

@@ -10,8 +10,9 @@ import logging
 import uuid
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from tts_contracts import (
@@ -54,11 +55,32 @@ def _job_locked(job_id: str) -> SynthesisJob | None:
         pk = uuid.UUID(job_id)
     except ValueError:
         return None
-    return SynthesisJob.objects.select_for_update().filter(pk=pk).first()
+    # No `.first()`: it would add an ORDER BY to a primary-key lookup.
+    return next(iter(SynthesisJob.objects.select_for_update().filter(pk=pk)), None)
+
+
+def _column_values(job: SynthesisJob) -> dict[str, object]:
+    """The row as last read or saved, to save only what an event changed (a file by its name)."""
+    values: dict[str, object] = {}
+    for field in SynthesisJob._meta.concrete_fields:
+        value = getattr(job, field.attname)
+        values[field.attname] = value.name if isinstance(value, FieldFile) else value
+    return values
+
+
+def _job_save_changes(*, job: SynthesisJob, before: dict[str, object]) -> None:
+    """One UPDATE of the columns that differ from `before` (the whole row costs a full write and
+    the CPU to build it, per event)."""
+    after = _column_values(job)
+    changed = [name for name, value in after.items() if before[name] != value]
+    if changed:
+        job.save(update_fields=changed)
 
 
 def _job_apply_event(*, event: JobEvent) -> str:
-    with transaction.atomic():
+    # savepoint=False: inside a batch of events (EventConsumer) a failure rolls the whole batch
+    # back and the consumer applies its events one by one; alone this is the event's transaction.
+    with transaction.atomic(savepoint=False):
         job = _job_locked(event.job_id)
         if job is None:
             logger.warning("event %s for unknown job %s ignored", event.type, event.job_id)
@@ -70,6 +92,7 @@ def _job_apply_event(*, event: JobEvent) -> str:
             return INVALID
         if job.is_final:
             return DUPLICATE if job.status == JobStatus.SUCCEEDED else STALE
+        before = _column_values(job)
         if isinstance(event, StartedEvent):
             result = _apply_started(job=job, event=event)
         elif isinstance(event, SegmentEvent):
@@ -85,7 +108,8 @@ def _job_apply_event(*, event: JobEvent) -> str:
             return INVALID
         # Any event of the current attempt, a duplicate too, proves an agent works on the job:
         # the stalled-job watchdog measures silence from here (consumer clock, not the agent's).
-        SynthesisJob.objects.filter(pk=job.pk).update(last_event_at=timezone.now())
+        job.last_event_at = timezone.now()
+        _job_save_changes(job=job, before=before)
         return result
 
 
@@ -96,12 +120,10 @@ def _apply_started(*, job: SynthesisJob, event: StartedEvent) -> str:
         # Redelivered to another agent (the first one crashed): same attempt, new worker.
         logger.info("job %s restarted by agent %s (was %s)", job.id, event.agent_id, job.agent_id)
         job.agent_id = event.agent_id
-        job.save(update_fields=["agent_id"])
         return APPLIED
     job_mark_running(job=job, event=event)
     job.sentence_count = event.sentence_count
     job.sample_rate = event.sample_rate
-    job.save()
     return APPLIED
 
 
@@ -109,20 +131,19 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
     if AudioSegment.objects.filter(job=job, attempt=event.attempt, first_sentence=event.first_sentence).exists():
         return DUPLICATE  # a redelivered job replays the same sentences from the cache
     job_mark_running(job=job, event=event)  # the started event was lost: the segment proves it runs
-    try:
-        with transaction.atomic():
-            AudioSegment.objects.create(
-                job=job,
-                attempt=event.attempt,
-                first_sentence=event.first_sentence,
-                sentence_count=event.sentence_count,
-                sample_rate=event.sample_rate,
-                pcm=event.pcm,
-                audio_seconds=event.audio_seconds,
-                cached_sentences=event.cached_sentences,
-            )
-    except IntegrityError:
-        return DUPLICATE
+    # No savepoint around the insert: only this consumer writes segments, under the job's row
+    # lock taken above, so the check above cannot race. Should the unique constraint still
+    # fire, the transaction fails and the consumer's retry finds the segment stored.
+    AudioSegment.objects.create(
+        job=job,
+        attempt=event.attempt,
+        first_sentence=event.first_sentence,
+        sentence_count=event.sentence_count,
+        sample_rate=event.sample_rate,
+        pcm=event.pcm,
+        audio_seconds=event.audio_seconds,
+        cached_sentences=event.cached_sentences,
+    )
     # New sentences are real progress: the stall budget is for jobs that stop moving, not for a
     # long job that hit several separate broker hiccups.
     job.stall_republishes = 0
@@ -133,7 +154,6 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
     if job.first_segment_at is None:
         job.first_segment_at = event_time(event, not_before=job.started_at or job.queued_at)
         metrics.TIME_TO_FIRST_SEGMENT.labels(length_class=job.length_class).observe(job.time_to_first_segment_s or 0.0)
-    job.save()
     return APPLIED
 
 
@@ -148,7 +168,6 @@ def _apply_completed(*, job: SynthesisJob, event: CompletedEvent) -> str:
     stored = job_audio_store(job=job, segments=chain.segments, sample_rate=sample_rate)
     if stored.error:
         job_mark_failed(job=job, code="storage_full", error=f"the audio could not be stored: {stored.error}")
-        job.save()
         return APPLIED
     job.sample_rate = sample_rate
     job.audio_duration_s = stored.frames / sample_rate
@@ -158,7 +177,6 @@ def _apply_completed(*, job: SynthesisJob, event: CompletedEvent) -> str:
     job.cached_sentences = event.cached_sentences
     job.agent_id = event.agent_id or job.agent_id
     job_mark_succeeded(job=job, at=event_time(event, not_before=job.started_at))
-    job.save()
     metrics.JOB_LATENCY.labels(length_class=job.length_class).observe(job.latency_s or 0.0)
     logger.info(
         "job %s succeeded: %.2fs of audio from %d segments, %d cached sentences",
@@ -176,7 +194,6 @@ def _completed_incomplete(*, job: SynthesisJob, event: CompletedEvent, problem: 
     does not count for every subscription type). Segments that disagree cannot be repaired."""
     if resend and job.stall_republishes < settings.TTS_MAX_STALL_REPUBLISHES:
         job.stall_republishes += 1
-        job.save()
         outbox_create(job=job)
         metrics.JOBS_REPUBLISHED.labels(length_class=job.length_class).inc()
         logger.warning(
@@ -190,7 +207,6 @@ def _completed_incomplete(*, job: SynthesisJob, event: CompletedEvent, problem: 
         return RESENT
     logger.error("job %s attempt %d failed on completion: %s", job.id, event.attempt, problem)
     job_mark_failed(job=job, code="synthesis_error", error=f"synthesis failed: {problem}")
-    job.save()
     return APPLIED
 
 
@@ -200,14 +216,12 @@ def _apply_heartbeat(*, job: SynthesisJob, event: HeartbeatEvent) -> str:
     job.last_heartbeat_at = timezone.now()
     if event.sentence_count and job.status == JobStatus.RUNNING:
         job.progress = max(job.progress, min(event.sentences_done / event.sentence_count, 0.99))
-    job.save(update_fields=["last_heartbeat_at", "progress"])
     return APPLIED
 
 
 def _apply_failed(*, job: SynthesisJob, event: FailedEvent) -> str:
     job_mark_running(job=job, event=event)
     job_mark_failed(job=job, code=event.code, error=event.reason)
-    job.save()
     logger.warning(
         "job %s attempt %d failed on agent %s: %s (%s, %s)",
         job.id,
