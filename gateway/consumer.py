@@ -204,11 +204,12 @@ class EventConsumer:
         result. Events of a job that repeat within the batch see the earlier ones (duplicates).
         """
         self._refresh_connections()
+
+        def publish_on_commit(event: JobEvent, result: str) -> None:
+            transaction.on_commit(partial(results.event_applied, event=event, result=result), robust=True)
+
         try:
-            with transaction.atomic():
-                for event in events:
-                    result = services.job_apply_event(event=event)
-                    transaction.on_commit(partial(results.event_applied, event=event, result=result), robust=True)
+            services.job_apply_events(events=events, on_applied=publish_on_commit)
         except Exception as error:  # retried one by one, each with its own retries and dead letter
             logger.warning("a batch of %d events failed (%s); applying them one by one", len(events), error)
             if isinstance(error, DatabaseError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -43,20 +44,51 @@ def job_apply_event(*, event: JobEvent) -> str:
     agent replays the sentences from its cache, the lost segments arrive again) and returns
     `resent`; after TTS_MAX_STALL_REPUBLISHES re-sends of the attempt the job fails.
     """
-    result = _job_apply_event(event=event)
+    with transaction.atomic():
+        return _counted(event, _job_apply_locked(job=_jobs_locked([event.job_id]).get(event.job_id), event=event))
+
+
+def job_apply_events(
+    *, events: Sequence[JobEvent], on_applied: Callable[[JobEvent, str], None] | None = None
+) -> list[str]:
+    """Apply `events` in order in ONE transaction, as `job_apply_event` would one by one; their
+    jobs are locked by one query and each row is read once however many of its events come.
+
+    `on_applied(event, result)` runs inside the transaction right after each event (to register
+    after-commit hooks in event order). An exception rolls every event of the batch back.
+    """
+    results: list[str] = []
+    with transaction.atomic():
+        jobs = _jobs_locked([event.job_id for event in events])
+        for event in events:
+            results.append(_counted(event, _job_apply_locked(job=jobs.get(event.job_id), event=event)))
+            if on_applied is not None:
+                on_applied(event, results[-1])
+    return results
+
+
+def _counted(event: JobEvent, result: str) -> str:
     metrics.EVENTS_APPLIED.labels(type=event.type, result=result).inc()
     if result == APPLIED and event.sent_at > 0:
         metrics.EVENT_LAG.observe(max(0.0, timezone.now().timestamp() - event.sent_at))
     return result
 
 
-def _job_locked(job_id: str) -> SynthesisJob | None:
-    try:
-        pk = uuid.UUID(job_id)
-    except ValueError:
-        return None
-    # No `.first()`: it would add an ORDER BY to a primary-key lookup.
-    return next(iter(SynthesisJob.objects.select_for_update().filter(pk=pk)), None)
+def _jobs_locked(job_ids: Sequence[str]) -> dict[str, SynthesisJob]:
+    """The jobs named (an id that is no UUID names none), locked, by the ids as written; in key
+    order, so two transactions locking several jobs never wait on each other in a cycle."""
+    wanted: dict[uuid.UUID, list[str]] = {}
+    for job_id in job_ids:
+        try:
+            wanted.setdefault(uuid.UUID(job_id), []).append(job_id)
+        except ValueError:
+            continue
+    if not wanted:
+        return {}
+    query = SynthesisJob.objects.select_for_update()
+    # One id: no ORDER BY on a primary-key lookup.
+    rows = query.filter(pk=next(iter(wanted))) if len(wanted) == 1 else query.filter(pk__in=wanted).order_by("pk")
+    return {job_id: job for job in rows for job_id in wanted[job.pk]}
 
 
 def _column_values(job: SynthesisJob) -> dict[str, object]:
@@ -77,40 +109,37 @@ def _job_save_changes(*, job: SynthesisJob, before: dict[str, object]) -> None:
         job.save(update_fields=changed)
 
 
-def _job_apply_event(*, event: JobEvent) -> str:
-    # savepoint=False: inside a batch of events (EventConsumer) a failure rolls the whole batch
-    # back and the consumer applies its events one by one; alone this is the event's transaction.
-    with transaction.atomic(savepoint=False):
-        job = _job_locked(event.job_id)
-        if job is None:
-            logger.warning("event %s for unknown job %s ignored", event.type, event.job_id)
-            return INVALID
-        if event.attempt < job.attempt:
-            return STALE
-        if event.attempt > job.attempt:
-            logger.warning("event %s for job %s has attempt %d > %d", event.type, job.id, event.attempt, job.attempt)
-            return INVALID
-        if job.is_final:
-            return DUPLICATE if job.status == JobStatus.SUCCEEDED else STALE
-        before = _column_values(job)
-        if isinstance(event, StartedEvent):
-            result = _apply_started(job=job, event=event)
-        elif isinstance(event, SegmentEvent):
-            result = _apply_segment(job=job, event=event)
-        elif isinstance(event, CompletedEvent):
-            result = _apply_completed(job=job, event=event)
-        elif isinstance(event, FailedEvent):
-            result = _apply_failed(job=job, event=event)
-        elif isinstance(event, HeartbeatEvent):
-            result = _apply_heartbeat(job=job, event=event)
-        else:
-            logger.warning("job %s: %s events are not applied by this gateway", job.id, event.type)
-            return INVALID
-        # Any event of the current attempt, a duplicate too, proves an agent works on the job:
-        # the stalled-job watchdog measures silence from here (consumer clock, not the agent's).
-        job.last_event_at = timezone.now()
-        _job_save_changes(job=job, before=before)
-        return result
+def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent) -> str:
+    """Apply `event` to its `job`, locked by the caller's transaction (None: no such job)."""
+    if job is None:
+        logger.warning("event %s for unknown job %s ignored", event.type, event.job_id)
+        return INVALID
+    if event.attempt < job.attempt:
+        return STALE
+    if event.attempt > job.attempt:
+        logger.warning("event %s for job %s has attempt %d > %d", event.type, job.id, event.attempt, job.attempt)
+        return INVALID
+    if job.is_final:
+        return DUPLICATE if job.status == JobStatus.SUCCEEDED else STALE
+    before = _column_values(job)
+    if isinstance(event, StartedEvent):
+        result = _apply_started(job=job, event=event)
+    elif isinstance(event, SegmentEvent):
+        result = _apply_segment(job=job, event=event)
+    elif isinstance(event, CompletedEvent):
+        result = _apply_completed(job=job, event=event)
+    elif isinstance(event, FailedEvent):
+        result = _apply_failed(job=job, event=event)
+    elif isinstance(event, HeartbeatEvent):
+        result = _apply_heartbeat(job=job, event=event)
+    else:
+        logger.warning("job %s: %s events are not applied by this gateway", job.id, event.type)
+        return INVALID
+    # Any event of the current attempt, a duplicate too, proves an agent works on the job:
+    # the stalled-job watchdog measures silence from here (consumer clock, not the agent's).
+    job.last_event_at = timezone.now()
+    _job_save_changes(job=job, before=before)
+    return result
 
 
 def _apply_started(*, job: SynthesisJob, event: StartedEvent) -> str:
@@ -147,7 +176,10 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
     # New sentences are real progress: the stall budget is for jobs that stop moving, not for a
     # long job that hit several separate broker hiccups.
     job.stall_republishes = 0
-    done = AudioSegment.objects.filter(job=job, attempt=event.attempt).aggregate(n=Sum("sentence_count"))["n"] or 0
+    if job.sentences_done == 0:  # no other segment of this attempt is stored: this one is all
+        done = event.sentence_count
+    else:
+        done = AudioSegment.objects.filter(job=job, attempt=event.attempt).aggregate(n=Sum("sentence_count"))["n"] or 0
     job.sentences_done = min(done, job.sentence_count) if job.sentence_count else done  # overlaps count once
     if job.sentence_count:
         job.progress = min(done / job.sentence_count, 0.99)  # 1.0 only once the file exists
@@ -237,7 +269,7 @@ def _apply_failed(*, job: SynthesisJob, event: FailedEvent) -> str:
 def job_fail_dead_letter(*, message: JobMessage) -> str:
     """A job message the agents gave up on (dead-letter topic): fail the job with a readable reason."""
     with transaction.atomic():
-        job = _job_locked(message.job_id)
+        job = _jobs_locked([message.job_id]).get(message.job_id)
         if job is None:
             result = INVALID
         elif message.attempt != job.attempt:

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from gateway import consumer as consumer_module
-from gateway import services
 from gateway.consumer import EventConsumer
 from gateway.models import AudioSegment, EventDeadLetter, JobStatus, SynthesisJob
-from tts_contracts import JobEvent
+from gateway.services import events as events_module
+from tts_contracts import JobEvent, StartedEvent
 from tts_contracts.results import RESULTS_TOPIC_NAME, ResultFinal, ResultSegment, decode_result
 
 from .conftest import EventFactory, RecordingPublisher
@@ -92,14 +92,14 @@ def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
     handler: EventConsumer, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good, bad = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
-    apply = services.job_apply_event
+    apply_started = events_module._apply_started
 
-    def fails_for_bad(*, event: JobEvent) -> str:
-        if event.job_id == str(bad.id):
+    def fails_for_bad(*, job: SynthesisJob, event: StartedEvent) -> str:
+        if job.pk == bad.pk:
             raise KeyError("a bug no retry fixes")
-        return apply(event=event)
+        return apply_started(job=job, event=event)
 
-    monkeypatch.setattr(services, "job_apply_event", fails_for_bad)
+    monkeypatch.setattr(events_module, "_apply_started", fails_for_bad)
     events = [make_event("started", good), make_event("started", bad), make_event("segment", good)]
 
     assert handler.handle_events(messages(events)) == [True, True, True]  # the bad one dead-lettered, acked
