@@ -125,7 +125,7 @@ def event_applied(*, event: JobEvent, result: str) -> None:
 def job_ended(*, job_id: uuid.UUID | str) -> None:
     """After the commit that ended job `job_id`: its final result, and a notice to its streams."""
     try:
-        job = SynthesisJob.objects.filter(pk=job_id).first()
+        job = SynthesisJob.objects.defer("text").filter(pk=job_id).first()  # the result carries no text
         if job is not None:
             publish_final(job=job)
     except Exception:

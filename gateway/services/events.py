@@ -85,7 +85,9 @@ def _jobs_locked(job_ids: Sequence[str]) -> dict[str, SynthesisJob]:
             continue
     if not wanted:
         return {}
-    query = SynthesisJob.objects.select_for_update()
+    # Not the text (up to 100,000 characters, read and decoded per event of a long job): only a
+    # re-send of the job message needs it, and loads it then.
+    query = SynthesisJob.objects.select_for_update().defer("text")
     # One id: no ORDER BY on a primary-key lookup.
     rows = query.filter(pk=next(iter(wanted))) if len(wanted) == 1 else query.filter(pk__in=wanted).order_by("pk")
     return {job_id: job for job in rows for job_id in wanted[job.pk]}
@@ -94,7 +96,10 @@ def _jobs_locked(job_ids: Sequence[str]) -> dict[str, SynthesisJob]:
 def _column_values(job: SynthesisJob) -> dict[str, object]:
     """The row as last read or saved, to save only what an event changed (a file by its name)."""
     values: dict[str, object] = {}
+    deferred = job.get_deferred_fields()  # never loaded, so never changed here: reading would load them
     for field in SynthesisJob._meta.concrete_fields:
+        if field.attname in deferred:
+            continue
         value = getattr(job, field.attname)
         values[field.attname] = value.name if isinstance(value, FieldFile) else value
     return values
@@ -104,7 +109,7 @@ def _job_save_changes(*, job: SynthesisJob, before: dict[str, object]) -> None:
     """One UPDATE of the columns that differ from `before` (the whole row costs a full write and
     the CPU to build it, per event)."""
     after = _column_values(job)
-    changed = [name for name, value in after.items() if before[name] != value]
+    changed = [name for name, value in after.items() if before.get(name, value) != value]
     if changed:
         job.save(update_fields=changed)
 
