@@ -30,7 +30,7 @@ from tts_contracts import (
 )
 from tts_runtime import pulsar_client
 
-from . import metrics, results, services
+from . import live, metrics, results, services
 from .publisher import service_topics
 
 logger = logging.getLogger(__name__)
@@ -199,14 +199,24 @@ class EventConsumer:
     def _apply_together(self, events: list[JobEvent]) -> bool:
         """All of `events` in one transaction; False (nothing applied) if it failed.
 
-        Each event's hook (results topic, live notices) is registered on commit right after the
-        event, so hooks run in event order after the commit, a job's segments before its final
-        result. Events of a job that repeat within the batch see the earlier ones (duplicates).
+        Each event's results hook is registered on commit right after the event, so hooks run in
+        event order after the commit, a job's segments before its final result. The job's open
+        streams get one live notice per batch (a notice only says "look again"), not one per event.
+        Events of a job that repeat within the batch see the earlier ones (duplicates).
         """
         self._refresh_connections()
+        changed_jobs: dict[str, None] = {}  # in order of first change; read after the commit
+
+        def notify_changed_jobs() -> None:
+            for job_id in changed_jobs:
+                live.notify_job_update(job_id=job_id)
 
         def publish_on_commit(event: JobEvent, result: str) -> None:
-            transaction.on_commit(partial(results.event_applied, event=event, result=result), robust=True)
+            if not changed_jobs and result == services.APPLIED:  # registered once, in the transaction
+                transaction.on_commit(notify_changed_jobs, robust=True)
+            transaction.on_commit(partial(results.event_applied, event=event, result=result, notify=False), robust=True)
+            if result == services.APPLIED:
+                changed_jobs[event.job_id] = None
 
         try:
             services.job_apply_events(events=events, on_applied=publish_on_commit)

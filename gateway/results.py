@@ -104,10 +104,11 @@ def publish_final(*, job: SynthesisJob) -> None:
     _send(result)
 
 
-def event_applied(*, event: JobEvent, result: str) -> None:
+def event_applied(*, event: JobEvent, result: str, notify: bool = True) -> None:
     """The consumer's hook after one event was applied and committed: a stored segment onto the
     results topic (a duplicate too: the first delivery may have stopped before publishing), then
-    wake the job's open streams. Final results come from `job_ended`, on the ending commit."""
+    wake the job's open streams (unless `notify` is False: the caller sends one notice for several
+    events). Final results come from `job_ended`, on the ending commit."""
     if result not in _PUBLISHED_RESULTS:
         return
     if isinstance(event, SegmentEvent):
@@ -118,7 +119,7 @@ def event_applied(*, event: JobEvent, result: str) -> None:
                 publish_segment(job_id=event.job_id, attempt=event.attempt, first_sentence=event.first_sentence)
         except Exception:
             logger.exception("publishing segment %d of job %s failed", event.first_sentence, event.job_id)
-    if result == "applied":
+    if result == "applied" and notify:
         live.notify_job_update(job_id=event.job_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -74,6 +75,9 @@ def test_a_batch_finishes_every_job_and_publishes_segments_before_each_final_res
         ("segment", str(second.id)),
         ("final", str(second.id)),
     ]
+    # One "look again" notice per job for its three events, and the one of its end (was four).
+    notices = [json.loads(payload)["job_id"] for topic, payload in broadcasts.sent if topic.endswith("job-updates")]
+    assert sorted(notices) == sorted([str(first.id)] * 2 + [str(second.id)] * 2)
 
 
 def test_a_repeated_event_in_one_batch_is_a_duplicate(handler: EventConsumer, make_event: EventFactory) -> None:
