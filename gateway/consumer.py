@@ -12,29 +12,37 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pulsar
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections, transaction
 
 from tts_contracts import (
     DEAD_LETTER_SUBSCRIPTION,
     EVENT_TYPES,
     EVENTS_SUBSCRIPTION,
     ContractError,
+    JobEvent,
     JobMessage,
     decode_event,
 )
 from tts_runtime import pulsar_client
 
-from . import metrics, results, services
+from . import live, metrics, results, services
 from .publisher import service_topics
 
 logger = logging.getLogger(__name__)
 
 NACK_DELAY_MS = 1000
 DB_ERROR_PAUSE_S = 1.0
+# Events already waiting in the receiver queue are applied together, in one transaction (at
+# most this many): no added latency when events trickle in, fewer commits under a burst.
+MAX_EVENT_BATCH = 32
+# How often the loop drops connections past CONN_MAX_AGE (each check also costs the next
+# query a health check round trip); after a database error they are closed at once anyway.
+CONNECTION_CHECK_INTERVAL_S = 1.0
 # The result label of an event whose payload broke the wire contract (acked, never applied).
 REJECTED = "rejected"
 
@@ -59,6 +67,7 @@ class EventConsumer:
         self._client: pulsar.Client | None = None
         self._events: pulsar.Consumer | None = None
         self._dead_letters: pulsar.Consumer | None = None
+        self._connections_checked_at = float("-inf")
 
     def open(self) -> EventConsumer:
         self._client = pulsar_client(self.service_url, auth_token=settings.PULSAR_AUTH_TOKEN)
@@ -102,12 +111,34 @@ class EventConsumer:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         assert self._events is not None and self._dead_letters is not None, "call open() first"
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            self._poll(self._events, self.handle_event, timeout_ms=self.receive_timeout_ms)
+            batch = self._receive_waiting(self._events, timeout_ms=self.receive_timeout_ms)
+            if batch:
+                self._settle(self._events, batch, self.handle_events(batch))
             # Dead letters are rare: a poll that never waits keeps events flowing (a 10 ms wait here
             # cost every event 10 ms, a ceiling of ~100 events/s under a burst of small jobs).
             while self._poll(self._dead_letters, self.handle_dead_letter, timeout_ms=0):
                 pass
         close_old_connections()
+
+    @staticmethod
+    def _receive_waiting(consumer: pulsar.Consumer, *, timeout_ms: int) -> list[pulsar.Message]:
+        """The next message (waiting up to `timeout_ms`), then those already received behind it."""
+        messages: list[pulsar.Message] = []
+        try:
+            messages.append(consumer.receive(timeout_millis=timeout_ms))
+            while len(messages) < MAX_EVENT_BATCH:
+                messages.append(consumer.receive(timeout_millis=0))
+        except pulsar.Timeout:
+            pass
+        return messages
+
+    @staticmethod
+    def _settle(consumer: pulsar.Consumer, messages: list[pulsar.Message], acks: list[bool]) -> None:
+        for message, ack in zip(messages, acks, strict=True):
+            if ack:
+                consumer.acknowledge(message)
+            else:
+                consumer.negative_acknowledge(message)
 
     def _poll(self, consumer: pulsar.Consumer, handle: Callable[[pulsar.Message], bool], *, timeout_ms: int) -> bool:
         try:
@@ -123,9 +154,32 @@ class EventConsumer:
     # --- one message each; True = ack, False = negative-ack ----------------------------------
 
     def handle_event(self, message: pulsar.Message) -> bool:
-        payload = message.data()
+        return self.handle_events([message])[0]
+
+    def handle_events(self, messages: list[pulsar.Message]) -> list[bool]:
+        """Apply events in order; one ack (True) or negative-ack (False) per message.
+
+        Several events go through one transaction (fewer commits and round trips under a
+        burst); if that transaction fails, each event is applied on its own, with the retries
+        and dead letters of a single event, so one bad event never holds back the others.
+        """
+        acks = [True] * len(messages)
+        decoded: list[tuple[int, JobEvent, bytes]] = []
+        for index, message in enumerate(messages):
+            payload = message.data()
+            event = self._decoded(message, payload)
+            if event is not None:
+                decoded.append((index, event, payload))
+        if len(decoded) > 1 and self._apply_together([event for _, event, _ in decoded]):
+            return acks
+        for index, event, payload in decoded:
+            acks[index] = self._apply_one(event, payload)
+        return acks
+
+    @staticmethod
+    def _decoded(message: pulsar.Message, payload: bytes) -> JobEvent | None:
         try:
-            event = decode_event(payload)
+            return decode_event(payload)
         except ContractError as error:
             # Acked: a payload that breaks the contract never becomes valid by redelivery, and a
             # poison message must not block the subscription.
@@ -140,7 +194,40 @@ class EventConsumer:
                 job_id,
                 error,
             )
-            return True
+            return None
+
+    def _apply_together(self, events: list[JobEvent]) -> bool:
+        """All of `events` in one transaction; False (nothing applied) if it failed.
+
+        Each event's results hook is registered on commit right after the event, so hooks run in
+        event order after the commit, a job's segments before its final result. The job's open
+        streams get one live notice per batch (a notice only says "look again"), not one per event.
+        Events of a job that repeat within the batch see the earlier ones (duplicates).
+        """
+        self._refresh_connections()
+        changed_jobs: dict[str, None] = {}  # in order of first change; read after the commit
+
+        def notify_changed_jobs() -> None:
+            for job_id in changed_jobs:
+                live.notify_job_update(job_id=job_id)
+
+        def publish_on_commit(event: JobEvent, result: str) -> None:
+            if not changed_jobs and result == services.APPLIED:  # registered once, in the transaction
+                transaction.on_commit(notify_changed_jobs, robust=True)
+            transaction.on_commit(partial(results.event_applied, event=event, result=result, notify=False), robust=True)
+            if result == services.APPLIED:
+                changed_jobs[event.job_id] = None
+
+        try:
+            services.job_apply_events(events=events, on_applied=publish_on_commit)
+        except Exception as error:  # retried one by one, each with its own retries and dead letter
+            logger.warning("a batch of %d events failed (%s); applying them one by one", len(events), error)
+            if isinstance(error, DatabaseError):
+                connections.close_all()
+            return False
+        return True
+
+    def _apply_one(self, event: JobEvent, payload: bytes) -> bool:
         return self._apply(
             lambda: services.job_apply_event(event=event),
             what=f"{event.type} event seq {event.seq} of job {event.job_id} attempt {event.attempt}",
@@ -152,6 +239,13 @@ class EventConsumer:
                 "attempt": event.attempt,
             },
         )
+
+    def _refresh_connections(self) -> None:
+        """Drop connections past CONN_MAX_AGE or left broken, at most every few moments."""
+        now = time.monotonic()
+        if now - self._connections_checked_at >= CONNECTION_CHECK_INTERVAL_S:
+            self._connections_checked_at = now
+            close_old_connections()
 
     def handle_dead_letter(self, message: pulsar.Message) -> bool:
         payload = message.data()
@@ -190,7 +284,10 @@ class EventConsumer:
         """
         error: BaseException | None = None
         for attempt in range(1 + max(0, settings.TTS_EVENT_APPLY_RETRIES)):
-            close_old_connections()
+            if attempt == 0:
+                self._refresh_connections()
+            else:
+                close_old_connections()
             try:
                 result = apply()
             except DatabaseError as raised:

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 
@@ -38,13 +38,33 @@ class QuotaUsage:
 
 
 def quota_limits(*, user: AbstractBaseUser) -> QuotaLimits:
-    override = UserQuota.objects.filter(user_id=user.pk).first()
-    active = override.max_active_jobs if override and override.max_active_jobs is not None else None
-    chars = override.max_chars_per_day if override and override.max_chars_per_day is not None else None
+    override = UserQuota.objects.filter(user_id=user.pk).values_list("max_active_jobs", "max_chars_per_day").first()
+    return _limits(*(override or (None, None)))
+
+
+def _limits(active: int | None, chars: int | None) -> QuotaLimits:
+    """The user's own limits where set (not None), the settings' defaults otherwise."""
     return QuotaLimits(
         max_active_jobs=settings.TTS_QUOTA_MAX_ACTIVE_JOBS if active is None else active,
         max_chars_per_day=settings.TTS_QUOTA_MAX_CHARS_PER_DAY if chars is None else chars,
     )
+
+
+def _lock_owner_and_read_limits(*, owner: AbstractBaseUser) -> QuotaLimits:
+    """Lock the owner's user row and read their limits in the same query (one round trip per submit)."""
+    own = UserQuota.objects.filter(user_id=OuterRef("pk"))
+    row = (
+        get_user_model()
+        .objects.select_for_update()  # scalar subqueries, not a join: FOR UPDATE locks the user row only
+        .filter(pk=owner.pk)
+        .annotate(
+            max_active_jobs=Subquery(own.values("max_active_jobs")[:1]),
+            max_chars_per_day=Subquery(own.values("max_chars_per_day")[:1]),
+        )
+        .values_list("max_active_jobs", "max_chars_per_day")
+        .first()
+    )
+    return _limits(*(row or (None, None)))
 
 
 def _day_start(now: datetime) -> datetime:
@@ -71,9 +91,8 @@ def quota_reserve(*, owner: AbstractBaseUser, jobs: int, chars: int) -> None:
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("quota_reserve must run inside the transaction that creates the jobs")
-    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+    limits = _lock_owner_and_read_limits(owner=owner)
     now = timezone.now()
-    limits = quota_limits(user=owner)
     usage = quota_usage(user=owner, now=now)
     if usage.active_jobs + jobs > limits.max_active_jobs:
         raise ApplicationError(

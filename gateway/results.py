@@ -70,6 +70,18 @@ def publish_segment(*, job_id: str, attempt: int, first_sentence: int) -> None:
     _send(result)
 
 
+def _segment_result(event: SegmentEvent) -> ResultSegment:
+    return ResultSegment(
+        job_id=event.job_id,
+        attempt=event.attempt,
+        first_sentence=event.first_sentence,
+        sentence_count=event.sentence_count,
+        sample_rate=event.sample_rate,
+        pcm=bytes(event.pcm),
+        sent_at=time.time(),
+    )
+
+
 def publish_final(*, job: SynthesisJob) -> None:
     if not job.is_final:
         return
@@ -92,25 +104,29 @@ def publish_final(*, job: SynthesisJob) -> None:
     _send(result)
 
 
-def event_applied(*, event: JobEvent, result: str) -> None:
+def event_applied(*, event: JobEvent, result: str, notify: bool = True) -> None:
     """The consumer's hook after one event was applied and committed: a stored segment onto the
     results topic (a duplicate too: the first delivery may have stopped before publishing), then
-    wake the job's open streams. Final results come from `job_ended`, on the ending commit."""
+    wake the job's open streams (unless `notify` is False: the caller sends one notice for several
+    events). Final results come from `job_ended`, on the ending commit."""
     if result not in _PUBLISHED_RESULTS:
         return
     if isinstance(event, SegmentEvent):
         try:
-            publish_segment(job_id=event.job_id, attempt=event.attempt, first_sentence=event.first_sentence)
+            if result == "applied":  # stored as it came: publish the event's own bytes, no read back
+                _send(_segment_result(event))
+            else:  # a duplicate: what was stored first (a redelivery may have synthesized anew)
+                publish_segment(job_id=event.job_id, attempt=event.attempt, first_sentence=event.first_sentence)
         except Exception:
             logger.exception("publishing segment %d of job %s failed", event.first_sentence, event.job_id)
-    if result == "applied":
+    if result == "applied" and notify:
         live.notify_job_update(job_id=event.job_id)
 
 
 def job_ended(*, job_id: uuid.UUID | str) -> None:
     """After the commit that ended job `job_id`: its final result, and a notice to its streams."""
     try:
-        job = SynthesisJob.objects.filter(pk=job_id).first()
+        job = SynthesisJob.objects.defer("text").filter(pk=job_id).first()  # the result carries no text
         if job is not None:
             publish_final(job=job)
     except Exception:

@@ -18,7 +18,16 @@ wrong. Callers import from here, not from the modules:
 
 from .dead_letters import event_dead_letter_create
 from .encodings import job_audio_encode
-from .events import APPLIED, DUPLICATE, INVALID, RESENT, STALE, job_apply_event, job_fail_dead_letter
+from .events import (
+    APPLIED,
+    DUPLICATE,
+    INVALID,
+    RESENT,
+    STALE,
+    job_apply_event,
+    job_apply_events,
+    job_fail_dead_letter,
+)
 from .idempotency import idempotency_keys_purge_expired, job_submit_idempotent
 from .inputs import JobInput, JobRequest, job_batch_check_size, job_input_estimate_seconds, job_input_validate
 from .jobs import job_cancel, job_delete, job_retry, job_submit, job_submit_batch
@@ -39,6 +48,7 @@ __all__ = [
     "event_dead_letter_create",
     "idempotency_keys_purge_expired",
     "job_apply_event",
+    "job_apply_events",
     "job_audio_encode",
     "job_batch_check_size",
     "job_cancel",

@@ -22,6 +22,9 @@ from ..models import AudioSegment, SynthesisJob
 logger = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".tmp"
+# PCM read from the database per query when assembling a WAV: a short job's segments come in one
+# query, a long job's in a few, and memory stays bounded (about 190 s of 22.05 kHz audio).
+PCM_READ_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def segment_chain(*, job: SynthesisJob, attempt: int, expected: int) -> SegmentC
     cut their segments differently (a stored segment off the chain is left out)."""
     stored = {
         segment.first_sentence: segment
-        for segment in AudioSegment.objects.filter(job=job, attempt=attempt).defer("pcm")
+        for segment in AudioSegment.objects.filter(job=job, attempt=attempt).order_by().defer("pcm")
     }
     segments: list[AudioSegment] = []
     covered = 0
@@ -100,19 +103,41 @@ def job_audio_store(*, job: SynthesisJob, segments: list[AudioSegment], sample_r
     return StoredAudio(frames=frames)
 
 
+def pcm_groups(segments: list[AudioSegment], *, max_bytes: int = PCM_READ_BYTES) -> list[list[AudioSegment]]:
+    """Consecutive runs of `segments` whose PCM (estimated from `audio_seconds`) stays under
+    `max_bytes`, at least one segment each: one query per run reads their PCM."""
+    groups: list[list[AudioSegment]] = []
+    size = 0
+    for segment in segments:
+        estimate = int(segment.audio_seconds * segment.sample_rate * 2)
+        if not groups or (groups[-1] and size + estimate > max_bytes):
+            groups.append([])
+            size = 0
+        groups[-1].append(segment)
+        size += estimate
+    return groups
+
+
 def _write_wav(path: str, *, segments: list[AudioSegment], sample_rate: int) -> int:
-    """PCM is read one segment at a time so a long job's audio is never held in memory whole.
-    Flushed to disk before it can be moved under the job's name. Returns the frame count."""
+    """PCM is read a bounded run of segments at a time (one query per run, a short job's in one)
+    so a long job's audio is never held in memory whole. Flushed to disk before it can be moved
+    under the job's name. Returns the frame count."""
     frames = 0
     with open(path, "wb") as handle:
         with wave.open(handle, "wb") as wav:
             wav.setnchannels(1)
             wav.setsampwidth(2)
             wav.setframerate(sample_rate)
-            for segment in segments:
-                pcm = AudioSegment.objects.values_list("pcm", flat=True).get(pk=segment.pk)
-                wav.writeframes(bytes(pcm))
-                frames += len(pcm) // 2
+            for group in pcm_groups(segments):
+                pcm_by_pk = dict(
+                    AudioSegment.objects.filter(pk__in=[segment.pk for segment in group])
+                    .order_by()  # the model's ordering would join the job table
+                    .values_list("pk", "pcm")
+                )
+                for segment in group:
+                    pcm = pcm_by_pk[segment.pk]
+                    wav.writeframes(bytes(pcm))
+                    frames += len(pcm) // 2
         handle.flush()
         os.fsync(handle.fileno())
     return frames

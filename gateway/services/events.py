@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from tts_contracts import (
@@ -42,51 +44,107 @@ def job_apply_event(*, event: JobEvent) -> str:
     agent replays the sentences from its cache, the lost segments arrive again) and returns
     `resent`; after TTS_MAX_STALL_REPUBLISHES re-sends of the attempt the job fails.
     """
-    result = _job_apply_event(event=event)
+    with transaction.atomic():
+        return _counted(event, _job_apply_locked(job=_jobs_locked([event.job_id]).get(event.job_id), event=event))
+
+
+def job_apply_events(
+    *, events: Sequence[JobEvent], on_applied: Callable[[JobEvent, str], None] | None = None
+) -> list[str]:
+    """Apply `events` in order in ONE transaction, as `job_apply_event` would one by one; their
+    jobs are locked by one query and each row is read once however many of its events come.
+
+    `on_applied(event, result)` runs inside the transaction right after each event (to register
+    after-commit hooks in event order). An exception rolls every event of the batch back.
+    """
+    results: list[str] = []
+    with transaction.atomic():
+        jobs = _jobs_locked([event.job_id for event in events])
+        for event in events:
+            results.append(_counted(event, _job_apply_locked(job=jobs.get(event.job_id), event=event)))
+            if on_applied is not None:
+                on_applied(event, results[-1])
+    return results
+
+
+def _counted(event: JobEvent, result: str) -> str:
     metrics.EVENTS_APPLIED.labels(type=event.type, result=result).inc()
     if result == APPLIED and event.sent_at > 0:
         metrics.EVENT_LAG.observe(max(0.0, timezone.now().timestamp() - event.sent_at))
     return result
 
 
-def _job_locked(job_id: str) -> SynthesisJob | None:
-    try:
-        pk = uuid.UUID(job_id)
-    except ValueError:
-        return None
-    return SynthesisJob.objects.select_for_update().filter(pk=pk).first()
+def _jobs_locked(job_ids: Sequence[str]) -> dict[str, SynthesisJob]:
+    """The jobs named (an id that is no UUID names none), locked, by the ids as written; in key
+    order, so two transactions locking several jobs never wait on each other in a cycle."""
+    wanted: dict[uuid.UUID, list[str]] = {}
+    for job_id in job_ids:
+        try:
+            wanted.setdefault(uuid.UUID(job_id), []).append(job_id)
+        except ValueError:
+            continue
+    if not wanted:
+        return {}
+    # Not the text (up to 100,000 characters, read and decoded per event of a long job): only a
+    # re-send of the job message needs it, and loads it then.
+    query = SynthesisJob.objects.select_for_update().defer("text")
+    # One id: no ORDER BY on a primary-key lookup.
+    rows = query.filter(pk=next(iter(wanted))) if len(wanted) == 1 else query.filter(pk__in=wanted).order_by("pk")
+    return {job_id: job for job in rows for job_id in wanted[job.pk]}
 
 
-def _job_apply_event(*, event: JobEvent) -> str:
-    with transaction.atomic():
-        job = _job_locked(event.job_id)
-        if job is None:
-            logger.warning("event %s for unknown job %s ignored", event.type, event.job_id)
-            return INVALID
-        if event.attempt < job.attempt:
-            return STALE
-        if event.attempt > job.attempt:
-            logger.warning("event %s for job %s has attempt %d > %d", event.type, job.id, event.attempt, job.attempt)
-            return INVALID
-        if job.is_final:
-            return DUPLICATE if job.status == JobStatus.SUCCEEDED else STALE
-        if isinstance(event, StartedEvent):
-            result = _apply_started(job=job, event=event)
-        elif isinstance(event, SegmentEvent):
-            result = _apply_segment(job=job, event=event)
-        elif isinstance(event, CompletedEvent):
-            result = _apply_completed(job=job, event=event)
-        elif isinstance(event, FailedEvent):
-            result = _apply_failed(job=job, event=event)
-        elif isinstance(event, HeartbeatEvent):
-            result = _apply_heartbeat(job=job, event=event)
-        else:
-            logger.warning("job %s: %s events are not applied by this gateway", job.id, event.type)
-            return INVALID
-        # Any event of the current attempt, a duplicate too, proves an agent works on the job:
-        # the stalled-job watchdog measures silence from here (consumer clock, not the agent's).
-        SynthesisJob.objects.filter(pk=job.pk).update(last_event_at=timezone.now())
-        return result
+def _column_values(job: SynthesisJob) -> dict[str, object]:
+    """The row as last read or saved, to save only what an event changed (a file by its name)."""
+    values: dict[str, object] = {}
+    deferred = job.get_deferred_fields()  # never loaded, so never changed here: reading would load them
+    for field in SynthesisJob._meta.concrete_fields:
+        if field.attname in deferred:
+            continue
+        value = getattr(job, field.attname)
+        values[field.attname] = value.name if isinstance(value, FieldFile) else value
+    return values
+
+
+def _job_save_changes(*, job: SynthesisJob, before: dict[str, object]) -> None:
+    """One UPDATE of the columns that differ from `before` (the whole row costs a full write and
+    the CPU to build it, per event)."""
+    after = _column_values(job)
+    changed = [name for name, value in after.items() if before.get(name, value) != value]
+    if changed:
+        job.save(update_fields=changed)
+
+
+def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent) -> str:
+    """Apply `event` to its `job`, locked by the caller's transaction (None: no such job)."""
+    if job is None:
+        logger.warning("event %s for unknown job %s ignored", event.type, event.job_id)
+        return INVALID
+    if event.attempt < job.attempt:
+        return STALE
+    if event.attempt > job.attempt:
+        logger.warning("event %s for job %s has attempt %d > %d", event.type, job.id, event.attempt, job.attempt)
+        return INVALID
+    if job.is_final:
+        return DUPLICATE if job.status == JobStatus.SUCCEEDED else STALE
+    before = _column_values(job)
+    if isinstance(event, StartedEvent):
+        result = _apply_started(job=job, event=event)
+    elif isinstance(event, SegmentEvent):
+        result = _apply_segment(job=job, event=event)
+    elif isinstance(event, CompletedEvent):
+        result = _apply_completed(job=job, event=event)
+    elif isinstance(event, FailedEvent):
+        result = _apply_failed(job=job, event=event)
+    elif isinstance(event, HeartbeatEvent):
+        result = _apply_heartbeat(job=job, event=event)
+    else:
+        logger.warning("job %s: %s events are not applied by this gateway", job.id, event.type)
+        return INVALID
+    # Any event of the current attempt, a duplicate too, proves an agent works on the job:
+    # the stalled-job watchdog measures silence from here (consumer clock, not the agent's).
+    job.last_event_at = timezone.now()
+    _job_save_changes(job=job, before=before)
+    return result
 
 
 def _apply_started(*, job: SynthesisJob, event: StartedEvent) -> str:
@@ -96,12 +154,10 @@ def _apply_started(*, job: SynthesisJob, event: StartedEvent) -> str:
         # Redelivered to another agent (the first one crashed): same attempt, new worker.
         logger.info("job %s restarted by agent %s (was %s)", job.id, event.agent_id, job.agent_id)
         job.agent_id = event.agent_id
-        job.save(update_fields=["agent_id"])
         return APPLIED
     job_mark_running(job=job, event=event)
     job.sentence_count = event.sentence_count
     job.sample_rate = event.sample_rate
-    job.save()
     return APPLIED
 
 
@@ -109,31 +165,32 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
     if AudioSegment.objects.filter(job=job, attempt=event.attempt, first_sentence=event.first_sentence).exists():
         return DUPLICATE  # a redelivered job replays the same sentences from the cache
     job_mark_running(job=job, event=event)  # the started event was lost: the segment proves it runs
-    try:
-        with transaction.atomic():
-            AudioSegment.objects.create(
-                job=job,
-                attempt=event.attempt,
-                first_sentence=event.first_sentence,
-                sentence_count=event.sentence_count,
-                sample_rate=event.sample_rate,
-                pcm=event.pcm,
-                audio_seconds=event.audio_seconds,
-                cached_sentences=event.cached_sentences,
-            )
-    except IntegrityError:
-        return DUPLICATE
+    # No savepoint around the insert: only this consumer writes segments, under the job's row
+    # lock taken above, so the check above cannot race. Should the unique constraint still
+    # fire, the transaction fails and the consumer's retry finds the segment stored.
+    AudioSegment.objects.create(
+        job=job,
+        attempt=event.attempt,
+        first_sentence=event.first_sentence,
+        sentence_count=event.sentence_count,
+        sample_rate=event.sample_rate,
+        pcm=event.pcm,
+        audio_seconds=event.audio_seconds,
+        cached_sentences=event.cached_sentences,
+    )
     # New sentences are real progress: the stall budget is for jobs that stop moving, not for a
     # long job that hit several separate broker hiccups.
     job.stall_republishes = 0
-    done = AudioSegment.objects.filter(job=job, attempt=event.attempt).aggregate(n=Sum("sentence_count"))["n"] or 0
+    if job.sentences_done == 0:  # no other segment of this attempt is stored: this one is all
+        done = event.sentence_count
+    else:
+        done = AudioSegment.objects.filter(job=job, attempt=event.attempt).aggregate(n=Sum("sentence_count"))["n"] or 0
     job.sentences_done = min(done, job.sentence_count) if job.sentence_count else done  # overlaps count once
     if job.sentence_count:
         job.progress = min(done / job.sentence_count, 0.99)  # 1.0 only once the file exists
     if job.first_segment_at is None:
         job.first_segment_at = event_time(event, not_before=job.started_at or job.queued_at)
         metrics.TIME_TO_FIRST_SEGMENT.labels(length_class=job.length_class).observe(job.time_to_first_segment_s or 0.0)
-    job.save()
     return APPLIED
 
 
@@ -148,7 +205,6 @@ def _apply_completed(*, job: SynthesisJob, event: CompletedEvent) -> str:
     stored = job_audio_store(job=job, segments=chain.segments, sample_rate=sample_rate)
     if stored.error:
         job_mark_failed(job=job, code="storage_full", error=f"the audio could not be stored: {stored.error}")
-        job.save()
         return APPLIED
     job.sample_rate = sample_rate
     job.audio_duration_s = stored.frames / sample_rate
@@ -158,7 +214,6 @@ def _apply_completed(*, job: SynthesisJob, event: CompletedEvent) -> str:
     job.cached_sentences = event.cached_sentences
     job.agent_id = event.agent_id or job.agent_id
     job_mark_succeeded(job=job, at=event_time(event, not_before=job.started_at))
-    job.save()
     metrics.JOB_LATENCY.labels(length_class=job.length_class).observe(job.latency_s or 0.0)
     logger.info(
         "job %s succeeded: %.2fs of audio from %d segments, %d cached sentences",
@@ -176,7 +231,6 @@ def _completed_incomplete(*, job: SynthesisJob, event: CompletedEvent, problem: 
     does not count for every subscription type). Segments that disagree cannot be repaired."""
     if resend and job.stall_republishes < settings.TTS_MAX_STALL_REPUBLISHES:
         job.stall_republishes += 1
-        job.save()
         outbox_create(job=job)
         metrics.JOBS_REPUBLISHED.labels(length_class=job.length_class).inc()
         logger.warning(
@@ -190,7 +244,6 @@ def _completed_incomplete(*, job: SynthesisJob, event: CompletedEvent, problem: 
         return RESENT
     logger.error("job %s attempt %d failed on completion: %s", job.id, event.attempt, problem)
     job_mark_failed(job=job, code="synthesis_error", error=f"synthesis failed: {problem}")
-    job.save()
     return APPLIED
 
 
@@ -200,14 +253,12 @@ def _apply_heartbeat(*, job: SynthesisJob, event: HeartbeatEvent) -> str:
     job.last_heartbeat_at = timezone.now()
     if event.sentence_count and job.status == JobStatus.RUNNING:
         job.progress = max(job.progress, min(event.sentences_done / event.sentence_count, 0.99))
-    job.save(update_fields=["last_heartbeat_at", "progress"])
     return APPLIED
 
 
 def _apply_failed(*, job: SynthesisJob, event: FailedEvent) -> str:
     job_mark_running(job=job, event=event)
     job_mark_failed(job=job, code=event.code, error=event.reason)
-    job.save()
     logger.warning(
         "job %s attempt %d failed on agent %s: %s (%s, %s)",
         job.id,
@@ -223,7 +274,7 @@ def _apply_failed(*, job: SynthesisJob, event: FailedEvent) -> str:
 def job_fail_dead_letter(*, message: JobMessage) -> str:
     """A job message the agents gave up on (dead-letter topic): fail the job with a readable reason."""
     with transaction.atomic():
-        job = _job_locked(message.job_id)
+        job = _jobs_locked([message.job_id]).get(message.job_id)
         if job is None:
             result = INVALID
         elif message.attempt != job.attempt:

@@ -1,0 +1,124 @@
+"""Several waiting events applied in one transaction: same outcome as one by one, hooks in order."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway import consumer as consumer_module
+from gateway.consumer import EventConsumer
+from gateway.models import AudioSegment, EventDeadLetter, JobStatus, SynthesisJob
+from gateway.services import events as events_module
+from tts_contracts import JobEvent, StartedEvent
+from tts_contracts.results import RESULTS_TOPIC_NAME, ResultFinal, ResultSegment, decode_result
+
+from .conftest import EventFactory, RecordingPublisher
+from .factories import SynthesisJobFactory
+from .test_consumer_handling import FakeMessage
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def handler(monkeypatch: pytest.MonkeyPatch) -> EventConsumer:
+    monkeypatch.setattr(consumer_module, "DB_ERROR_PAUSE_S", 0.0)
+    monkeypatch.setattr(consumer_module, "close_old_connections", lambda: None)  # keep the test transaction
+    monkeypatch.setattr(consumer_module.connections, "close_all", lambda: None)
+    return EventConsumer(service_url="pulsar://unused:6650")
+
+
+def one_sentence_run(make_event: EventFactory, job: SynthesisJob) -> list[JobEvent]:
+    return [make_event("started", job), make_event("segment", job), make_event("completed", job)]
+
+
+def messages(events: list[JobEvent]) -> list[FakeMessage]:
+    return [FakeMessage(event.to_bytes()) for event in events]
+
+
+def results_sent(recorder: RecordingPublisher) -> list[tuple[str, str]]:
+    """(kind, job id) of each results-topic message, in the order sent."""
+    sent = []
+    for topic, payload in recorder.sent:
+        if topic.endswith(RESULTS_TOPIC_NAME):
+            result = decode_result(payload)
+            kind = "segment" if isinstance(result, ResultSegment) else "final"
+            assert isinstance(result, ResultSegment | ResultFinal)
+            sent.append((kind, result.job_id))
+    return sent
+
+
+def test_a_batch_finishes_every_job_and_publishes_segments_before_each_final_result(
+    handler: EventConsumer,
+    make_event: EventFactory,
+    broadcasts: RecordingPublisher,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    first, second = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
+    events = one_sentence_run(make_event, first) + one_sentence_run(make_event, second)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        acks = handler.handle_events(messages(events))
+
+    assert acks == [True] * 6
+    for job in (first, second):
+        done = SynthesisJob.objects.get(pk=job.pk)
+        assert done.status == JobStatus.SUCCEEDED
+        assert done.audio_duration_s == pytest.approx(0.25, abs=1e-3)
+        assert done.last_event_at is not None
+    assert AudioSegment.objects.count() == 0
+    # The segment was stored and dropped within the batch: published from the event's bytes.
+    assert results_sent(broadcasts) == [
+        ("segment", str(first.id)),
+        ("final", str(first.id)),
+        ("segment", str(second.id)),
+        ("final", str(second.id)),
+    ]
+    # One "look again" notice per job for its three events, and the one of its end (was four).
+    notices = [json.loads(payload)["job_id"] for topic, payload in broadcasts.sent if topic.endswith("job-updates")]
+    assert sorted(notices) == sorted([str(first.id)] * 2 + [str(second.id)] * 2)
+
+
+def test_a_repeated_event_in_one_batch_is_a_duplicate(handler: EventConsumer, make_event: EventFactory) -> None:
+    job = SynthesisJobFactory(sentence_count=2)
+    segment = make_event("segment", job)
+
+    assert handler.handle_events(messages([make_event("started", job), segment, segment])) == [True] * 3
+
+    running = SynthesisJob.objects.get(pk=job.pk)
+    assert running.status == JobStatus.RUNNING
+    assert running.sentences_done == 1
+    assert AudioSegment.objects.filter(job=job).count() == 1
+
+
+def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
+    handler: EventConsumer, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
+    apply_started = events_module._apply_started
+
+    def fails_for_bad(*, job: SynthesisJob, event: StartedEvent) -> str:
+        if job.pk == bad.pk:
+            raise KeyError("a bug no retry fixes")
+        return apply_started(job=job, event=event)
+
+    monkeypatch.setattr(events_module, "_apply_started", fails_for_bad)
+    events = [make_event("started", good), make_event("started", bad), make_event("segment", good)]
+
+    assert handler.handle_events(messages(events)) == [True, True, True]  # the bad one dead-lettered, acked
+
+    assert SynthesisJob.objects.get(pk=good.pk).sentences_done == 1  # applied once, not twice
+    assert AudioSegment.objects.filter(job=good).count() == 1
+    assert SynthesisJob.objects.get(pk=bad.pk).status == JobStatus.QUEUED
+    assert EventDeadLetter.objects.get().job_id == str(bad.id)
+
+
+def test_an_undecodable_payload_in_a_batch_is_acked_and_the_rest_applied(
+    handler: EventConsumer, make_event: EventFactory
+) -> None:
+    job = SynthesisJobFactory(sentence_count=1)
+    batch = [FakeMessage(b"not json"), *messages(one_sentence_run(make_event, job))]
+
+    assert handler.handle_events(batch) == [True] * 4
+    assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
