@@ -1,13 +1,13 @@
 """Several decoder windows of one sentence at once, each on its own thread at torch intra-op 1.
 
 Torch's intra-op parallelism splits every operation of one window across the cores and scales
-poorly on this model (measured on 2 AMD EPYC cores: RTF 0.122 at 1 thread, 0.102 at 2, while
-onnxruntime goes 0.105 -> 0.065). Once the flow has produced a sentence's latent, its decoder
-windows are independent (model/window.py), and torch releases the GIL inside its operations:
-two Python threads each decoding one window with single-threaded operations keep two cores
-busy with no synchronisation inside the convolutions. The flow is split the same way, each piece
-with its receptive field (`SynthesizerTrn.latent_window`); only the text encoder and the
-durations stay serial.
+poorly on this model (2 AMD EPYC cores, one loaded run: RTF 0.122 at 1 thread, 0.102 at 2,
+while onnxruntime went 0.105 -> 0.065; vits README, "Parallel windows"). Once the flow has
+produced a sentence's latent, its decoder windows are independent (model/window.py), and
+torch releases the GIL inside its operations: two Python threads each decoding one window
+with single-threaded operations keep two cores busy with no synchronisation inside the
+convolutions. The flow is split the same way, each piece with its receptive field
+(`SynthesizerTrn.latent_window`); only the text encoder and the durations stay serial.
 
 The calling thread does the first piece of work itself and `count - 1` pool threads do the
 rest, so a single-threaded caller pays no thread hand-off and several callers can share a voice.
