@@ -8,6 +8,11 @@ load times and the peak resident memory of a process holding a loaded voice.
     .venv/bin/python bench/synthesis.py --threads 2
     .venv/bin/python bench/synthesis.py --threads 2 --compile  # also vits under torch.compile
     .venv/bin/python bench/synthesis.py --threads 1 --long-rounds 4  # long-text figure, 1 thread
+    .venv/bin/python bench/synthesis.py --threads 2 --intra-op-too  # also vits at intra-op 2, 1 worker
+
+vits runs the way `Voice.load(threads=N)` sets it up (by default N decoder windows at once, one
+per thread at intra-op 1: vits/parallel.py); `--decode-workers` overrides that. `--intra-op-too`
+adds, in the same alternation, the same model with one worker at intra-op N ("vits-intra-op").
 
 The long-text figure synthesizes one ~3,000-character text the way an agent does (sentence by
 sentence, each decoded in chunks, `--chunk-seconds`, `--chunk-batch`) against onnxruntime
@@ -129,6 +134,12 @@ def main() -> None:
     parser.add_argument("--chunk-seconds", type=float, default=None, help="vits chunk size (default: vits default)")
     parser.add_argument("--chunk-batch", type=int, default=1, help="equal-size chunks decoded per pass")
     parser.add_argument("--device", default="cpu", help="torch device for vits (onnxruntime stays on the CPU)")
+    parser.add_argument(
+        "--decode-workers", type=int, default=None, help="vits windows decoded at once (default: Voice.load's)"
+    )
+    parser.add_argument(
+        "--intra-op-too", action="store_true", help="also time vits with one worker at intra-op --threads"
+    )
     args = parser.parse_args()
 
     from vits import SynthesisParams, Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
@@ -136,10 +147,15 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    voice = Voice.load(args.voice, threads=args.threads, device=args.device)
+    voice = Voice.load(args.voice, threads=args.threads, device=args.device, decode_workers=args.decode_workers)
     vits_load = time.perf_counter() - started
+    intra_op = torch.get_num_threads()  # what Voice.load chose for its workers
+    intra_voice = None
+    if args.intra_op_too:  # the same model, one window at a time at intra-op --threads
+        from vits.parallel import WindowWorkers
+
+        intra_voice = Voice(voice.info, voice.settings, voice.model, voice.device, WindowWorkers(1))
     if voice.info.format != "piper":
         raise SystemExit("the onnxruntime comparison needs a Piper .onnx voice")
     compiled_voice = None
@@ -177,9 +193,12 @@ def main() -> None:
         return int(out.size)
 
     def run_vits(ids: list[int]) -> int:
+        set_intra_op(intra_op)
         return len(voice.synthesize_ids([ids], params)[0])
 
     engines = [("vits", run_vits), ("onnxruntime", run_ort)]
+    if intra_voice is not None:
+        engines.append(("vits-intra-op", intra_op_runner(intra_voice, params, args.threads)))
     if compiled_voice is not None:
         compiled = compiled_voice
 
@@ -207,12 +226,15 @@ def main() -> None:
     rate = voice.sample_rate
     rtf = {name: seconds / (samples / rate) for name, (seconds, samples) in totals.items()}
     print(f"voice {voice.info.id}, threads {args.threads}, {len(SENTENCES)} sentences x {args.rounds} round(s)")
+    print(f"vits: {voice.workers.count} decode worker(s) at intra-op {intra_op}")
     print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, cpus {os.cpu_count()}")
     print(f"front end (phonemes, not in RTF): {front_end:.3f} s for {len(SENTENCES)} sentences")
     for name, _ in engines:
         spent, produced = totals[name]
         print(f"{name:13s} RTF {rtf[name]:.4f}  ({spent:.2f} s for {produced / rate:.1f} s of audio)")
     print(f"ratio vits/onnxruntime RTF: {rtf['vits'] / rtf['onnxruntime']:.3f}")
+    if intra_voice is not None:
+        print(f"ratio vits-intra-op/onnxruntime RTF: {rtf['vits-intra-op'] / rtf['onnxruntime']:.3f}")
     if compiled_voice is not None:
         print(f"ratio vits-compiled/onnxruntime RTF: {rtf['vits-compiled'] / rtf['onnxruntime']:.3f}")
         print(
@@ -227,7 +249,7 @@ def main() -> None:
         print(f"vits batch of {len(all_ids)}: RTF {batch_s / audio_s:.4f} ({batch_s:.2f} s for {audio_s:.1f} s)")
     print(f"load: vits {vits_load:.2f} s (Voice.load), onnxruntime {ort_load:.2f} s (InferenceSession)")
     if args.long_rounds > 0:
-        long_text_figure(voice, run_ort, params, args)
+        long_text_figure(voice, run_ort, params, args, intra_op=intra_op, intra_voice=intra_voice)
     if not args.no_memory:
         memory = measure_memory(args.voice, args.threads)
         mib = 1024 * 1024
@@ -241,7 +263,33 @@ def main() -> None:
         )
 
 
-def long_text_figure(voice: Any, run_ort: Callable[[list[int]], int], params: Any, args: argparse.Namespace) -> None:
+def set_intra_op(threads: int) -> None:
+    """Torch's intra-op thread count for this thread, changed only when it differs (it is cheap to ask)."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def intra_op_runner(voice: Any, params: Any, threads: int) -> Callable[[list[int]], int]:
+    """Whole-sentence vits with one worker at intra-op `threads` (the alternative to parallel windows)."""
+
+    def run(ids: list[int]) -> int:
+        set_intra_op(threads)
+        return len(voice.synthesize_ids([ids], params)[0])
+
+    return run
+
+
+def long_text_figure(
+    voice: Any,
+    run_ort: Callable[[list[int]], int],
+    params: Any,
+    args: argparse.Namespace,
+    *,
+    intra_op: int,
+    intra_voice: Any = None,
+) -> None:
     """The long-text figure (see the module docstring); prints `long-text ratio = R`."""
     from vits.streaming import DEFAULT_CHUNK_SECONDS
 
@@ -251,18 +299,25 @@ def long_text_figure(voice: Any, run_ort: Callable[[list[int]], int], params: An
     all_ids = [voice.phoneme_ids(s) for s in sentences]
     front_end = time.perf_counter() - started
 
-    def run_vits_chunked(ids: list[int]) -> int:
-        chunks = voice.id_chunks(ids, params, chunk_seconds=chunk_seconds, batch=args.chunk_batch)
-        return sum(len(chunk) for chunk in chunks)
+    def chunked_runner(chunk_voice: Any, threads: int) -> Callable[[list[int]], int]:
+        def run(ids: list[int]) -> int:
+            set_intra_op(threads)
+            chunks = chunk_voice.id_chunks(ids, params, chunk_seconds=chunk_seconds, batch=args.chunk_batch)
+            return sum(len(chunk) for chunk in chunks)
+
+        return run
 
     def run_vits_whole(ids: list[int]) -> int:
+        set_intra_op(intra_op)
         return len(voice.synthesize_ids([ids], params)[0])
 
     engines: list[tuple[str, Callable[[list[int]], int]]] = [
-        ("vits-chunked", run_vits_chunked),
+        ("vits-chunked", chunked_runner(voice, intra_op)),
         ("onnxruntime", run_ort),
         ("vits-whole", run_vits_whole),
     ]
+    if intra_voice is not None:
+        engines.append(("vits-intra-op", chunked_runner(intra_voice, args.threads)))
     for _, run in engines:  # warm-up, untimed
         run(all_ids[0])
     totals = {name: [0.0, 0.0] for name, _ in engines}
@@ -276,7 +331,8 @@ def long_text_figure(voice: Any, run_ort: Callable[[list[int]], int], params: An
     rtf = {name: seconds / (samples / rate) for name, (seconds, samples) in totals.items()}
     print(
         f"long text: {len(LONG_TEXT)} characters, {len(sentences)} sentences, threads {args.threads}, "
-        f"{args.long_rounds} round(s); vits chunks of {chunk_seconds} s, batch {args.chunk_batch}; "
+        f"{args.long_rounds} round(s); vits chunks of {chunk_seconds} s, batch {args.chunk_batch}, "
+        f"{voice.workers.count} decode worker(s); "
         f"front end {front_end:.2f} s (not in RTF)"
     )
     for name, _ in engines:
@@ -284,6 +340,8 @@ def long_text_figure(voice: Any, run_ort: Callable[[list[int]], int], params: An
         print(f"long {name:13s} RTF {rtf[name]:.4f}  ({spent:.2f} s for {produced / rate:.1f} s of audio)")
     print(f"chunked/whole vits RTF: {rtf['vits-chunked'] / rtf['vits-whole']:.3f}")
     print(f"long-text ratio = {rtf['vits-chunked'] / rtf['onnxruntime']:.3f}")
+    if intra_voice is not None:
+        print(f"long-text ratio vits-intra-op (chunked, 1 worker) = {rtf['vits-intra-op'] / rtf['onnxruntime']:.3f}")
 
 
 if __name__ == "__main__":

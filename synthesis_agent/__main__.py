@@ -84,7 +84,11 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
             pass
         if voice_loader is None:  # vits reads no environment: hand it what the configuration says
             voice_loader = functools.partial(
-                load_vits_voice, voices_dir=config.voices_dir, compile=config.vits_compile, device=config.device
+                load_vits_voice,
+                voices_dir=config.voices_dir,
+                compile=config.vits_compile,
+                device=config.device,
+                threads=config.torch_threads,
             )
         observer = metrics.PrometheusObserver()
         try:

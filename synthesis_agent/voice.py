@@ -74,12 +74,21 @@ VoiceLoader = Callable[[str | None], VoiceLike]
 
 
 def load_vits_voice(
-    voice_id: str | None, *, voices_dir: Path | None = None, compile: bool = False, device: str = "cpu"
+    voice_id: str | None,
+    *,
+    voices_dir: Path | None = None,
+    compile: bool = False,
+    device: str = "cpu",
+    threads: int | None = None,
 ) -> VoiceLike:
-    """The production loader; imported lazily so the agent's modules load without torch."""
+    """The production loader; imported lazily so the agent's modules load without torch.
+
+    `threads` (TTS_AGENT_THREADS) is how many cores the voice may use; vits decides how (by
+    default on the CPU: that many decoder windows of a sentence at once, vits/parallel.py).
+    """
     from vits import Voice
 
-    voice: Any = Voice.load(voice_id, voices_dir=voices_dir, compile=compile, device=device)
+    voice: Any = Voice.load(voice_id, voices_dir=voices_dir, compile=compile, device=device, threads=threads)
     return voice
 
 

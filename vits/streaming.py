@@ -6,11 +6,18 @@ Each `next()` after that decodes one window of the latent with the context its r
 needs (model/window.py), so the chunks joined equal whole-sentence decoding. Between two calls
 the iterator holds only the latent: a caller can leave it for as long as it likes (to serve
 more urgent work) and resume exactly where it stopped.
+
+With `workers` of more than one thread (vits/parallel.py), the flow runs in that many pieces at
+once on the first `next()`, and every decoding `next()` decodes the next `workers.count` windows
+at once, one per thread, then hands them out one by one. The windows are then planned evenly
+(the sentence cut into a multiple of `workers.count` windows of at most `chunk_frames` each)
+so that no thread idles on a short last window.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -19,10 +26,27 @@ import torch
 from .audio import Audio
 from .model import SynthesizerTrn
 from .model.window import DecoderWindow
+from .parallel import WindowWorkers
 
 # About one second of audio per chunk: a preemption point every ~70 ms of 1-thread compute on a
 # medium voice, while the windows' extra context stays a few percent of the work (README).
 DEFAULT_CHUNK_SECONDS = 1.0
+# Parallel windows are not cut shorter than this (about 0.19 s of audio): below it each window's
+# fixed cost (Python, crops, small convolutions) eats what a second core wins.
+MIN_PARALLEL_FRAMES = 16
+
+
+def even_bounds(frames: int, parts: int) -> list[int]:
+    """Boundaries of `parts` near-equal pieces of `frames` frames: [0, ..., frames]."""
+    return [round(frames * i / parts) for i in range(parts + 1)]
+
+
+def parallel_window_count(frames: int, chunk_frames: int, workers: int) -> int:
+    """Windows for a sentence decoded `workers` at a time: each at most `chunk_frames` long, and
+    rounded up to a multiple of `workers` unless that cuts windows below MIN_PARALLEL_FRAMES."""
+    needed = -(-frames // chunk_frames)
+    even = -(-needed // workers) * workers
+    return max(needed, min(even, frames // MIN_PARALLEL_FRAMES))
 
 
 class SentenceChunks:
@@ -38,6 +62,7 @@ class SentenceChunks:
         chunk_frames: int,
         sample_rate: int,
         batch: int = 1,
+        workers: WindowWorkers | None = None,
     ) -> None:
         if chunk_frames < 1:
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
@@ -48,6 +73,9 @@ class SentenceChunks:
         self.chunk_frames = chunk_frames
         self.sample_rate = sample_rate
         self.batch = batch
+        # Batched windows run one pass on the calling thread; parallel ones one window per thread.
+        self._workers = workers if workers is not None and workers.count > 1 and batch == 1 else None
+        self._bounds: list[int] | None = None  # the even window plan of a parallel run
         self._z: torch.Tensor | None = None
         self._g: torch.Tensor | None = None
         self._ready: deque[Audio] = deque()
@@ -66,9 +94,21 @@ class SentenceChunks:
         ids, lengths, kwargs = self._inputs
         with torch.inference_mode():
             z_p, _, g = self._model.prior(ids, lengths, **kwargs)
-            self._z = self._model.latent(z_p, g)
+            frames = int(z_p.shape[2])
+            if self._workers is None:
+                self._z = self._model.latent(z_p, g)
+            else:
+                workers = self._workers.count
+                count = parallel_window_count(frames, self.chunk_frames, workers)
+                self._bounds = even_bounds(frames, count)
+                pieces = even_bounds(frames, min(count, workers))
+                model = self._model
+                latents = self._workers.map(
+                    lambda piece: model.latent_window(z_p, piece[0], piece[1], g), list(pairwise(pieces))
+                )
+                self._z = latents[0] if len(latents) == 1 else torch.cat(latents, dim=2)
         self._g = g
-        self.total_frames = int(z_p.shape[2])
+        self.total_frames = frames
         self._inputs = None  # the ids are no longer needed
 
     def _window(self, start: int) -> DecoderWindow:
@@ -76,9 +116,28 @@ class SentenceChunks:
         stop = min(start + self.chunk_frames, self.total_frames)
         return self._model.dec.plan_window(start, stop, self.total_frames)
 
+    def _decode_parallel(self) -> None:
+        """Decode the next `workers.count` windows of the even plan at once, one per thread."""
+        assert self._z is not None and self.total_frames is not None
+        assert self._workers is not None and self._bounds is not None
+        bounds = self._bounds
+        first = bounds.index(self.next_frame)
+        edges = bounds[first : first + self._workers.count + 1]
+        windows = [self._model.dec.plan_window(start, stop, self.total_frames) for start, stop in pairwise(edges)]
+        model, z, g = self._model, self._z, self._g
+        with torch.inference_mode():
+            outputs = self._workers.map(lambda window: model.decode_window(z, window, g), windows)
+        for audio in outputs:
+            samples = audio.float().cpu().numpy()
+            self._ready.append(Audio(np.array(samples[0], dtype=np.float32), self.sample_rate))
+        self.next_frame = windows[-1].stop
+
     def _decode_next(self) -> None:
         """Decode the next window, or the next `batch` windows of one shape as one batch."""
         assert self._z is not None and self.total_frames is not None
+        if self._workers is not None:
+            self._decode_parallel()
+            return
         windows = [self._window(self.next_frame)]
         shape = windows[0].relative()
         while len(windows) < self.batch and windows[-1].stop < self.total_frames:

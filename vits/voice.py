@@ -22,6 +22,7 @@ from .loading.piper import load_piper_model
 from .loading.settings import VoiceSettings
 from .model import SynthesizerTrn
 from .model.runtime import release_free_memory, tune_allocator
+from .parallel import WindowWorkers, default_decode_workers
 from .params import SynthesisParams
 from .streaming import DEFAULT_CHUNK_SECONDS, SentenceChunks
 from .voices import DEFAULT_VOICE_ID, VoiceInfo, find_voice, info_from_paths, read_settings
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 # Warm-up lengths (frames) for compiled mode: one padded to COMPILED_MIN_FRAMES, one longer.
 _COMPILE_WARMUP_FRAMES = (16, 400)
+
+# A whole-sentence decode through SentenceChunks: one window per worker thread.
+_WHOLE_SENTENCE_CHUNK = 1 << 40
 
 # Attention is quadratic in the id count; prepared sentences are far below this.
 MAX_IDS_PER_SENTENCE = 4000
@@ -47,7 +51,12 @@ class Voice:
     """A voice loaded once and reused; thread-safe for concurrent `synthesize*` calls."""
 
     def __init__(
-        self, info: VoiceInfo, settings: VoiceSettings, model: SynthesizerTrn, device: torch.device | None = None
+        self,
+        info: VoiceInfo,
+        settings: VoiceSettings,
+        model: SynthesizerTrn,
+        device: torch.device | None = None,
+        workers: WindowWorkers | None = None,
     ) -> None:
         self.info = info
         self.settings = settings
@@ -55,6 +64,7 @@ class Voice:
         self.model = model.to(self.device).eval()
         # The decoder's channels-last weight copies are plain tensors that `.to()` does not move.
         self.model.dec.prepare()
+        self.workers = WindowWorkers(1) if workers is None else workers
         self.load_seconds = 0.0
         self._phonemizer_lock = threading.Lock()
         self._phonemizer: Phonemizer | None = None
@@ -71,25 +81,34 @@ class Voice:
         compile: bool = False,
         device: str | torch.device = "cpu",
         tune_malloc: bool = True,
+        decode_workers: int | None = None,
     ) -> Voice:
         """Load a voice by id (default: en_US-joe-medium) or by model path.
 
-        `voices_dir` is searched for ids besides the packaged voice. `threads` sets torch's
-        intra-op thread count for the process (torch has one global pool). `compile` runs the
+        `voices_dir` is searched for ids besides the packaged voice. `threads` is the number of
+        cores synthesis may use (default: torch's current intra-op thread count). They go to
+        `decode_workers` threads that each decode their own window of a sentence (vits/parallel.py;
+        default: one per core on the CPU, 1 with `compile` or on another device), each with
+        `threads // decode_workers` intra-op threads: torch's intra-op count is set for the whole
+        process (torch has one global pool). `compile` runs the
         flow and decoder through torch.compile and compiles them here, at load (tens of seconds;
         see README). `device` ("cpu", "cuda", "cuda:1", ...) holds the weights and every tensor
         of synthesis. `tune_malloc` raises glibc's trim/mmap thresholds (model/runtime.py).
         Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
-        that does not fit the model, ValueError for a bad thread count or device.
+        that does not fit the model, ValueError for a bad thread count, worker count or device.
         """
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads must be >= 1, got {threads}")
-            torch.set_num_threads(threads)
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
         try:
             target_device = torch.device(device)
         except (RuntimeError, TypeError) as error:
             raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from error
+        cores = torch.get_num_threads() if threads is None else threads
+        if decode_workers is None:
+            decode_workers = 1 if compile else default_decode_workers(cores, target_device)
+        workers = WindowWorkers(decode_workers)  # validates the count
+        if threads is not None or decode_workers > 1:
+            torch.set_num_threads(max(1, cores // decode_workers))
         if tune_malloc:
             tune_allocator()
         started = time.perf_counter()
@@ -108,7 +127,7 @@ class Voice:
             model = load_vits_model(info.model_path, settings)
         if settings.num_speakers > 1 and model.emb_g is None:
             raise VoiceLoadError(f"config says {settings.num_speakers} speakers but tensor 'emb_g.weight' is missing")
-        voice = cls(info, settings, model, target_device)
+        voice = cls(info, settings, model, target_device, workers)
         if compile:
             voice._compile()
         release_free_memory()
@@ -235,6 +254,10 @@ class Voice:
 
     def synthesize_ids(self, batch_ids: Sequence[Sequence[int]], params: SynthesisParams) -> list[Audio]:
         """Run one forward pass over a batch of id sequences (padded, masked) with resolved params."""
+        if len(batch_ids) == 1 and self.workers.count > 1 and not self.model.compiled:
+            # Its windows on the worker threads: equal to the whole decode (model/window.py).
+            chunks = self.id_chunks(batch_ids[0], params, chunk_frames=_WHOLE_SENTENCE_CHUNK)
+            return [Audio.concatenate(list(chunks))]
         padded, lengths, kwargs = self._model_inputs(batch_ids, params)
         with torch.inference_mode():
             audio, sample_lengths = self.model.infer(padded, lengths, **kwargs)  # type: ignore[arg-type]
@@ -298,17 +321,22 @@ class Voice:
         *,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         batch: int = 1,
+        chunk_frames: int | None = None,
     ) -> SentenceChunks:
-        """`sentence_chunks` for the phoneme ids of one sentence and resolved params."""
+        """`sentence_chunks` for the phoneme ids of one sentence and resolved params.
+
+        `chunk_frames`, when given, replaces `chunk_seconds` (latent frames per chunk).
+        """
         padded, lengths, kwargs = self._model_inputs([ids], params)
         return SentenceChunks(
             self.model,
             padded,
             lengths,
             kwargs,
-            chunk_frames=self.chunk_frames(chunk_seconds),
+            chunk_frames=self.chunk_frames(chunk_seconds) if chunk_frames is None else chunk_frames,
             sample_rate=self.sample_rate,
             batch=batch,
+            workers=self.workers,
         )
 
     def chunk_frames(self, chunk_seconds: float) -> int:

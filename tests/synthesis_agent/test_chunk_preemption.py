@@ -4,6 +4,7 @@ long job resumes where it stopped with the audio of an uninterrupted run."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -43,9 +44,16 @@ def test_a_short_job_is_served_after_at_most_one_chunk_of_a_long_sentence(harnes
     assert pcm_of(harness.of(long.job_id)) == pcm_of(expected)
 
 
-@pytest.fixture(scope="module")
-def real_voice() -> Iterator[VoiceLike]:
-    yield VoicePool(load_vits_voice, "en_US-joe-medium").get(None)
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-thread", "2-threads"])
+def real_voice(request: pytest.FixtureRequest) -> Iterator[VoiceLike]:
+    # TTS_AGENT_THREADS=2: vits decodes two windows per step, one per thread (vits/parallel.py).
+    import torch
+
+    previous = torch.get_num_threads()
+    voice = VoicePool(functools.partial(load_vits_voice, threads=request.param), "en_US-joe-medium").get(None)
+    assert voice.workers.count == request.param  # type: ignore[attr-defined]
+    yield voice
+    torch.set_num_threads(previous)
 
 
 class OneVoice:

@@ -118,8 +118,8 @@ def test_device_goes_from_the_command_line_to_voice_load(monkeypatch: pytest.Mon
         return "voice"
 
     monkeypatch.setattr(vits.Voice, "load", classmethod(fake_load))
-    assert load_vits_voice("v", device="cuda:1") == "voice"
-    assert seen["device"] == "cuda:1" and seen["voice_id"] == "v"
+    assert load_vits_voice("v", device="cuda:1", threads=2) == "voice"
+    assert seen["device"] == "cuda:1" and seen["voice_id"] == "v" and seen["threads"] == 2
 
 
 def test_a_real_voice_loads_on_the_cpu_and_rejects_a_bad_device() -> None:
@@ -131,3 +131,25 @@ def test_a_real_voice_loads_on_the_cpu_and_rejects_a_bad_device() -> None:
     assert voice.device == torch.device("cpu")  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="device"):
         load_vits_voice(None, device="not-a-device")
+
+
+def test_agent_threads_go_to_voice_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TTS_AGENT_THREADS reaches vits, which decides how to use the cores (vits/parallel.py)."""
+    import torch
+
+    import synthesis_agent.__main__ as agent_main
+
+    seen: dict[str, object] = {}
+
+    def refusing_loader(voice_id: str | None, **options: object) -> object:
+        seen.update(options)
+        raise RuntimeError("no voice in this test")
+
+    monkeypatch.setattr(agent_main, "load_vits_voice", refusing_loader)
+    monkeypatch.setenv("TTS_AGENT_THREADS", "2")
+    previous = torch.get_num_threads()
+    try:
+        assert agent_main.main(["--classes", "short"]) == 1  # the voice did not load: no start
+    finally:
+        torch.set_num_threads(previous)
+    assert seen["threads"] == 2

@@ -22,6 +22,14 @@ def voice() -> Voice:
 
 
 @pytest.fixture(scope="session")
+def serial_voice(voice: Voice) -> Voice:
+    """The same model decoding one window at a time (`voice` decodes two at once: 2 threads)."""
+    from vits.parallel import WindowWorkers
+
+    return Voice(voice.info, voice.settings, voice.model, voice.device, WindowWorkers(1))
+
+
+@pytest.fixture(scope="session")
 def default_paths(voice: Voice) -> tuple[Path, Path]:
     return voice.info.model_path, voice.info.config_path
 

@@ -14,7 +14,7 @@ from .config import ModelConfig
 from .duration import DurationPredictor, StochasticDurationPredictor
 from .flow import ResidualCouplingBlock
 from .generator import Generator
-from .window import DecoderWindow
+from .window import DecoderWindow, series_reach
 
 # Parameters of the original training graph that inference never uses; loaders skip them.
 TRAINING_ONLY_PREFIXES = ("enc_q.", "dp.post_", "dp.flows.1.", "net_d.")
@@ -176,6 +176,32 @@ class SynthesizerTrn(nn.Module):
             raise ValueError("latent() takes one unpadded item; padded batches go through decode()")
         flow = cast(Any, ResidualCouplingBlock).reverse  # eager even in compiled mode: any length
         return flow(self.flow, z_p, torch.ones_like(z_p[:, :1]), g=g)
+
+    def flow_reach(self) -> int:
+        """Latent frames the flow reads on either side of an output frame (symmetric padding).
+
+        Each coupling layer's WaveNet runs its dilated convolutions in series; the layers run
+        one after the other. 32 frames for Piper's medium voices.
+        """
+        reach = 0
+        for layer in self.flow._reverse_order:
+            left, right = series_reach(list(layer.enc.in_layers))  # type: ignore[arg-type]
+            reach += max(left, right)
+        return reach
+
+    def latent_window(self, z_p: torch.Tensor, start: int, stop: int, g: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames [start, stop) of `latent(z_p, g)`, computed from z_p's frames within the flow's reach.
+
+        Equal to the same frames of the whole-sentence flow: inside the sentence each layer sees
+        its real neighbours, and at the sentence's edges the same zero padding.
+        """
+        frames = int(z_p.shape[2])
+        if not 0 <= start < stop <= frames:
+            raise ValueError(f"latent window [{start}, {stop}) outside a latent of {frames} frames")
+        reach = self.flow_reach()
+        lo, hi = max(0, start - reach), min(frames, stop + reach)
+        latent = self.latent(z_p[:, :, lo:hi], g)
+        return latent[:, :, start - lo : stop - lo]
 
     def decode_window(self, z: torch.Tensor, window: DecoderWindow, g: torch.Tensor | None = None) -> torch.Tensor:
         """Audio [b, samples] of frames [window.start, window.stop) of latents z [b, c, frames].
