@@ -2,13 +2,17 @@
 
 Between chunks the agent already switches to a more urgent job (scheduler.py), but a short job
 that arrives while a long chunk is being decoded would still wait for that chunk, and would
-share the cores with it once it runs. Here the agent's main thread hands each step of a
-background class (every class below its top one) to one extra thread whose nice value is
-raised (Linux applies `setpriority` per thread), and keeps polling while it runs. A short job
-admitted meanwhile runs on the main thread at normal priority, at once; the kernel gives it the
-CPU and the long chunk goes on with whatever is left, so no core idles and nothing is
-recomputed. Only one step is in flight on this thread at a time, and the main thread touches a
-job's run only after its step has come back, so the agent's single-owner model holds.
+share the cores with it once it runs. Here the agent hands a job of a background class (every
+class below its top one) to one extra thread whose nice value is raised (Linux applies
+`setpriority` per thread). That thread runs the job's steps one after another until the job's
+run is done or the main thread asks it to stop; the main thread meanwhile blocks on the top
+queue, so a short job is admitted the moment it arrives and runs on the main thread at normal
+priority. The kernel gives it the CPU and the long chunk goes on with whatever is left: no core
+idles, nothing is recomputed, and no busy polling costs the long job CPU.
+
+The main thread publishes each step's events from the results it collects, in order, and acts
+on a job's outcome only once the thread has stopped stepping it, so the agent's single-owner
+model holds: every step result carries whether the run was done right after that step.
 
 Raising a thread's nice value needs no privilege; lowering it back would, which is why the
 thread keeps its value for life instead of switching per step.
@@ -19,9 +23,10 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -53,7 +58,11 @@ def thread_nice(native_id: int) -> int:
 
 
 class BackgroundSteps(Generic[J, R]):
-    """At most one step in flight on a thread with nice value `nice`; its job is `in_flight`."""
+    """Runs one job's steps on a thread with nice value `nice` until `finished(result)` or `pause()`.
+
+    `in_flight` is that job from `start` until the thread has stopped and every result has been
+    collected; only then may another job start.
+    """
 
     def __init__(self, *, nice: int, name: str = "background-steps") -> None:
         if not 0 < nice <= MAX_NICE:
@@ -62,7 +71,9 @@ class BackgroundSteps(Generic[J, R]):
         self.native_id: int | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=self._initialize)
         self._job: J | None = None
-        self._future: Future[R] | None = None
+        self._future: Future[None] | None = None
+        self._results: queue.SimpleQueue[R] = queue.SimpleQueue()
+        self._pause = threading.Event()
 
     def _initialize(self) -> None:
         self.native_id = threading.get_native_id()
@@ -72,26 +83,58 @@ class BackgroundSteps(Generic[J, R]):
     def in_flight(self) -> J | None:
         return self._job
 
-    def submit(self, job: J, step: Callable[[], R]) -> None:
+    @property
+    def pausing(self) -> bool:
+        return self._pause.is_set()
+
+    def start(self, job: J, step: Callable[[], R], finished: Callable[[R], bool]) -> None:
+        """Run `step()` repeatedly for `job` until a result is `finished` or `pause()` is called."""
         if self._job is not None:
-            raise RuntimeError("a background step is already in flight")
+            raise RuntimeError("a background job is already in flight")
         self._job = job
-        # The caller's context variables (the agent id in every log record) go with the step.
-        self._future = self._executor.submit(contextvars.copy_context().run, step)
+        self._pause.clear()
 
-    def collect(self, timeout_s: float = 0.0) -> tuple[J, R] | None:
-        """The finished step's job and result, waiting up to `timeout_s`; None while it runs.
+        def run() -> None:
+            while True:
+                result = step()
+                self._results.put(result)
+                if finished(result) or self._pause.is_set():
+                    return
 
-        The step's exception, if it raised, is raised here, in the caller's thread.
+        # The caller's context variables (the agent id in every log record) go with the steps.
+        self._future = self._executor.submit(contextvars.copy_context().run, run)
+
+    def pause(self) -> None:
+        """Stop after the step being computed (at once if none is); its result is still collected."""
+        self._pause.set()
+
+    def collect(self, timeout_s: float = 0.0) -> list[tuple[J, R]]:
+        """The results so far, in order, waiting up to `timeout_s` for the first.
+
+        A step's exception is raised here, in the caller's thread, after the results before it.
         """
-        future, job = self._future, self._job
-        if future is None or not wait([future], timeout=timeout_s).done:
-            return None
-        assert job is not None
-        self._job, self._future = None, None
-        return job, future.result()
+        job, future = self._job, self._future
+        if job is None or future is None:
+            return []
+        results: list[R] = []
+        try:
+            results.append(self._results.get(timeout=timeout_s) if timeout_s > 0 else self._results.get_nowait())
+            while True:
+                results.append(self._results.get_nowait())
+        except queue.Empty:
+            pass
+        if future.done() and self._results.empty():
+            self._job, self._future = None, None
+            error = future.exception()
+            if error is not None:
+                if results:  # report these first; the error comes with the next call
+                    self._job, self._future = job, future
+                    return [(job, result) for result in results]
+                raise error
+        return [(job, result) for result in results]
 
     def close(self) -> None:
-        """Wait for the step in flight, if any, and stop the thread (its result is discarded)."""
+        """Stop after the current step, wait for it, and stop the thread (results are discarded)."""
+        self._pause.set()
         self._executor.shutdown(wait=True)
         self._job, self._future = None, None

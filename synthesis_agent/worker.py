@@ -3,10 +3,11 @@
 The loop owns every broker interaction (through `BrokerConnection`) and reports what happens to
 an `AgentObserver` (metrics live there, none here); `Scheduler` picks which job runs the next
 step, `JobRun` turns a job into events. One thread does everything but compute the steps of
-lower-priority classes, which run on a low-priority thread (background.py) so a short job
-admitted meanwhile runs at once; the main thread touches a job only when no step of it is in
-flight, so there is no locking. A step (one chunk of audio, or one cached sentence) is the unit
-of preemption, cancellation and shutdown.
+the job of a lower-priority class, which run on a low-priority thread (background.py) while
+this one waits on the top queue, so a short job runs the moment it arrives; this thread
+publishes every step's events and settles a job only once no step of it is in flight, so there
+is no locking. A step (one chunk of audio, or one cached sentence) is the unit of preemption,
+cancellation and shutdown.
 
 The delivery rules (claims, acks, retries, heartbeats, cancellation, release at shutdown) are
 written down in synthesis_agent/README.md.
@@ -20,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pulsar
 
@@ -41,9 +43,24 @@ from .scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
-# While a background step runs, the main thread waits this long between two polls of the
-# higher queues: the most a newly published short job waits for this agent to notice it.
-BACKGROUND_WAIT_S = 0.005
+# While the running job steps on the background thread, the main thread blocks this long on the
+# top queue (a short job arriving wakes it at once), then publishes the steps' events, heartbeats
+# and polls the queues in between. Longer waits only delay events; shorter ones burn CPU.
+BACKGROUND_WAIT_MS = 50
+
+
+@dataclass(frozen=True)
+class _StepResult:
+    report: StepReport
+    began: float
+    done: bool  # the run had its outcome right after this step
+
+
+def _run_step(job: _Job) -> _StepResult:
+    began = time.monotonic()
+    with job.context():
+        report = job.run.step()
+    return _StepResult(report, began, job.run.done)
 
 
 class Agent:
@@ -76,7 +93,7 @@ class Agent:
         )
         self.scheduler: Scheduler[_Job] = Scheduler(config.queues)
         # Steps of every class below the agent's top one run on a low-priority thread.
-        self.background: BackgroundSteps[_Job, StepReport] | None = None
+        self.background: BackgroundSteps[_Job, _StepResult] | None = None
         if config.background_nice and len(config.queues) > 1:
             self.background = BackgroundSteps(nice=config.background_nice, name=f"{config.agent_id}-background")
         self.ended = EndedJobs()
@@ -118,13 +135,21 @@ class Agent:
         if current is None:
             return
         queue, job = current
-        if self.background is None or queue == self.config.queues[0]:
-            self._step(job)  # here, at normal priority, even while a background step runs
-        elif self.background.in_flight is None:
-            self._start_background_step(job)
+        background = self.background
+        if background is None or queue == self.config.queues[0]:
+            # Here, at normal priority. A background job goes on meanwhile on its own thread:
+            # the kernel gives it only the CPU this one leaves, so an idle core still serves it.
+            self._step(job)
+            return
+        in_flight = background.in_flight
+        if in_flight is None:
+            self._start_background(job)
+        elif in_flight is job and not background.pausing:
+            self._wait_on_top_queue()
         else:
-            # This job's step, or a paused job's, is in flight: poll again within a few ms.
-            self._collect_background(timeout_s=BACKGROUND_WAIT_S)
+            # A more urgent background job (medium over long): the thread stops after its step.
+            background.pause()
+            self._collect_background(timeout_s=0.005)
 
     def _housekeeping(self) -> None:
         """Between two sentences: learn which jobs ended, drop those held, heartbeat when due."""
@@ -146,7 +171,8 @@ class Agent:
 
     def _heartbeat(self) -> None:
         current = self.scheduler.current()
-        in_flight = self.background.in_flight if self.background is not None else None
+        background = self.background
+        in_flight = background.in_flight if background is not None and not background.pausing else None
         for _, job in list(self.scheduler):
             if job.key is None or job.run.done:
                 continue
@@ -243,36 +269,34 @@ class Agent:
             return False
 
     def _step(self, job: _Job) -> None:
-        began = time.monotonic()
-        with job.context():
-            report = job.run.step()
-        self._after_step(job, report, began=began)
+        result = _run_step(job)
+        self._after_step(job, result.report, began=result.began, done=result.done)
 
-    def _start_background_step(self, job: _Job) -> None:
+    def _start_background(self, job: _Job) -> None:
+        """Step `job` on the background thread until its run is done or it is paused."""
         assert self.background is not None
-        began = time.monotonic()
+        self.background.start(job, lambda: _run_step(job), lambda result: result.done)
 
-        def step() -> tuple[StepReport, float]:
-            with job.context():
-                return job.run.step(), began
-
-        self.background.submit(job, step)
+    def _wait_on_top_queue(self) -> None:
+        """The running job steps on the background thread: wait for a job of the top class."""
+        top = self.config.queues[0]
+        message = self.broker.receive(top, BACKGROUND_WAIT_MS)
+        if message is not None:
+            self._admit(top, message)
 
     def _collect_background(self, timeout_s: float = 0.0) -> None:
-        """Publish the background step's events once it is done (here, on the main thread)."""
+        """Publish the events of the background thread's finished steps, in order, from here."""
         if self.background is None:
             return
-        finished = self.background.collect(timeout_s)
-        if finished is None:
-            return
-        job, (report, began) = finished
-        if not any(held is job for _, held in self.scheduler):
-            with job.context():  # ended elsewhere or taken over while its chunk was computed
-                logger.info("a background step finished for a job no longer held; its events are dropped")
-            return
-        self._after_step(job, report, began=began)
+        for job, result in self.background.collect(timeout_s):
+            if not any(held is job for _, held in self.scheduler):
+                with job.context():  # ended elsewhere, taken over or released while it stepped
+                    logger.info("a background step finished for a job no longer held; its events are dropped")
+                continue
+            self._after_step(job, result.report, began=result.began, done=result.done)
 
-    def _after_step(self, job: _Job, report: StepReport, *, began: float) -> None:
+    def _after_step(self, job: _Job, report: StepReport, *, began: float, done: bool) -> None:
+        """Observe a step and publish its events; `done`: the run was over right after it."""
         with job.context():
             self.observer.on_step(
                 length_class=job.label,
@@ -284,7 +308,7 @@ class Agent:
             if report.source == "synthesized" and job.counted and not job.progressed and job.key:
                 job.progressed = True  # deliveries that die while the job moves on are no crash loop
                 self.claims.delivery_progressed(*job.key)
-            if self._publish(job, report.events) and job.run.done:
+            if self._publish(job, report.events) and done:
                 self._finish(job)
 
     def _publish(self, job: _Job, events: Iterable[JobEvent]) -> bool:
@@ -347,6 +371,8 @@ class Agent:
 
     def _forget(self, job: _Job, *, final: bool) -> None:
         """This agent is done with the delivery: unschedule it, end its count, release its claim."""
+        if self.background is not None and self.background.in_flight is job:
+            self.background.pause()  # its later results are dropped: it is no longer held
         # Not admitted any more when it ended before scheduling or was already released.
         with contextlib.suppress(ValueError):
             self.scheduler.finish(job)
@@ -393,8 +419,11 @@ class Agent:
     def _shutdown(self) -> None:
         """Stop receiving; finish the running job within the grace period, release the rest."""
         deadline = time.monotonic() + self.config.shutdown_grace_s
-        # A step in flight finishes first, so every held job is at a step boundary from here.
-        self._collect_background(timeout_s=self.config.shutdown_grace_s)
+        # The background thread stops after its step, so every held job is at a step boundary.
+        if self.background is not None:
+            self.background.pause()
+            while self.background.in_flight is not None and time.monotonic() < deadline:
+                self._collect_background(timeout_s=min(0.1, max(0.0, deadline - time.monotonic())))
         stuck = self.background.in_flight if self.background is not None else None
         if stuck is not None:
             with stuck.context():

@@ -24,47 +24,95 @@ from .test_pipeline import SETTINGS, DictCache, message
 LONG_CHUNK_S = 2.0  # far longer than a short job takes, so the order below is unambiguous
 
 
-def test_the_step_runs_on_a_thread_with_the_raised_nice_value() -> None:
+def drain(steps: BackgroundSteps[str, int], timeout_s: float = 5.0) -> list[tuple[str, int]]:
+    """Every result until the thread has stopped and nothing is left."""
+    results: list[tuple[str, int]] = []
+    deadline = time.monotonic() + timeout_s
+    while steps.in_flight is not None:
+        assert time.monotonic() < deadline, "the background thread did not stop"
+        results += steps.collect(timeout_s=0.05)
+    return results
+
+
+def test_the_steps_run_on_a_thread_with_the_raised_nice_value() -> None:
     steps: BackgroundSteps[str, int] = BackgroundSteps(nice=7)
     try:
-        steps.submit("job", lambda: thread_nice(threading.get_native_id()))
+        steps.start("job", lambda: thread_nice(threading.get_native_id()), lambda result: True)
         assert steps.in_flight == "job"
-        finished = steps.collect(timeout_s=5)
-        assert finished == ("job", 7)
-        assert steps.in_flight is None and steps.collect() is None
+        assert drain(steps) == [("job", 7)]
+        assert steps.in_flight is None and steps.collect() == []
         assert thread_nice(threading.get_native_id()) == 0  # the caller keeps its priority
     finally:
         steps.close()
 
 
-def test_collect_waits_for_the_step_and_raises_its_error_in_the_caller() -> None:
-    release = threading.Event()
-    steps: BackgroundSteps[str, str] = BackgroundSteps(nice=19)
+def test_a_job_steps_until_finished_and_results_come_in_order() -> None:
+    counter = iter(range(1, 100))
+    steps: BackgroundSteps[str, int] = BackgroundSteps(nice=19)
     try:
-        steps.submit("a", lambda: "done" if release.wait(5) else "timed out")
-        assert steps.collect(timeout_s=0.05) is None  # still running
-        with pytest.raises(RuntimeError, match="already in flight"):
-            steps.submit("b", lambda: "never")
-        release.set()
-        assert steps.collect(timeout_s=5) == ("a", "done")
-
-        def broken() -> str:
-            raise ValueError("model error")
-
-        steps.submit("c", broken)
-        with pytest.raises(ValueError, match="model error"):
-            steps.collect(timeout_s=5)
-        assert steps.in_flight is None  # the failed step is settled, the next may start
+        steps.start("job", lambda: next(counter), lambda result: result == 4)
+        assert drain(steps) == [("job", 1), ("job", 2), ("job", 3), ("job", 4)]
+        assert next(counter) == 5  # no step after the finished one
     finally:
         steps.close()
 
 
-def test_the_step_sees_the_callers_log_context() -> None:
+def test_pause_stops_after_the_step_being_computed() -> None:
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def step() -> int:
+        calls.append(len(calls) + 1)
+        started.set()
+        assert release.wait(5)
+        return calls[-1]
+
+    steps: BackgroundSteps[str, int] = BackgroundSteps(nice=19)
+    try:
+        steps.start("job", step, lambda result: False)  # would run for ever
+        assert started.wait(5)
+        with pytest.raises(RuntimeError, match="already in flight"):
+            steps.start("other", step, lambda result: True)
+        steps.pause()
+        assert steps.pausing
+        release.set()
+        assert drain(steps) == [("job", 1)]
+        assert calls == [1]
+    finally:
+        steps.close()
+
+
+def test_a_step_error_is_raised_in_the_caller_after_the_results_before_it() -> None:
+    counter = iter(range(1, 100))
+
+    def step() -> int:
+        value = next(counter)
+        if value == 2:
+            raise ValueError("model error")
+        return value
+
+    steps: BackgroundSteps[str, int] = BackgroundSteps(nice=19)
+    try:
+        steps.start("job", step, lambda result: False)
+        results: list[tuple[str, int]] = []
+        with pytest.raises(ValueError, match="model error"):
+            for _ in range(200):
+                results += steps.collect(timeout_s=0.05)
+        assert results == [("job", 1)]
+        assert steps.in_flight is None  # settled: the next job may start
+    finally:
+        steps.close()
+
+
+def test_the_steps_see_the_callers_log_context() -> None:
     set_agent_id("agent-ctx")
     steps: BackgroundSteps[str, str] = BackgroundSteps(nice=19)
     try:
-        steps.submit("job", _agent.get)
-        assert steps.collect(timeout_s=5) == ("job", "agent-ctx")
+        steps.start("job", _agent.get, lambda result: True)
+        results: list[tuple[str, str]] = []
+        while steps.in_flight is not None:
+            results += steps.collect(timeout_s=0.05)
+        assert results == [("job", "agent-ctx")]
     finally:
         steps.close()
 

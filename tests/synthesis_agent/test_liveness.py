@@ -27,7 +27,10 @@ def claims_for(redis_url: str, agent_id: str, ttl_s: float = 5.0) -> RedisClaims
 
 def test_every_held_job_heartbeats_running_or_paused(harness: Harness) -> None:
     voice = FakeVoice(delay_s=0.05)
-    harness.start_agent(harness.config("short,long", heartbeat_interval_s=0.3), voices=FakeVoices(voice))
+    # Inline steps: a background job is not paused by a short one (it goes on at low priority,
+    # test_background.py), and this test is about the paused job's heartbeats.
+    config = harness.config("short,long", heartbeat_interval_s=0.3, background_nice=0)
+    harness.start_agent(config, voices=FakeVoices(voice))
     long_job = harness.job(sentences_text(40, tag="L"), length_class="long")
     harness.publish("long", long_job)
     harness.wait_for(lambda seen: any(e.type == "segment" and e.job_id == long_job.job_id for e in seen))

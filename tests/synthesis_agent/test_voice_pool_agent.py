@@ -25,7 +25,10 @@ def test_a_voice_pool_agent_preempts_heartbeats_claims_and_obeys_control_on_its_
     harness: Harness, redis_url: str
 ) -> None:
     voice = FakeVoice(delay_s=0.05)
-    config = dataclasses.replace(harness.config("short,long", heartbeat_interval_s=0.3), voice=POOL_VOICE)
+    # Inline steps, so the long job is paused by the short one (background steps run on).
+    config = dataclasses.replace(
+        harness.config("short,long", heartbeat_interval_s=0.3, background_nice=0), voice=POOL_VOICE
+    )
     running = harness.start_agent(
         config, voices=FakeVoices(voice), claims=RedisClaims(redis_url, agent_id=config.agent_id, ttl_s=5.0)
     )
