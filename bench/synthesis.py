@@ -292,6 +292,7 @@ def long_text_figure(
 ) -> None:
     """The long-text figure (see the module docstring); prints `long-text ratio = R`."""
     from vits.streaming import DEFAULT_CHUNK_SECONDS
+    from vits.voice import WHOLE_SENTENCE_CHUNK
 
     chunk_seconds = args.chunk_seconds or DEFAULT_CHUNK_SECONDS
     started = time.perf_counter()
@@ -308,8 +309,9 @@ def long_text_figure(
         return run
 
     def run_vits_whole(ids: list[int]) -> int:
+        # One window per decode worker: the whole sentence in one pass on each thread.
         set_intra_op(intra_op)
-        return len(voice.synthesize_ids([ids], params)[0])
+        return sum(len(chunk) for chunk in voice.id_chunks(ids, params, chunk_frames=WHOLE_SENTENCE_CHUNK))
 
     engines: list[tuple[str, Callable[[list[int]], int]]] = [
         ("vits-chunked", chunked_runner(voice, intra_op)),

@@ -36,7 +36,12 @@ logger = logging.getLogger(__name__)
 _COMPILE_WARMUP_FRAMES = (16, 400)
 
 # A whole-sentence decode through SentenceChunks: one window per worker thread.
-_WHOLE_SENTENCE_CHUNK = 1 << 40
+WHOLE_SENTENCE_CHUNK = 1 << 40
+# On the CPU one sentence is decoded in windows of about this much audio, as the agent's chunks
+# are: a window's activations stay in the CPU caches, and on a 2-core Intel Xeon the windowed
+# decode ran at 0.94 of one whole-sentence pass (bench/synthesis.py, chunked/whole). Joined,
+# the windows equal the whole decode (model/window.py).
+DECODE_WINDOW_SECONDS = 1.0
 
 # Attention is quadratic in the id count; prepared sentences are far below this.
 MAX_IDS_PER_SENTENCE = 4000
@@ -254,9 +259,9 @@ class Voice:
 
     def synthesize_ids(self, batch_ids: Sequence[Sequence[int]], params: SynthesisParams) -> list[Audio]:
         """Run one forward pass over a batch of id sequences (padded, masked) with resolved params."""
-        if len(batch_ids) == 1 and self.workers.count > 1 and not self.model.compiled:
-            # Its windows on the worker threads: equal to the whole decode (model/window.py).
-            chunks = self.id_chunks(batch_ids[0], params, chunk_frames=_WHOLE_SENTENCE_CHUNK)
+        if len(batch_ids) == 1 and self.device.type == "cpu" and not self.model.compiled:
+            # In windows, spread over the worker threads when there are several.
+            chunks = self.id_chunks(batch_ids[0], params, chunk_seconds=DECODE_WINDOW_SECONDS)
             return [Audio.concatenate(list(chunks))]
         padded, lengths, kwargs = self._model_inputs(batch_ids, params)
         with torch.inference_mode():
