@@ -38,9 +38,10 @@ _COMPILE_WARMUP_FRAMES = (16, 400)
 # A whole-sentence decode through SentenceChunks: one window per worker thread.
 WHOLE_SENTENCE_CHUNK = 1 << 40
 # On the CPU one sentence is decoded in windows of about this much audio, as the agent's chunks
-# are: a window's activations stay in the CPU caches, and on a 2-core Intel Xeon the windowed
-# decode ran at 0.94 of one whole-sentence pass (bench/synthesis.py, chunked/whole). Joined,
-# the windows equal the whole decode (model/window.py).
+# are: a window's activations stay in the CPU caches. On a 2-core Intel Xeon the windowed decode
+# took 0.92-0.94 of one whole-sentence pass (bench/synthesis.py, chunked/whole), and vits went
+# from 1.01 to 0.91 of onnxruntime per sentence at 1 thread. Joined, the windows equal the
+# whole decode (model/window.py).
 DECODE_WINDOW_SECONDS = 1.0
 
 # Attention is quadratic in the id count; prepared sentences are far below this.
