@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from gateway import consumer as consumer_module
+from gateway.consumer import EventConsumer
 from tts_contracts import EVENT_TYPES, JobEvent
 
 from .factories import UserFactory, api_key_for
@@ -152,3 +154,12 @@ def topic_prefix(settings: Any) -> Iterator[str]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     settings.TTS_TOPIC_PREFIX = prefix
     yield prefix
+
+
+@pytest.fixture
+def handler(monkeypatch: pytest.MonkeyPatch) -> EventConsumer:
+    """The event consumer's handling, without a broker, inside the test's transaction."""
+    monkeypatch.setattr(consumer_module, "DB_ERROR_PAUSE_S", 0.0)
+    monkeypatch.setattr(consumer_module, "close_old_connections", lambda: None)  # keep the test transaction
+    monkeypatch.setattr(consumer_module.connections, "close_all", lambda: None)
+    return EventConsumer(service_url="pulsar://unused:6650")

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from gateway import consumer as consumer_module
 from gateway.consumer import EventConsumer
 from gateway.models import AudioSegment, EventDeadLetter, JobStatus, SynthesisJob
 from gateway.services import events as events_module
@@ -19,14 +18,6 @@ from .factories import SynthesisJobFactory
 from .test_consumer_handling import FakeMessage
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch) -> EventConsumer:
-    monkeypatch.setattr(consumer_module, "DB_ERROR_PAUSE_S", 0.0)
-    monkeypatch.setattr(consumer_module, "close_old_connections", lambda: None)  # keep the test transaction
-    monkeypatch.setattr(consumer_module.connections, "close_all", lambda: None)
-    return EventConsumer(service_url="pulsar://unused:6650")
 
 
 def one_sentence_run(make_event: EventFactory, job: SynthesisJob) -> list[JobEvent]:

@@ -8,7 +8,6 @@ import pytest
 from django.db import OperationalError
 from prometheus_client import REGISTRY
 
-from gateway import consumer as consumer_module
 from gateway import services
 from gateway.consumer import EventConsumer
 from gateway.models import EventDeadLetter, JobStatus, OutboxMessage, SynthesisJob
@@ -36,14 +35,6 @@ class FakeMessage:
 
     def topic_name(self) -> str:
         return "persistent://public/default/tts-jobs-short-dlq"
-
-
-@pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch) -> EventConsumer:
-    monkeypatch.setattr(consumer_module, "DB_ERROR_PAUSE_S", 0.0)
-    monkeypatch.setattr(consumer_module, "close_old_connections", lambda: None)  # keep the test transaction
-    monkeypatch.setattr(consumer_module.connections, "close_all", lambda: None)
-    return EventConsumer(service_url="pulsar://unused:6650")
 
 
 def test_applied_event_is_acked(handler: EventConsumer, make_event: EventFactory) -> None:

@@ -12,15 +12,9 @@ from vits import SynthesisParams, Voice
 from vits.parallel import WindowWorkers
 from vits.streaming import MIN_PARALLEL_FRAMES, parallel_window_count
 
-ZERO = SynthesisParams(noise_scale=0.0, noise_w=0.0)
+from .test_chunks import LONG, MEDIUM, SHORT, ZERO
+
 SEEDED = SynthesisParams(seed=11)
-SHORT = "Yes."
-MEDIUM = "The committee will publish its final report on the new railway line early next spring."
-LONG = (
-    "When the old lighthouse keeper finally retired after forty years of service, the villagers gathered "
-    "on the pier with lanterns and songs, and they told stories about storms and shipwrecks and rescues "
-    "until the tide came in and the children had fallen asleep in their parents' arms."
-)
 
 
 def with_workers(voice: Voice, count: int) -> Voice:
