@@ -37,17 +37,15 @@ R = TypeVar("R")
 MAX_NICE = 19
 
 
-def lower_this_thread(nice: int) -> bool:
-    """Set the calling thread's nice value (Linux: per thread); False where that is not possible."""
+def lower_this_thread(nice: int) -> None:
+    """Set the calling thread's nice value (Linux: per thread); a warning where that is not possible."""
     if not hasattr(os, "setpriority"):
         logger.warning("this platform cannot lower a thread's priority; background steps run at normal priority")
-        return False
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except OSError as error:
         logger.warning("could not set the background thread's nice value to %d: %s", nice, error)
-        return False
-    return True
 
 
 def thread_nice(native_id: int) -> int:
@@ -68,16 +66,13 @@ class BackgroundSteps(Generic[J, R]):
         if not 0 < nice <= MAX_NICE:
             raise ValueError(f"nice must be 1 to {MAX_NICE}, got {nice}")
         self.nice = nice
-        self.native_id: int | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=self._initialize)
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=name, initializer=lower_this_thread, initargs=(nice,)
+        )
         self._job: J | None = None
         self._future: Future[None] | None = None
         self._results: queue.SimpleQueue[R] = queue.SimpleQueue()
         self._pause = threading.Event()
-
-    def _initialize(self) -> None:
-        self.native_id = threading.get_native_id()
-        lower_this_thread(self.nice)
 
     @property
     def in_flight(self) -> J | None:

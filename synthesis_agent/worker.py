@@ -225,7 +225,10 @@ class Agent:
             with preempted.context():
                 paused = preempted.run
                 # Nothing to flush: segment boundaries never depend on preemption (segments.py).
-                logger.info("paused at sentence %d/%d for a %s job", paused.next_index, paused.sentence_count, queue)
+                # A background job is not paused by a top-class one: it steps on at low priority.
+                on_background = self.background is not None and self.background.in_flight is preempted
+                state = "goes on at low priority" if on_background and queue == self.config.queues[0] else "paused"
+                logger.info("%s at sentence %d/%d for a %s job", state, paused.next_index, paused.sentence_count, queue)
         events = run.begin()
         with job.context():
             self.observer.on_job_started(length_class=job.label, queue_wait_s=run.queue_wait_s)

@@ -259,7 +259,8 @@ class Voice:
         return padded.to(self.device), lengths.to(self.device), kwargs
 
     def synthesize_ids(self, batch_ids: Sequence[Sequence[int]], params: SynthesisParams) -> list[Audio]:
-        """Run one forward pass over a batch of id sequences (padded, masked) with resolved params."""
+        """Audio of id sequences with resolved params: one sentence on the CPU in windows
+        (`DECODE_WINDOW_SECONDS`, over the decode workers), otherwise one padded, masked pass."""
         if len(batch_ids) == 1 and self.device.type == "cpu" and not self.model.compiled:
             # In windows, spread over the worker threads when there are several.
             chunks = self.id_chunks(batch_ids[0], params, chunk_seconds=DECODE_WINDOW_SECONDS)
