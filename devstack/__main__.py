@@ -9,6 +9,7 @@ import sys
 import time
 from types import FrameType
 
+from .restarts import RestartBudget
 from .stack import Stack, StackConfig
 
 
@@ -57,14 +58,19 @@ Press Ctrl-C to stop every process.""",
         flush=True,
     )
     exit_code = 0
+    # A process that dies is started again, as a container restart policy would: its jobs are
+    # released or re-sent (claims, watchdog), so the stack heals; a crash loop stops the stack.
+    budget = RestartBudget()
     try:
-        while not stopping:
-            try:
-                stack.check_alive()
-            except RuntimeError as error:
-                print(f"A process died: {error}", file=sys.stderr)
-                exit_code = 1
-                break
+        while not stopping and exit_code == 0:
+            for name, code in stack.exited().items():
+                log = stack.log_dir / f"{name}.log"
+                if not budget.allow(name, time.monotonic()):
+                    print(f"{name} keeps dying (exit code {code}); giving up, see {log}", file=sys.stderr)
+                    exit_code = 1
+                    break
+                print(f"{name} exited with code {code}; restarting it (see {log})", file=sys.stderr, flush=True)
+                stack.respawn(name)
             time.sleep(0.5)
     finally:
         print("Stopping...", flush=True)

@@ -76,6 +76,7 @@ class Stack:
         self.log_dir = self.var_dir / "log"
         self.broker: EmbeddedBroker | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._launches: dict[str, tuple[list[str], dict[str, str]]] = {}  # name -> (command, env)
         self.api_token = ""
         self.agent_ports: dict[str, int] = {}
         self.agent_names: set[str] = set()
@@ -156,6 +157,7 @@ class Stack:
         return result.stdout
 
     def _spawn(self, name: str, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self._launches[name] = (list(command), dict(env or self.env))
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         # Its own session: a terminal's Ctrl-C goes to the whole foreground process group, and only
         # the supervisor may get it, so that it stops the children in order (see stop()).
@@ -232,6 +234,15 @@ class Stack:
             time.sleep(0.3)
         for port in self.agent_ports.values():
             wait_for_port("127.0.0.1", port, timeout_s=max(1.0, deadline - time.monotonic()))
+
+    def exited(self) -> dict[str, int]:
+        """Processes that have exited, with their exit codes."""
+        return {name: code for name, process in self.processes.items() if (code := process.poll()) is not None}
+
+    def respawn(self, name: str) -> None:
+        """Start an exited process again with the command and environment it was started with."""
+        command, env = self._launches[name]
+        self._spawn(name, command, env)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
