@@ -81,6 +81,15 @@ class WindowWorkers:
             raise error
         return [first, *results]  # type: ignore[list-item]
 
+    def submit(self, work: Callable[[], Result]) -> Future[Result]:
+        """Run `work` on a worker thread (at intra-op 1, in inference mode); needs `count` > 1.
+
+        For work beside the caller's own: the caller goes on while it runs.
+        """
+        if self.count == 1:
+            raise RuntimeError("submit() needs a worker thread besides the caller (count > 1)")
+        return self._executor().submit(_call_in_inference_mode, work)
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
@@ -92,6 +101,11 @@ def _in_inference_mode(work: Callable[[Item], Result], item: Item) -> Result:
     # Inference mode is per thread: the caller's does not reach the pool's threads.
     with torch.inference_mode():
         return work(item)
+
+
+def _call_in_inference_mode(work: Callable[[], Result]) -> Result:
+    with torch.inference_mode():
+        return work()
 
 
 def default_decode_workers(threads: int, device: torch.device) -> int:

@@ -86,6 +86,30 @@ class SentenceChunks:
         return self
 
     @property
+    def parallel(self) -> bool:
+        """Each decoding `next()` runs several windows at once on the worker threads."""
+        return self._workers is not None
+
+    def use_workers(self, workers: WindowWorkers) -> None:
+        """Decode the rest of the sentence `workers.count` windows at once.
+
+        For an iterator made serial (to run beside other sentences, one per worker thread) that
+        is left alone: its remaining windows are planned evenly over the workers. Joined, the
+        chunks still equal the whole decode (any window plan does).
+        """
+        if self._workers is not None or workers.count < 2 or self.batch != 1:
+            return
+        if self.total_frames is None:  # not started: the flow runs in pieces too
+            self._workers = workers
+            return
+        remaining = self.total_frames - self.next_frame
+        if remaining <= 0:
+            return
+        count = parallel_window_count(remaining, self.chunk_frames, workers.count)
+        self._bounds = [self.next_frame + bound for bound in even_bounds(remaining, count)]
+        self._workers = workers
+
+    @property
     def done(self) -> bool:
         return self.total_frames is not None and self.next_frame >= self.total_frames and not self._ready
 

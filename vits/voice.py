@@ -8,9 +8,10 @@ import secrets
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 import torch
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Warm-up lengths (frames) for compiled mode: one padded to COMPILED_MIN_FRAMES, one longer.
 _COMPILE_WARMUP_FRAMES = (16, 400)
 
@@ -46,6 +49,10 @@ DECODE_WINDOW_SECONDS = 1.0
 
 # Attention is quadratic in the id count; prepared sentences are far below this.
 MAX_IDS_PER_SENTENCE = 4000
+
+
+def _next_or_none(chunks: SentenceChunks) -> Audio | None:
+    return next(chunks, None)
 
 
 def _speakable(phonemes: str) -> bool:
@@ -309,6 +316,7 @@ class Voice:
         *,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         batch: int = 1,
+        parallel: bool = True,
     ) -> SentenceChunks:
         """The audio of one prepared sentence as an iterator of chunks of about `chunk_seconds`.
 
@@ -316,10 +324,48 @@ class Voice:
         raised here, before any model work. Each `next()` decodes one chunk; the caller may stop
         between chunks for as long as it likes and resume where it stopped (see README).
         `batch` > 1 decodes that many equal-size chunks in one pass and hands them out one by one.
+        With `parallel` False the iterator decodes one window at a time on the calling thread,
+        to be advanced beside other sentences' iterators by `next_chunks`.
         """
         return self.id_chunks(
-            self.phoneme_ids(sentence), self.resolve_params(params), chunk_seconds=chunk_seconds, batch=batch
+            self.phoneme_ids(sentence),
+            self.resolve_params(params),
+            chunk_seconds=chunk_seconds,
+            batch=batch,
+            parallel=parallel,
         )
+
+    @property
+    def parallel_sentences(self) -> int:
+        """How many sentences `next_chunks` advances at once (one per decode worker thread)."""
+        return self.workers.count
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        """Run `work` on one of the decode worker threads, beside the caller (`parallel_sentences` > 1).
+
+        The agent computes the following sentences of a job this way while it steps the current one.
+        """
+        return self.workers.submit(work)
+
+    def next_chunks(self, iterators: Sequence[SentenceChunks]) -> list[Audio | None]:
+        """The next chunk of each iterator (None when it has none left), computed at once.
+
+        Several serial iterators (`parallel=False`) run one per worker thread, each at intra-op 1:
+        whole sentences side by side, text encoder included, which keeps every core busy where one
+        sentence's encoder and durations would run on one core alone. A single iterator is
+        switched to the workers' parallel windows for the rest of its sentence.
+        """
+        if len(iterators) == 1:
+            iterators[0].use_workers(self.workers)
+        results: list[Audio | None] = [None] * len(iterators)
+        serial = [index for index, chunks in enumerate(iterators) if not chunks.parallel]
+        audios = self.workers.map(_next_or_none, [iterators[index] for index in serial])
+        for index, audio in zip(serial, audios, strict=True):
+            results[index] = audio
+        for index, chunks in enumerate(iterators):
+            if chunks.parallel:  # it maps over the workers itself: on this thread, after the others
+                results[index] = next(chunks, None)
+        return results
 
     def id_chunks(
         self,
@@ -329,6 +375,7 @@ class Voice:
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         batch: int = 1,
         chunk_frames: int | None = None,
+        parallel: bool = True,
     ) -> SentenceChunks:
         """`sentence_chunks` for the phoneme ids of one sentence and resolved params.
 
@@ -343,7 +390,7 @@ class Voice:
             chunk_frames=self.chunk_frames(chunk_seconds) if chunk_frames is None else chunk_frames,
             sample_rate=self.sample_rate,
             batch=batch,
-            workers=self.workers,
+            workers=self.workers if parallel else None,
         )
 
     def chunk_frames(self, chunk_seconds: float) -> int:

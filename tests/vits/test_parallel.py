@@ -152,3 +152,44 @@ def test_load_spends_the_threads_on_workers_by_default() -> None:
             Voice.load(threads=0)
     finally:
         torch.set_num_threads(previous)
+
+
+def test_next_chunks_computes_sentences_side_by_side_as_each_alone(voice: Voice) -> None:
+    """Serial iterators advanced together, one per worker thread, give each sentence's own chunks."""
+    two = with_workers(voice, 2)
+    sentences = [MEDIUM, SHORT, LONG]
+    alone = [np.concatenate([c.samples for c in two.sentence_chunks(s, SEEDED, parallel=False)]) for s in sentences]
+    iterators = [two.sentence_chunks(s, SEEDED, parallel=False) for s in sentences]
+    assert not any(chunks.parallel for chunks in iterators)
+    parts: list[list[np.ndarray]] = [[] for _ in sentences]
+    while not all(chunks.done for chunks in iterators):
+        active = [index for index, chunks in enumerate(iterators) if not chunks.done]
+        audios = two.next_chunks([iterators[index] for index in active])
+        assert all(audio is not None for audio in audios)
+        for index, audio in zip(active, audios, strict=True):
+            parts[index].append(audio.samples)  # type: ignore[union-attr]
+    for joined, expected in zip(parts, alone, strict=True):
+        # Same windows; the caller's thread may run its operations at another intra-op count.
+        audio = np.concatenate(joined)
+        assert audio.shape == expected.shape
+        assert float(np.abs(audio - expected).max()) <= 1e-4
+    assert two.next_chunks([iterators[0]]) == [None]
+
+
+@pytest.mark.parametrize("after_chunks", [0, 1, 3])
+def test_a_serial_iterator_left_alone_goes_on_over_the_workers(voice: Voice, after_chunks: int) -> None:
+    two = with_workers(voice, 2)
+    expected = whole_decode(voice, LONG, SEEDED)
+    chunks = two.sentence_chunks(LONG, SEEDED, chunk_seconds=0.5, parallel=False)
+    parts = [next(chunks).samples for _ in range(after_chunks)]
+    decoded_serially = chunks.next_frame
+    assert not chunks.parallel
+    while not chunks.done:
+        (audio,) = two.next_chunks([chunks])  # alone: switched to parallel windows
+        assert audio is not None
+        parts.append(audio.samples)
+    assert chunks.parallel and chunks.next_frame == chunks.total_frames
+    assert decoded_serially == min(after_chunks * two.chunk_frames(0.5), chunks.total_frames or 0)
+    joined = np.concatenate(parts)
+    assert joined.shape == expected.shape
+    assert float(np.abs(joined - expected).max()) <= 1e-4
