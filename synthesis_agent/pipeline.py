@@ -31,6 +31,7 @@ from tts_contracts import (
 from vits.errors import UnspeakableTextError, VitsInputError, VoiceNotFoundError
 from vits.params import SynthesisParams
 
+from .ahead import SentenceBoard, spare_workers
 from .cache import CachedAudio, SentenceCache, cache_key
 from .outcomes import FAILURE_CODE, FailureReason, JobOutcome, PipelineSettings, StepReport, job_time_limit_s
 from .segments import plan_segments
@@ -95,6 +96,10 @@ class JobRun:
         self._pending: list[bytes] = []  # PCM of the sentences of the segment being gathered
         self._pending_cached = 0
         self._current: SentenceSynthesis | None = None  # the sentence in progress, between chunks
+        # With a voice that has spare worker threads: the next sentences computed side by side
+        # (ahead.py), and those found cached on the way (index -> audio).
+        self._board: SentenceBoard | None = None
+        self._ahead_cached: dict[int, CachedAudio] = {}
 
     # --- state -----------------------------------------------------------------------------
 
@@ -206,6 +211,9 @@ class JobRun:
             target_seconds=self.settings.segment_target_seconds,
         )
         self._segment_ends = {first + count - 1: first for first, count in plan}
+        workers = spare_workers(voice) if self.settings.chunk_seconds > 0 else 0
+        if workers and len(self.sentences) > 1:
+            self._board = SentenceBoard(voice, self._start_ahead, sentence_count=len(self.sentences), workers=workers)
         self.time_limit_s = job_time_limit_s(
             chars=sum(len(sentence) for sentence in self.sentences),
             length_scale=self.params.length_scale,
@@ -236,6 +244,8 @@ class JobRun:
     @property
     def mid_sentence(self) -> bool:
         """A sentence is partly synthesized: its finished chunks wait in the run."""
+        if self._board is not None:
+            return self._board.in_progress(self.next_index)
         return self._current is not None
 
     def step(self) -> StepReport:
@@ -249,6 +259,8 @@ class JobRun:
         try:
             return self._step()
         finally:
+            if self.outcome is not None and self._board is not None:
+                self._board.stop()  # an early end leaves sentences computed ahead unused
             self.active_s += self._clock() - began
 
     def _step(self) -> StepReport:
@@ -263,26 +275,24 @@ class JobRun:
                 )
             )
         index = self.next_index
-        sentence = self.sentences[index]
         info = self.voice.info
-        key = cache_key(
-            voice_id=info.id, model_checksum=info.model_checksum, params=self.params.to_dict(), sentence=sentence
-        )
+        key = self._cache_key(index)
         source: Literal["cache", "synthesized"]
         synthesis_s = 0.0
-        cached = self._cache.get(key) if self._current is None else None
+        cached = None
+        if self._current is None:
+            cached = self._ahead_cached.pop(index, None)
+            if cached is None and (self._board is None or self._board.get(index) is None):
+                cached = self._cache.get(key)
         if cached is not None and cached.sample_rate == info.sample_rate:
+            if self._board is not None:
+                self._board.take(index)
             pcm = cached.pcm
             source = "cache"
             self.cached_sentences += 1
         else:
             try:
-                if self._current is None:
-                    self._current = SentenceSynthesis(
-                        self.voice, sentence, self.params, chunk_seconds=self.settings.chunk_seconds, clock=self._clock
-                    )
-                current = self._current
-                current.advance()
+                current = self._advance(index)
             except UnspeakableTextError as error:
                 # One sentence of only symbols in a speakable text: silence for it, not a failure.
                 logger.warning("sentence %d has nothing to pronounce, left silent: %s", index, error)
@@ -296,6 +306,8 @@ class JobRun:
                 # Mid-sentence: nothing is delivered, counted or cached until its last chunk.
                 return StepReport([])
             self._current = None
+            if self._board is not None:
+                self._board.take(index)
             pcm = current.pcm if current is not None else b""
             if current is not None:
                 synthesis_s = current.synthesis_s
@@ -316,6 +328,71 @@ class JobRun:
             events.append(self._completed())
             self.outcome = JobOutcome("succeeded")
         return StepReport(events, source=source, synthesis_s=synthesis_s, audio_s=audio_s)
+
+    def _cache_key(self, index: int) -> str:
+        assert self.voice is not None
+        info = self.voice.info
+        return cache_key(
+            voice_id=info.id,
+            model_checksum=info.model_checksum,
+            params=self.params.to_dict(),
+            sentence=self.sentences[index],
+        )
+
+    def _advance(self, index: int) -> SentenceSynthesis:
+        """One chunk of work towards delivering sentence `index`; returns that sentence.
+
+        Alone, the run computes the sentence's next chunk. With a board, the run's thread computes
+        the first sentence from `index` on that no worker holds, while the workers go on with
+        theirs; when they hold every unfinished one, it takes `index` over from its worker.
+        """
+        board = self._board
+        if board is None:
+            if self._current is None:
+                self._current = self._synthesis(index, parallel=True)
+            self._current.advance()
+            return self._current
+        current = board.get(index)
+        if current is None:
+            current = self._current = self._synthesis(index, parallel=False)
+            board.adopt(index, current)
+        self._current = current
+        board.grant(index)
+        if current.done:  # computed ahead, complete
+            board.release(index)
+            return current
+        target = board.pick(index)
+        if target is None:  # the workers hold every unfinished sentence: go on with this one here
+            board.release(index)
+            target = current
+        if not target.done:
+            # Alone (no worker computing beside it), a sentence gets all of the voice's threads.
+            target.advance(spread=not board.computing)
+        return current
+
+    def _synthesis(self, index: int, *, parallel: bool) -> SentenceSynthesis:
+        assert self.voice is not None
+        return SentenceSynthesis(
+            self.voice,
+            self.sentences[index],
+            self.params,
+            chunk_seconds=self.settings.chunk_seconds,
+            clock=self._clock,
+            parallel=parallel,
+        )
+
+    def _start_ahead(self, index: int) -> SentenceSynthesis | None:
+        """Sentence `index` to compute ahead; None when it is cached or its input fails (its turn
+        handles that like any other sentence's)."""
+        cached = self._cache.get(self._cache_key(index))
+        if cached is not None:
+            self._ahead_cached[index] = cached  # read once: counted once
+            return None
+        try:
+            return self._synthesis(index, parallel=False)
+        except Exception as error:
+            logger.debug("sentence %d is not computed ahead: %s", index, error)
+            return None
 
     def _segment_event(self, first: int, last: int) -> SegmentEvent:
         assert self.voice is not None

@@ -4,6 +4,10 @@ A voice that offers `sentence_chunks` (vits: windowed decoding whose chunks join
 whole sentence) is advanced one chunk per call, so the worker can serve a more urgent job
 between two chunks and come back to the same iterator: finished chunks are never decoded
 again. A voice without it (or `chunk_seconds` 0) synthesizes the whole sentence in one call.
+
+A sentence made with `parallel=False` decodes one window at a time on the calling thread (the
+run computes following sentences beside it, ahead.py); `advance(spread=True)` lets vits spread
+the rest of such a sentence over its worker threads once it runs alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class SentenceSynthesis:
         *,
         chunk_seconds: float,
         clock: Callable[[], float],
+        parallel: bool = True,
     ) -> None:
         self._voice = voice
         self._sentence = sentence
@@ -46,12 +51,18 @@ class SentenceSynthesis:
         if chunk_seconds > 0 and chunker is not None:
             began = clock()
             try:
-                self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds)
+                if parallel:
+                    self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds)
+                else:  # to be advanced beside other sentences (`advance_together`)
+                    self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds, parallel=False)
             finally:
                 self.synthesis_s += clock() - began
 
-    def advance(self) -> None:
-        """Synthesize the next chunk (the whole sentence when the voice has no chunks)."""
+    def advance(self, *, spread: bool = False) -> None:
+        """Synthesize the next chunk (the whole sentence when the voice has no chunks).
+
+        With `spread`, a voice with `next_chunks` decodes it over all of its worker threads.
+        """
         if self.done:
             raise RuntimeError("advance() on a finished sentence")
         began = self._clock()
@@ -61,13 +72,22 @@ class SentenceSynthesis:
                 audio = self._voice.synthesize_sentence(self._sentence, self._params)
                 self.done = True
             else:
-                audio = next(self._chunks, None)
+                next_chunks = getattr(self._voice, "next_chunks", None) if spread else None
+                audio = next(self._chunks, None) if next_chunks is None else next_chunks([self._chunks])[0]
                 self.done = audio is None or self._chunks.done
-            if audio is not None:
-                self._parts.append(audio.to_pcm16_bytes())
-                self.chunks_done += 1
+            self._keep(audio)
         finally:
             self.synthesis_s += self._clock() - began
+
+    def _keep(self, audio: AudioLike | None) -> None:
+        if audio is not None:
+            self._parts.append(audio.to_pcm16_bytes())
+            self.chunks_done += 1
+
+    @property
+    def spread(self) -> bool:
+        """Its windows are decoded over the voice's worker threads (see `advance`)."""
+        return bool(getattr(self._chunks, "parallel", False))
 
     @property
     def pcm(self) -> bytes:

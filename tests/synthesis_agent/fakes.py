@@ -6,7 +6,8 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,17 +119,37 @@ class ChunkedFakeVoice(FakeVoice):
 
     chunk_delay_s: float = 0.0
     chunk_calls: list[tuple[str, int]] = field(default_factory=list)
+    # Like vits' decode workers: sentences computed at once (`submit` runs work beside the caller).
+    parallel_sentences: int = 1
+    serial_sentences: list[str] = field(default_factory=list)  # made with parallel=False
+    spread_sentences: list[str] = field(default_factory=list)  # chunks asked of `next_chunks`
+    chunk_threads: list[str] = field(default_factory=list)  # the thread of each `chunk_calls` entry
+    _pool: ThreadPoolExecutor | None = None
 
     def record_chunk(self, sentence: str, index: int) -> None:
         with self._lock:
             self.chunk_calls.append((sentence, index))
+            self.chunk_threads.append(threading.current_thread().name)
 
     def sentence_chunks(
-        self, sentence: str, params: SynthesisParams | None = None, *, chunk_seconds: float = 1.0
+        self, sentence: str, params: SynthesisParams | None = None, *, chunk_seconds: float = 1.0, parallel: bool = True
     ) -> FakeChunks:
         if any(marker in sentence for marker in self.fail_on):
             raise RuntimeError(f"fake synthesis failure on {sentence!r}")
+        if not parallel:
+            self.serial_sentences.append(sentence)
         return FakeChunks(self, sentence, self.tone(sentence, params), chunk_seconds)
+
+    def next_chunks(self, iterators: list[FakeChunks]) -> list[FakeAudio | None]:
+        self.spread_sentences += [chunks._sentence for chunks in iterators]
+        return [next(chunks, None) for chunks in iterators]
+
+    def submit(self, work: Callable[[], object]) -> Future[object]:
+        assert self.parallel_sentences > 1, "no worker thread besides the caller's"
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.parallel_sentences - 1, thread_name_prefix="fake-worker")
+        return self._pool.submit(work)
 
 
 class FakeVoices:

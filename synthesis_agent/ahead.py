@@ -1,0 +1,173 @@
+"""A job's sentences computed side by side on the voice's threads, delivered in order.
+
+A voice with several decode workers (`parallel_sentences` > 1, `submit`) can decode one
+sentence's windows in parallel, but the text encoder and durations of each sentence run on one
+core while the others wait: a quarter of the wall time at 2 threads. Whole sentences side by
+side keep every core busy. The run's own thread (each `step()`) and the voice's spare worker
+threads each compute a different sentence of the next few, chunk by chunk at intra-op 1; the run
+delivers the first one once it is complete, whoever computed it. A sentence left alone (nothing
+else to compute beside it) is spread over all the threads instead (`advance(spread=True)`).
+
+Preemption stays at chunk granularity: every `grant()` (one per step of the run) lets each
+worker compute at most two chunks more, so a paused run stops computing within two chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from .sentence import SentenceSynthesis
+from .voice import VoiceLike
+
+logger = logging.getLogger(__name__)
+
+# Chunks a worker may compute ahead of the run's steps: one in progress and one more, so that
+# it does not idle between two steps, and stops soon after the run pauses.
+MAX_CREDITS = 2
+# How far past the sentence to deliver next the threads may run.
+MAX_SENTENCES_AHEAD = 8
+
+
+def spare_workers(voice: VoiceLike) -> int:
+    """Threads beside the caller's on which the voice computes other sentences (0: none)."""
+    if getattr(voice, "submit", None) is None or getattr(voice, "sentence_chunks", None) is None:
+        return 0
+    return max(0, int(getattr(voice, "parallel_sentences", 1)) - 1)
+
+
+class _Worker:
+    """One sentence computed on a worker thread while it has credits."""
+
+    def __init__(self, voice: Any, synthesis: SentenceSynthesis) -> None:
+        self._synthesis = synthesis
+        self._credits = MAX_CREDITS
+        self._lock = threading.Lock()
+        self.future: Future[None] = voice.submit(self._run)
+
+    def grant(self) -> None:
+        with self._lock:
+            self._credits = min(MAX_CREDITS, self._credits + 1)
+
+    def stop(self) -> None:
+        """Compute no chunk after the one in progress; wait for it (its error is raised here)."""
+        with self._lock:
+            self._credits = 0
+        self.future.result()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._credits == 0 or self._synthesis.done:
+                    return
+                self._credits -= 1
+            self._synthesis.advance()
+
+
+class SentenceBoard:
+    """The next sentences of a run in progress (see the module docstring).
+
+    `start(index)` makes the synthesis of sentence `index` for computing ahead, or returns None
+    to leave the sentence to its own turn (found in the cache, or its input fails: the run
+    handles that when the sentence is next to deliver). The sentence next to deliver is added by
+    the run itself (`adopt`), so that its errors take the run's usual path.
+    """
+
+    def __init__(
+        self,
+        voice: VoiceLike,
+        start: Callable[[int], SentenceSynthesis | None],
+        *,
+        sentence_count: int,
+        workers: int,
+    ) -> None:
+        self._voice = voice
+        self._start = start
+        self._count = sentence_count
+        self._max_workers = workers
+        self._syntheses: dict[int, SentenceSynthesis] = {}
+        self._left: set[int] = set()  # sentences `start` declined
+        self._workers: dict[int, _Worker] = {}
+
+    @property
+    def computing(self) -> bool:
+        """A worker is computing (or may go on computing) a sentence."""
+        return bool(self._workers)
+
+    def get(self, index: int) -> SentenceSynthesis | None:
+        return self._syntheses.get(index)
+
+    def adopt(self, index: int, synthesis: SentenceSynthesis) -> None:
+        self._syntheses[index] = synthesis
+
+    def in_progress(self, index: int) -> bool:
+        synthesis = self._syntheses.get(index)
+        return synthesis is not None and synthesis.chunks_done > 0 and not synthesis.done
+
+    def _candidates(self, first: int) -> list[tuple[int, SentenceSynthesis]]:
+        """Unfinished sentences from `first` on (within reach) that no worker holds, in order."""
+        found = []
+        for index in range(first, min(self._count, first + MAX_SENTENCES_AHEAD + 1)):
+            if index in self._workers or index in self._left:
+                continue
+            synthesis = self._syntheses.get(index)
+            if synthesis is None:
+                synthesis = self._start(index)
+                if synthesis is None:
+                    self._left.add(index)
+                    continue
+                self._syntheses[index] = synthesis
+            if not synthesis.done:
+                found.append((index, synthesis))
+        return found
+
+    def grant(self, head: int) -> None:
+        """A step of the run, which delivers sentence `head` next: running workers may compute
+        more, idle ones take the following sentences. Raises the error of a chunk that failed on
+        a worker."""
+        for index, worker in list(self._workers.items()):
+            if worker.future.done():
+                del self._workers[index]
+                worker.future.result()
+            else:
+                worker.grant()
+        if len(self._workers) >= self._max_workers:
+            return
+        for index, synthesis in self._candidates(head + 1):
+            if len(self._workers) >= self._max_workers:
+                break
+            if not synthesis.spread:  # a spread sentence's windows already use the workers
+                self._workers[index] = _Worker(self._voice, synthesis)
+
+    def pick(self, head: int) -> SentenceSynthesis | None:
+        """What the run's own thread computes now: the first unfinished sentence from `head` that
+        no worker holds (None: the workers hold them all)."""
+        candidates = self._candidates(head)
+        return candidates[0][1] if candidates else None
+
+    def release(self, index: int) -> SentenceSynthesis | None:
+        """Stop the worker on sentence `index` after its chunk in progress (raises that chunk's error)."""
+        worker = self._workers.pop(index, None)
+        if worker is not None:
+            worker.stop()
+        return self._syntheses.get(index)
+
+    def take(self, index: int) -> SentenceSynthesis | None:
+        """Sentence `index`, no longer on the board (its worker stopped first)."""
+        self.release(index)
+        return self._syntheses.pop(index, None)
+
+    def stop(self) -> None:
+        """Stop every worker after its chunk in progress (a run that ends early).
+
+        Their work is thrown away, so a chunk's error is only logged.
+        """
+        workers, self._workers = dict(self._workers), {}
+        for index, worker in workers.items():
+            try:
+                worker.stop()
+            except Exception:
+                logger.warning("sentence %d, computed ahead and no longer needed, failed", index, exc_info=True)
