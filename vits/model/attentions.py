@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .common import Conv1x1, LayerNorm
+
+
+def _plain_tensors() -> torch.inference_mode:
+    """Weight copies built on first use are ordinary tensors even when that use is in inference
+    mode, so that later calls outside it may use them too."""
+    return torch.inference_mode(False)
 
 
 class RelativeMultiHeadAttention(nn.Module):
@@ -63,6 +70,41 @@ class RelativeMultiHeadAttention(nn.Module):
         out = out.transpose(2, 3).reshape(b, channels, t)
         return self.conv_o(out)
 
+    def forward_rows(self, x: torch.Tensor, indices: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """One unpadded item as rows: x [t, channels] -> [t, channels] (`forward` without masks).
+
+        Q, K and V come from one matrix product; `indices` is `_band_indices(t)`, shared by the layers.
+        """
+        t, channels = x.shape
+        h, d, w = self.n_heads, self.k_channels, self.window_size
+        weight, bias = self._qkv()
+        qkv = torch.addmm(bias, x, weight)  # [t, 3 * channels]; q is already scaled by 1/sqrt(d)
+        q = qkv[:, :channels].view(t, h, d).transpose(0, 1)  # [h, t, d]
+        k = qkv[:, channels : 2 * channels].view(t, h, d).permute(1, 2, 0)  # [h, d, t]
+        v = qkv[:, 2 * channels :].view(t, h, d).transpose(0, 1)  # [h, t, d]
+        band, key_idx, value_idx = indices
+        scores = torch.bmm(q, k)  # [h, t, t]
+        rel_logits = torch.matmul(q, self.emb_rel_k.transpose(1, 2))  # [h, t, 2w+1]
+        scores.add_(rel_logits.gather(-1, key_idx.expand(h, t, t)).mul_(band))
+        p_attn = torch.softmax(scores, dim=-1)
+        out = torch.bmm(p_attn, v)
+        rel_weights = F.pad(p_attn, (w, w)).gather(-1, value_idx.expand(h, t, 2 * w + 1))
+        out.add_(torch.matmul(rel_weights, self.emb_rel_v))
+        out = out.transpose(0, 1).reshape(t, channels)
+        return torch.addmm(self.conv_o.bias, out, self.conv_o.weight.squeeze(2).t())  # type: ignore[arg-type]
+
+    def _qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[channels, 3 * channels] weights and their bias, q's scaled by 1/sqrt(d); built once."""
+        cached = getattr(self, "_qkv_cache", None)
+        if cached is None or cached[0].device != self.conv_q.weight.device:
+            scale = 1.0 / math.sqrt(self.k_channels)
+            convs = ((self.conv_q, scale), (self.conv_k, 1.0), (self.conv_v, 1.0))
+            with _plain_tensors():
+                weight = torch.cat([conv.weight.detach().squeeze(2) * s for conv, s in convs]).t().contiguous()
+                bias = torch.cat([conv.bias.detach() * s for conv, s in convs])  # type: ignore[union-attr]
+            cached = self._qkv_cache = (weight, bias)
+        return cached
+
 
 class FFN(nn.Module):
     """Position-wise feed-forward made of two 'same'-padded convolutions with ReLU."""
@@ -77,6 +119,27 @@ class FFN(nn.Module):
         x = torch.relu(self.conv_1(F.pad(x * x_mask, self.pad)))
         x = self.conv_2(F.pad(x * x_mask, self.pad))
         return x * x_mask
+
+    def forward_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """One unpadded item as rows, x [t, channels]: [t, c] is the memory of a channels-last
+        [1, c, 1, t] image, so both convolutions run as 2-D ones without a copy."""
+        if self.pad[0] != self.pad[1]:  # even kernels pad unevenly: the general path
+            return self.forward(x.t().unsqueeze(0), torch.ones(1, 1, x.shape[0], device=x.device))[0].t()
+        weight_1, weight_2 = self._weights()
+        image = x.t().unsqueeze(0).unsqueeze(2)  # [1, c, 1, t], channels-last
+        hidden = F.conv2d(image, weight_1, self.conv_1.bias, padding=(0, self.pad[0])).relu_()
+        out = F.conv2d(hidden, weight_2, self.conv_2.bias, padding=(0, self.pad[0]))
+        return out.squeeze(2).squeeze(0).t()  # [t, c], contiguous
+
+    def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cached = getattr(self, "_weights_cache", None)
+        if cached is None or cached[0].device != self.conv_1.weight.device:
+            with _plain_tensors():
+                cached = self._weights_cache = tuple(  # type: ignore[assignment]
+                    conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+                    for conv in (self.conv_1, self.conv_2)
+                )
+        return cached  # type: ignore[return-value]
 
 
 class Encoder(nn.Module):
@@ -98,6 +161,20 @@ class Encoder(nn.Module):
         self.norm_layers_1 = nn.ModuleList(LayerNorm(hidden_channels) for _ in range(n_layers))
         self.ffn_layers = nn.ModuleList(FFN(hidden_channels, filter_channels, kernel_size) for _ in range(n_layers))
         self.norm_layers_2 = nn.ModuleList(LayerNorm(hidden_channels) for _ in range(n_layers))
+
+    def forward_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """One unpadded item as rows, x [t, channels] -> [t, channels]: `forward` without masks,
+        layer norms over contiguous rows, band indices computed once for all layers."""
+        if not self.attn_layers:
+            return x
+        first = cast(RelativeMultiHeadAttention, self.attn_layers[0])
+        indices = first._band_indices(x.shape[0], x.device)
+        for attn, norm_1, ffn, norm_2 in zip(
+            self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True
+        ):
+            x = cast(LayerNorm, norm_1).rows(x + cast(RelativeMultiHeadAttention, attn).forward_rows(x, indices))
+            x = cast(LayerNorm, norm_2).rows(x + cast(FFN, ffn).forward_rows(x))
+        return x
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor) -> torch.Tensor:
         attn_mask = x_mask.unsqueeze(2) * x_mask.unsqueeze(-1)
@@ -132,8 +209,18 @@ class TextEncoder(nn.Module):
         self.proj = Conv1x1(hidden_channels, out_channels * 2)
 
     def forward(self, ids: torch.Tensor, x_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if ids.shape[0] == 1 and x_mask.shape[2] == ids.shape[1] and bool(x_mask.all()):
+            return self._forward_one(ids[0])
         x = self.emb(ids).transpose(1, 2) * math.sqrt(self.hidden_channels)
         x = self.encoder(x * x_mask, x_mask)
         stats = self.proj(x) * x_mask
         m, logs = torch.split(stats, self.out_channels, dim=1)
         return x, m, logs
+
+    def _forward_one(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One unpadded sentence: the encoder runs on [t, channels] rows (no masks, no transposes)."""
+        x = self.encoder.forward_rows(self.emb(ids) * math.sqrt(self.hidden_channels))
+        stats = torch.addmm(self.proj.bias, x, self.proj.weight.squeeze(2).t())  # type: ignore[arg-type]
+        stats = stats.t().unsqueeze(0)  # [1, 2 * out, t]
+        m, logs = torch.split(stats, self.out_channels, dim=1)
+        return x.t().unsqueeze(0), m, logs

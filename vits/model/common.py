@@ -23,6 +23,10 @@ class LayerNorm(nn.Module):
         x = F.layer_norm(x.transpose(1, -1), (self.channels,), self.gamma, self.beta, self.eps)
         return x.transpose(1, -1)
 
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The same norm for one item laid out as rows, x [time, channels]."""
+        return F.layer_norm(x, (self.channels,), self.gamma, self.beta, self.eps)
+
 
 class Conv1x1(nn.Conv1d):
     """A kernel-size-1 Conv1d run as one matrix product (same parameters and state dict).
@@ -40,6 +44,17 @@ class Conv1x1(nn.Conv1d):
         if x.shape[0] == 1:
             return torch.addmm(bias, weight, x[0]).unsqueeze(0)
         return torch.baddbmm(bias, weight.expand(x.shape[0], -1, -1), x)
+
+
+def _image_weight(conv: nn.Conv1d) -> torch.Tensor:
+    """A Conv1d's weight as a channels-last [out, in, 1, k] tensor, built once (outside inference
+    mode, so that any later call may use it)."""
+    cached: torch.Tensor | None = getattr(conv, "_image_weight", None)
+    if cached is None or cached.device != conv.weight.device:
+        with torch.inference_mode(False):
+            cached = conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        conv._image_weight = cached  # type: ignore[assignment]
+    return cached
 
 
 def sequence_mask(lengths: torch.Tensor, max_length: int | None = None) -> torch.Tensor:
@@ -103,6 +118,36 @@ class WN(nn.Module):
             # The last layer only feeds the skip path.
             out = 2 * hidden_channels if i < n_layers - 1 else hidden_channels
             self.res_skip_layers.append(Conv1x1(hidden_channels, out))
+
+    def forward_rows(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """One unpadded item as rows, x [t, hidden] -> [t, hidden]: `forward` without a mask.
+
+        [t, c] is the memory of a channels-last [1, c, 1, t] image: the dilated convolutions run
+        as 2-D ones on it without copies, and the 1x1 layers are plain matrix products.
+        """
+        hidden = self.hidden_channels
+        output: torch.Tensor | None = None
+        cond = None
+        if g is not None and self.cond_layer is not None:
+            cond = self.cond_layer(g)[0, :, 0]  # [2 * hidden * n_layers]
+        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers, strict=True)):
+            conv = cast(nn.Conv1d, in_layer)
+            image = x.t().unsqueeze(0).unsqueeze(2)  # [1, hidden, 1, t], channels-last
+            x_in = F.conv2d(
+                image, _image_weight(conv), conv.bias, padding=(0, int(cast(int, conv.padding[0]))),
+                dilation=(1, conv.dilation[0]),
+            ).squeeze(2).squeeze(0).t()  # fmt: skip
+            if cond is not None:
+                x_in = x_in + cond[i * 2 * hidden : (i + 1) * 2 * hidden]
+            acts = x_in[:, :hidden].tanh_().mul_(x_in[:, hidden:].sigmoid_())
+            skip_layer = cast(Conv1x1, res_skip)
+            res_skip_acts = torch.addmm(skip_layer.bias, acts, skip_layer.weight.squeeze(2).t())  # type: ignore[arg-type]
+            skip = res_skip_acts[:, hidden:] if i < self.n_layers - 1 else res_skip_acts
+            if i < self.n_layers - 1:
+                x = x + res_skip_acts[:, :hidden]
+            output = skip.clone() if output is None else output.add_(skip)
+        assert output is not None
+        return output
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.hidden_channels

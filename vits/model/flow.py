@@ -34,6 +34,15 @@ class ResidualCouplingLayer(nn.Module):
         mean = self.post(h) * x_mask
         return torch.cat([x0, (x1 - mean) * x_mask], dim=1)
 
+    def reverse_rows(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """One unpadded item as rows, x [t, channels] (`reverse` without a mask)."""
+        half = self.half_channels
+        x0, x1 = x[:, :half], x[:, half:]
+        h = torch.addmm(self.pre.bias, x0, self.pre.weight.squeeze(2).t())  # type: ignore[arg-type]
+        h = self.enc.forward_rows(h, g=g)
+        mean = torch.addmm(self.post.bias, h, self.post.weight.squeeze(2).t())  # type: ignore[arg-type]
+        return torch.cat([x0, x1 - mean], dim=1)
+
 
 class ResidualCouplingBlock(nn.Module):
     """Coupling layers at even indices, channel flips at odd ones (indices kept for state dicts)."""
@@ -63,4 +72,10 @@ class ResidualCouplingBlock(nn.Module):
         for layer in self._reverse_order:
             x = torch.flip(x, [1])
             x = layer.reverse(x, x_mask, g=g)
+        return x
+
+    def reverse_rows(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """One unpadded item as rows, x [t, channels] -> [t, channels]."""
+        for layer in self._reverse_order:
+            x = layer.reverse_rows(torch.flip(x, [1]), g=g)
         return x

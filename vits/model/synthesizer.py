@@ -174,8 +174,11 @@ class SynthesizerTrn(nn.Module):
         """One unpadded prior sample [1, c, frames] through the flow: the decoder's input."""
         if z_p.shape[0] != 1:
             raise ValueError("latent() takes one unpadded item; padded batches go through decode()")
-        flow = cast(Any, ResidualCouplingBlock).reverse  # eager even in compiled mode: any length
-        return flow(self.flow, z_p, torch.ones_like(z_p[:, :1]), g=g)
+        if self.compiled:  # the compiled module's own graph stays unused here: any length runs eagerly
+            flow = cast(Any, ResidualCouplingBlock).reverse
+            return flow(self.flow, z_p, torch.ones_like(z_p[:, :1]), g=g)
+        # As rows [frames, c]: their memory is the channels-last layout the decoder reads.
+        return self.flow.reverse_rows(z_p[0].t(), g=g).t().unsqueeze(0)
 
     def flow_reach(self) -> int:
         """Latent frames the flow reads on either side of an output frame (symmetric padding).
