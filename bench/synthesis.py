@@ -14,10 +14,12 @@ vits runs the way `Voice.load(threads=N)` sets it up (by default N decoder windo
 per thread at intra-op 1: vits/parallel.py); `--decode-workers` overrides that. `--intra-op-too`
 adds, in the same alternation, the same model with one worker at intra-op N ("vits-intra-op").
 
-The long-text figure synthesizes one ~3,000-character text the way an agent does (sentence by
-sentence, each decoded in chunks, `--chunk-seconds`, `--chunk-batch`) against onnxruntime
-running the same voice sentence by sentence as Piper does; both get the same phoneme ids,
-rounds alternate, and it prints `long-text ratio = R` (vits RTF / onnxruntime RTF).
+The long-text figure runs one ~3,000-character text as one job through the agent's own pipeline
+(`synthesis_agent.pipeline.run_job`, no cache: chunks of `--chunk-seconds`, and with several
+decode workers the following sentences computed beside the current one) against onnxruntime
+running the same voice sentence by sentence as Piper does. Both include the front end and the
+PCM16 conversion; rounds alternate, and it prints `long-text ratio = R` (vits RTF / onnxruntime
+RTF). `--chunk-batch N` adds vits decoding N equal-size chunks per pass, one sentence at a time.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def main() -> None:
     )
     parser.add_argument("--long-rounds", type=int, default=2, help="rounds of the long-text figure (0 = skip)")
     parser.add_argument("--chunk-seconds", type=float, default=None, help="vits chunk size (default: vits default)")
-    parser.add_argument("--chunk-batch", type=int, default=1, help="equal-size chunks decoded per pass")
+    parser.add_argument("--chunk-batch", type=int, default=1, help="also time N equal-size chunks per pass (N > 1)")
     parser.add_argument("--device", default="cpu", help="torch device for vits (onnxruntime stays on the CPU)")
     parser.add_argument(
         "--decode-workers", type=int, default=None, help="vits windows decoded at once (default: Voice.load's)"
@@ -249,7 +251,8 @@ def main() -> None:
         print(f"vits batch of {len(all_ids)}: RTF {batch_s / audio_s:.4f} ({batch_s:.2f} s for {audio_s:.1f} s)")
     print(f"load: vits {vits_load:.2f} s (Voice.load), onnxruntime {ort_load:.2f} s (InferenceSession)")
     if args.long_rounds > 0:
-        long_text_figure(voice, run_ort, params, args, intra_op=intra_op, intra_voice=intra_voice)
+        set_intra_op(intra_op)
+        long_text_figure(voice, session, scales, args, intra_op=intra_op)
     if not args.no_memory:
         memory = measure_memory(args.voice, args.threads)
         mib = 1024 * 1024
@@ -281,69 +284,113 @@ def intra_op_runner(voice: Any, params: Any, threads: int) -> Callable[[list[int
     return run
 
 
+def agent_runner(voice: Any, chunk_seconds: float) -> Callable[[], int]:
+    """The long text as one job through the agent's own pipeline (JobRun): prepare, phonemes,
+    chunked synthesis, sentences computed side by side when the voice has several workers, PCM16
+    segments. No cache: every sentence is synthesized. Returns the samples produced."""
+    from synthesis_agent.cache import NullCache
+    from synthesis_agent.outcomes import PipelineSettings
+    from synthesis_agent.pipeline import run_job
+    from tts_contracts import JobMessage
+
+    settings = PipelineSettings(
+        agent_id="bench", max_attempts=1, time_limit_s=3600.0, time_limit_rtf=1.0, chunk_seconds=chunk_seconds
+    )
+    payload = JobMessage(
+        job_id="bench-long", attempt=1, text=LONG_TEXT, voice=voice.info.id, length_class="long", params={"seed": 1234}
+    ).to_bytes()
+
+    class OneVoice:
+        def get(self, voice_id: str | None) -> Any:
+            return voice
+
+    def run() -> int:
+        events, outcome = run_job(payload, voices=OneVoice(), cache=NullCache(), settings=settings, queue="long")
+        if outcome.status != "succeeded":
+            raise RuntimeError(f"the long job did not succeed: {outcome}")
+        return sum(len(event.pcm) // 2 for event in events if event.type == "segment")
+
+    return run
+
+
 def long_text_figure(
     voice: Any,
-    run_ort: Callable[[list[int]], int],
-    params: Any,
+    session: Any,
+    scales: np.ndarray,
     args: argparse.Namespace,
     *,
     intra_op: int,
-    intra_voice: Any = None,
 ) -> None:
     """The long-text figure (see the module docstring); prints `long-text ratio = R`."""
+    from vits import SynthesisParams
     from vits.streaming import DEFAULT_CHUNK_SECONDS
     from vits.voice import WHOLE_SENTENCE_CHUNK
 
     chunk_seconds = args.chunk_seconds or DEFAULT_CHUNK_SECONDS
-    started = time.perf_counter()
     sentences = voice.prepare(LONG_TEXT)
-    all_ids = [voice.phoneme_ids(s) for s in sentences]
-    front_end = time.perf_counter() - started
 
-    def chunked_runner(chunk_voice: Any, threads: int) -> Callable[[list[int]], int]:
-        def run(ids: list[int]) -> int:
-            set_intra_op(threads)
-            chunks = chunk_voice.id_chunks(ids, params, chunk_seconds=chunk_seconds, batch=args.chunk_batch)
-            return sum(len(chunk) for chunk in chunks)
+    def run_ort() -> int:
+        # Piper's way: phonemes, one session run per sentence, PCM16 out.
+        produced = 0
+        for sentence in voice.prepare(LONG_TEXT):
+            ids = voice.phoneme_ids(sentence)
+            feeds = {
+                "input": np.array([ids], dtype=np.int64),
+                "input_lengths": np.array([len(ids)], dtype=np.int64),
+                "scales": scales,
+            }
+            audio = session.run(None, feeds)[0].reshape(-1)
+            pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+            produced += len(pcm) // 2
+        return produced
+
+    run_agent = agent_runner(voice, chunk_seconds)
+    params = voice.resolve_params(SynthesisParams(seed=1234))
+    all_ids = [voice.phoneme_ids(s) for s in sentences]
+
+    def direct_runner(chunk_frames: int | None, batch: int) -> Callable[[], int]:
+        def run() -> int:
+            set_intra_op(intra_op)
+            chunks = (
+                voice.id_chunks(ids, params, chunk_seconds=chunk_seconds, chunk_frames=chunk_frames, batch=batch)
+                for ids in all_ids
+            )
+            return sum(len(chunk) for sentence_chunks in chunks for chunk in sentence_chunks)
 
         return run
 
-    def run_vits_whole(ids: list[int]) -> int:
-        # One window per decode worker: the whole sentence in one pass on each thread.
-        set_intra_op(intra_op)
-        return sum(len(chunk) for chunk in voice.id_chunks(ids, params, chunk_frames=WHOLE_SENTENCE_CHUNK))
-
-    engines: list[tuple[str, Callable[[list[int]], int]]] = [
-        ("vits-chunked", chunked_runner(voice, intra_op)),
-        ("onnxruntime", run_ort),
-        ("vits-whole", run_vits_whole),
-    ]
-    if intra_voice is not None:
-        engines.append(("vits-intra-op", chunked_runner(intra_voice, args.threads)))
+    engines: list[tuple[str, Callable[[], int]]] = [("vits-agent", run_agent), ("onnxruntime", run_ort)]
+    if args.chunk_batch > 1:
+        engines.append(("vits-batched", direct_runner(None, args.chunk_batch)))
     for _, run in engines:  # warm-up, untimed
-        run(all_ids[0])
+        run()
     totals = {name: [0.0, 0.0] for name, _ in engines}
     for round_index in range(args.long_rounds):
         for name, run in engines if round_index % 2 == 0 else engines[::-1]:
             t = time.perf_counter()
-            samples = sum(run(ids) for ids in all_ids)
+            samples = run()
             totals[name][0] += time.perf_counter() - t
             totals[name][1] += samples
+    # Whole-sentence decoding runs after the alternation: its large activations leave the heap
+    # in a state that slowed the windowed decode after it by up to 15 % (measured), which would
+    # tax whichever engine ran next.
+    whole = direct_runner(WHOLE_SENTENCE_CHUNK, 1)
+    t = time.perf_counter()
+    whole_samples = whole()
+    whole_rtf = (time.perf_counter() - t) / (whole_samples / voice.sample_rate)
     rate = voice.sample_rate
     rtf = {name: seconds / (samples / rate) for name, (seconds, samples) in totals.items()}
     print(
         f"long text: {len(LONG_TEXT)} characters, {len(sentences)} sentences, threads {args.threads}, "
-        f"{args.long_rounds} round(s); vits chunks of {chunk_seconds} s, batch {args.chunk_batch}, "
-        f"{voice.workers.count} decode worker(s); "
-        f"front end {front_end:.2f} s (not in RTF)"
+        f"{args.long_rounds} round(s); vits as an agent runs a job: chunks of {chunk_seconds} s, "
+        f"{voice.parallel_sentences} sentence(s) at once; front end and PCM16 included on both sides"
     )
     for name, _ in engines:
         spent, produced = totals[name]
         print(f"long {name:13s} RTF {rtf[name]:.4f}  ({spent:.2f} s for {produced / rate:.1f} s of audio)")
-    print(f"chunked/whole vits RTF: {rtf['vits-chunked'] / rtf['vits-whole']:.3f}")
-    print(f"long-text ratio = {rtf['vits-chunked'] / rtf['onnxruntime']:.3f}")
-    if intra_voice is not None:
-        print(f"long-text ratio vits-intra-op (chunked, 1 worker) = {rtf['vits-intra-op'] / rtf['onnxruntime']:.3f}")
+    print(f"long vits-whole     RTF {whole_rtf:.4f}  (one round after the others: whole sentences, no chunks)")
+    print(f"agent/whole vits RTF: {rtf['vits-agent'] / whole_rtf:.3f}")
+    print(f"long-text ratio = {rtf['vits-agent'] / rtf['onnxruntime']:.3f}")
 
 
 if __name__ == "__main__":
