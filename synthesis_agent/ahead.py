@@ -9,7 +9,7 @@ delivers the first one once it is complete, whoever computed it. A sentence left
 else to compute beside it) is spread over all the threads instead (`advance(spread=True)`).
 
 Preemption stays at chunk granularity: every `grant()` (one per step of the run) lets each
-worker compute at most two chunks more, so a paused run stops computing within two chunks.
+worker compute at most four chunks more, so a paused run stops computing within four chunks.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from .voice import VoiceLike
 
 logger = logging.getLogger(__name__)
 
-# Chunks a worker may compute ahead of the run's steps: one in progress and one more, so that
-# it does not idle between two steps, and stops soon after the run pauses.
-MAX_CREDITS = 2
+# Chunks a worker may compute past the run's last step, so that it does not idle while the run's
+# own thread spends one step on a long chunk (a sentence's encoder, durations and flow), and
+# stops soon after the run pauses. On the long text at 2 threads: 1.76 cores busy with 2, 1.87
+# with 4 (RTF 0.033 -> 0.031).
+MAX_CREDITS = 4
 # How far past the sentence to deliver next the threads may run.
 MAX_SENTENCES_AHEAD = 8
 

@@ -16,6 +16,7 @@ rest, so a single-threaded caller pays no thread hand-off and several callers ca
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,9 +30,24 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-def _single_threaded_worker() -> None:
+def _single_threaded_worker(nice: int | None) -> None:
     # Each worker runs its operations on its own thread; torch's pool would add threads per op.
     torch.set_num_threads(1)
+    if nice is not None and nice != _thread_nice():
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError as error:  # lowering a nice value needs privilege
+            logger.warning("decode worker could not take its caller's nice value %d: %s", nice, error)
+
+
+def _thread_nice() -> int | None:
+    """The calling thread's nice value (Linux sets it per thread), None where unknown."""
+    if not hasattr(os, "getpriority"):
+        return None
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except OSError:
+        return None
 
 
 class WindowWorkers:
@@ -41,16 +57,23 @@ class WindowWorkers:
         if not isinstance(count, int) or count < 1:
             raise ValueError(f"decode_workers must be an integer >= 1, got {count!r}")
         self.count = count
-        self._pool: ThreadPoolExecutor | None = None
+        # One pool per caller nice value: work for a low-priority caller (the agent's background
+        # thread, nice 19) runs at its priority and never delays a normal caller's pieces.
+        self._pools: dict[int | None, ThreadPoolExecutor] = {}
         self._lock = threading.Lock()
 
     def _executor(self) -> ThreadPoolExecutor:
+        nice = _thread_nice()
         with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    self.count - 1, thread_name_prefix="vits-window", initializer=_single_threaded_worker
+            pool = self._pools.get(nice)
+            if pool is None:
+                pool = self._pools[nice] = ThreadPoolExecutor(
+                    self.count - 1,
+                    thread_name_prefix="vits-window" if not nice else f"vits-window-nice{nice}",
+                    initializer=_single_threaded_worker,
+                    initargs=(nice,),
                 )
-            return self._pool
+            return pool
 
     def map(self, work: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
         """`[work(item) for item in items]`, at most `count` at a time; the first in this thread.
@@ -92,9 +115,9 @@ class WindowWorkers:
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True)
 
 
 def _in_inference_mode(work: Callable[[Item], Result], item: Item) -> Result:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from synthesis_agent.ahead import MAX_CREDITS
 from synthesis_agent.cache import CachedAudio, cache_key
 from synthesis_agent.pipeline import JobRun, run_job
 from synthesis_agent.voice import VoiceLike, VoicePool, load_vits_voice
@@ -62,18 +63,18 @@ def test_following_sentences_are_computed_beside_the_current_one_and_delivered_i
     assert completed.type == "completed" and completed.sentence_count == 4 and completed.cached_sentences == 0
 
 
-def test_a_worker_computes_at_most_two_chunks_past_the_last_step() -> None:
+def test_a_worker_computes_at_most_max_credits_chunks_past_the_last_step() -> None:
     voice = ChunkedFakeVoice(parallel_sentences=2)
     text = f"Short. {LONG_SENTENCE}"
     run = new_run(text, voice, DictCache())
     run.begin()
     run.step()  # delivers "Short." and starts a worker on the long sentence
     deadline = time.monotonic() + 5
-    while len(voice.chunk_calls) < 3 and time.monotonic() < deadline:
+    while len(voice.chunk_calls) < 1 + MAX_CREDITS and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.1)  # no step comes: the worker must stop on its own
     long_chunks = [call for call in voice.chunk_calls if call[0] != "Short."]
-    assert len(long_chunks) == 2
+    assert len(long_chunks) == MAX_CREDITS
     while run.outcome is None:
         run.step()
     assert len(voice.chunk_calls) == len(set(voice.chunk_calls)) == 11

@@ -193,3 +193,29 @@ def test_a_serial_iterator_left_alone_goes_on_over_the_workers(voice: Voice, aft
     joined = np.concatenate(parts)
     assert joined.shape == expected.shape
     assert float(np.abs(joined - expected).max()) <= 1e-4
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="per-thread nice values are Linux's")
+def test_work_runs_at_its_callers_nice_value() -> None:
+    """A low-priority caller (the agent's background thread) gets workers at its own priority."""
+    import os
+
+    def nice_here(_: object = None) -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    workers = WindowWorkers(2)
+    seen: dict[str, list[int]] = {}
+
+    def low_priority_caller() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 7)
+        seen["low"] = [workers.submit(nice_here).result(), *workers.map(nice_here, [1, 2])]
+
+    try:
+        caller = threading.Thread(target=low_priority_caller)
+        caller.start()
+        caller.join()
+        seen["normal"] = [workers.submit(nice_here).result(), *workers.map(nice_here, [1, 2])]
+    finally:
+        workers.close()
+    assert seen["low"] == [7, 7, 7]
+    assert seen["normal"] == [nice_here()] * 3
