@@ -117,7 +117,7 @@ class SentenceChunks:
         assert self._inputs is not None
         ids, lengths, kwargs = self._inputs
         with torch.inference_mode():
-            z_p, _, g = self._model.prior(ids, lengths, **kwargs)
+            z_p, _, g = self._model.prior(ids, lengths, **kwargs, workers=self._workers)
             frames = int(z_p.shape[2])
             if self._workers is None:
                 self._z = self._model.latent(z_p, g)

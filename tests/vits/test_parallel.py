@@ -219,3 +219,29 @@ def test_work_runs_at_its_callers_nice_value() -> None:
         workers.close()
     assert seen["low"] == [7, 7, 7]
     assert seen["normal"] == [nice_here()] * 3
+
+
+@pytest.mark.parametrize("sentence", [SHORT, MEDIUM, LONG])
+def test_text_encoder_shared_by_workers_equals_one_thread(voice: Voice, sentence: str) -> None:
+    """Bands of the feed-forward rows, each from the input rows it reads, join to the whole."""
+    ids = torch.tensor([voice.phoneme_ids(sentence)])
+    mask = torch.ones(1, 1, ids.shape[1])
+    with torch.inference_mode():
+        alone = voice.model.enc_p(ids, mask)
+        shared = voice.model.enc_p(ids, mask, WindowWorkers(3))
+    for one, other in zip(alone, shared, strict=True):
+        assert one.shape == other.shape
+        assert float((one - other).abs().max()) <= 1e-4
+
+
+def test_feed_forward_bands_reproduce_the_sentence_edges() -> None:
+    """Every band boundary, including ones next to the sentence's edges, as in the whole pass."""
+    from vits.model.attentions import FFN
+
+    torch.manual_seed(3)
+    ffn = FFN(8, 16, 3)
+    x = torch.randn(10, 8)
+    with torch.inference_mode():
+        whole = ffn.forward_rows(x)
+        for start, stop in [(0, 1), (0, 4), (1, 9), (4, 10), (9, 10), (0, 10)]:
+            assert torch.allclose(ffn._band(x, start, stop), whole[start:stop], atol=1e-6), (start, stop)

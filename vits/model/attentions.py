@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import cast
+from itertools import pairwise
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .common import Conv1x1, LayerNorm
+
+if TYPE_CHECKING:
+    from ..parallel import WindowWorkers
+
+# A feed-forward layer is shared by the workers only when each gets at least this many rows
+# (phoneme ids): below it the hand-offs cost more than a second core wins.
+MIN_ROWS_PER_WORKER = 48
 
 
 def _plain_tensors() -> torch.inference_mode:
@@ -120,16 +128,45 @@ class FFN(nn.Module):
         x = self.conv_2(F.pad(x * x_mask, self.pad))
         return x * x_mask
 
-    def forward_rows(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_rows(self, x: torch.Tensor, workers: WindowWorkers | None = None) -> torch.Tensor:
         """One unpadded item as rows, x [t, channels]: [t, c] is the memory of a channels-last
-        [1, c, 1, t] image, so both convolutions run as 2-D ones without a copy."""
+        [1, c, 1, t] image, so both convolutions run as 2-D ones without a copy.
+
+        With several `workers`, each computes a band of output rows from the input rows it
+        reads: the feed-forward is most of the encoder's work, which otherwise runs on one core.
+        """
         if self.pad[0] != self.pad[1]:  # even kernels pad unevenly: the general path
             return self.forward(x.t().unsqueeze(0), torch.ones(1, 1, x.shape[0], device=x.device))[0].t()
+        rows = x.shape[0]
+        parts = 1 if workers is None else min(workers.count, rows // MIN_ROWS_PER_WORKER)
+        if parts > 1 and workers is not None:
+            bounds = [round(rows * i / parts) for i in range(parts + 1)]
+            pieces = workers.map(lambda band: self._band(x, *band), list(pairwise(bounds)))
+            return torch.cat(pieces)
         weight_1, weight_2 = self._weights()
         image = x.t().unsqueeze(0).unsqueeze(2)  # [1, c, 1, t], channels-last
         hidden = F.conv2d(image, weight_1, self.conv_1.bias, padding=(0, self.pad[0])).relu_()
         out = F.conv2d(hidden, weight_2, self.conv_2.bias, padding=(0, self.pad[0]))
         return out.squeeze(2).squeeze(0).t()  # [t, c], contiguous
+
+    def _band(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Output rows [start, stop) of `forward_rows(x)`, from input rows within both kernels' reach."""
+        rows, reach = x.shape[0], self.pad[0]
+        lo, hi = start - 2 * reach, stop + 2 * reach
+        piece = x[max(lo, 0) : min(hi, rows)]
+        if lo < 0 or hi > rows:  # the sentence's edges: the zero padding of the first convolution
+            piece = F.pad(piece, (0, 0, max(-lo, 0), max(hi - rows, 0)))
+        weight_1, weight_2 = self._weights()
+        hidden = F.conv2d(piece.t().unsqueeze(0).unsqueeze(2), weight_1, self.conv_1.bias).relu_()
+        # Hidden rows [lo + reach, hi - reach); those outside the sentence are the second
+        # convolution's zero padding, not the first one's output on padding.
+        hidden_rows = hidden.squeeze(2).squeeze(0).t()
+        hidden_rows[: max(-(lo + reach), 0)] = 0
+        beyond = (hi - reach) - rows
+        if beyond > 0:
+            hidden_rows[hidden_rows.shape[0] - beyond :] = 0
+        out = F.conv2d(hidden, weight_2, self.conv_2.bias)
+        return out.squeeze(2).squeeze(0).t()
 
     def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         cached = getattr(self, "_weights_cache", None)
@@ -162,9 +199,10 @@ class Encoder(nn.Module):
         self.ffn_layers = nn.ModuleList(FFN(hidden_channels, filter_channels, kernel_size) for _ in range(n_layers))
         self.norm_layers_2 = nn.ModuleList(LayerNorm(hidden_channels) for _ in range(n_layers))
 
-    def forward_rows(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_rows(self, x: torch.Tensor, workers: WindowWorkers | None = None) -> torch.Tensor:
         """One unpadded item as rows, x [t, channels] -> [t, channels]: `forward` without masks,
-        layer norms over contiguous rows, band indices computed once for all layers."""
+        layer norms over contiguous rows, band indices computed once for all layers; `workers`
+        share each feed-forward (FFN.forward_rows)."""
         if not self.attn_layers:
             return x
         first = cast(RelativeMultiHeadAttention, self.attn_layers[0])
@@ -173,7 +211,7 @@ class Encoder(nn.Module):
             self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True
         ):
             x = cast(LayerNorm, norm_1).rows(x + cast(RelativeMultiHeadAttention, attn).forward_rows(x, indices))
-            x = cast(LayerNorm, norm_2).rows(x + cast(FFN, ffn).forward_rows(x))
+            x = cast(LayerNorm, norm_2).rows(x + cast(FFN, ffn).forward_rows(x, workers))
         return x
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor) -> torch.Tensor:
@@ -208,18 +246,23 @@ class TextEncoder(nn.Module):
         self.encoder = Encoder(hidden_channels, filter_channels, n_heads, n_layers, kernel_size, window_size)
         self.proj = Conv1x1(hidden_channels, out_channels * 2)
 
-    def forward(self, ids: torch.Tensor, x_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, ids: torch.Tensor, x_mask: torch.Tensor, workers: WindowWorkers | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`workers` (one unpadded sentence only) share the encoder's feed-forward layers."""
         if ids.shape[0] == 1 and x_mask.shape[2] == ids.shape[1] and bool(x_mask.all()):
-            return self._forward_one(ids[0])
+            return self._forward_one(ids[0], workers)
         x = self.emb(ids).transpose(1, 2) * math.sqrt(self.hidden_channels)
         x = self.encoder(x * x_mask, x_mask)
         stats = self.proj(x) * x_mask
         m, logs = torch.split(stats, self.out_channels, dim=1)
         return x, m, logs
 
-    def _forward_one(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _forward_one(
+        self, ids: torch.Tensor, workers: WindowWorkers | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One unpadded sentence: the encoder runs on [t, channels] rows (no masks, no transposes)."""
-        x = self.encoder.forward_rows(self.emb(ids) * math.sqrt(self.hidden_channels))
+        x = self.encoder.forward_rows(self.emb(ids) * math.sqrt(self.hidden_channels), workers)
         stats = torch.addmm(self.proj.bias, x, self.proj.weight.squeeze(2).t())  # type: ignore[arg-type]
         stats = stats.t().unsqueeze(0)  # [1, 2 * out, t]
         m, logs = torch.split(stats, self.out_channels, dim=1)

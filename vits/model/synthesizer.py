@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -15,6 +15,9 @@ from .duration import DurationPredictor, StochasticDurationPredictor
 from .flow import ResidualCouplingBlock
 from .generator import Generator
 from .window import DecoderWindow, series_reach
+
+if TYPE_CHECKING:
+    from ..parallel import WindowWorkers
 
 # Parameters of the original training graph that inference never uses; loaders skip them.
 TRAINING_ONLY_PREFIXES = ("enc_q.", "dp.post_", "dp.flows.1.", "net_d.")
@@ -107,15 +110,17 @@ class SynthesizerTrn(nn.Module):
         noise_w: float,
         speakers: torch.Tensor | None = None,
         generators: Sequence[torch.Generator] | None = None,
+        workers: WindowWorkers | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """ids [b, t] int64, lengths [b] -> (prior sample z_p [b, c, frames], y_mask [b, 1, frames], g).
 
         Text encoder, durations and the noise: everything before the flow. `generators` gives
-        one torch.Generator per item (seeded noise); None uses the global RNG.
+        one torch.Generator per item (seeded noise); None uses the global RNG. `workers` (one
+        unpadded item) share the text encoder's feed-forward layers.
         """
         batch = ids.shape[0]
         x_mask = sequence_mask(lengths, ids.shape[1]).unsqueeze(1).to(torch.float32)
-        x, m_p, logs_p = self.enc_p(ids, x_mask)
+        x, m_p, logs_p = self.enc_p(ids, x_mask, workers)
         g = self.emb_g(speakers).unsqueeze(-1) if (self.emb_g is not None and speakers is not None) else None
 
         if isinstance(self.dp, StochasticDurationPredictor):
