@@ -60,6 +60,11 @@ EVENT_DEAD_LETTERS = Counter(
 MEDIA_ORPHANS_REMOVED = Counter(
     "tts_gateway_media_orphans_removed_total", "Audio files no job refers to, removed by the sweep."
 )
+THROTTLE_UNAVAILABLE = Counter(
+    "tts_gateway_throttle_unavailable_total",
+    "Requests let through unthrottled because the rate-limit counters (the cache) failed.",
+    ["scope"],
+)
 DEPENDENCY_UP = Gauge(
     "tts_gateway_dependency_up",
     "1 when /readyz last reached the dependency (database, broker, cache), else 0.",

@@ -191,3 +191,25 @@ def test_a_counter_that_vanishes_between_add_and_incr_starts_again(rates: dict[s
     assert response.status_code == 200
     counts = [cache.get(f"throttle:validate:user:{user.pk}:{window}") for window in windows]
     assert 1 in counts  # counted again from this request
+
+
+def test_a_cache_outage_lets_requests_through_with_one_report_per_interval(
+    rates: dict[str, str], monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gateway import throttling
+    from gateway.metrics import THROTTLE_UNAVAILABLE
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(throttling.cache, "add", down)
+    monkeypatch.setattr(throttling, "_outage", throttling._OutageReport())
+    before = THROTTLE_UNAVAILABLE.labels(scope="validate")._value.get()
+    client = _client_for(UserFactory())
+    with caplog.at_level("ERROR", logger="gateway.throttling"):
+        statuses = [client.post("/api/v1/validate", {"text": "Hello."}, format="json").status_code for _ in range(5)]
+    assert statuses == [200] * 5  # over the 3/min limit, but nothing can count
+    assert THROTTLE_UNAVAILABLE.labels(scope="validate")._value.get() - before == 5
+    reports = [record for record in caplog.records if "throttle counter unavailable" in record.getMessage()]
+    assert len(reports) == 1 and reports[0].exc_info is not None  # one traceback, not five
+    assert "ConnectionError" in caplog.text
