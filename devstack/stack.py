@@ -172,10 +172,15 @@ class Stack:
         log.close()
         logger.info("started %s (pid %s), log %s", name, self.processes[name].pid, self.log_dir / f"{name}.log")
 
-    def _start_web(self) -> None:
+    def _fresh_multiproc_dir(self) -> None:
+        """An empty PROMETHEUS_MULTIPROC_DIR: files of a gunicorn that is gone (killed, so its
+        workers were never marked dead) would keep counting its workers' live gauges."""
         multiproc_dir = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
-        shutil.rmtree(multiproc_dir, ignore_errors=True)  # stale files would count old processes
+        shutil.rmtree(multiproc_dir, ignore_errors=True)
         multiproc_dir.mkdir(parents=True)
+
+    def _start_web(self) -> None:
+        self._fresh_multiproc_dir()
         self._spawn(
             "web",
             [
@@ -242,6 +247,8 @@ class Stack:
     def respawn(self, name: str) -> None:
         """Start an exited process again with the command and environment it was started with."""
         command, env = self._launches[name]
+        if name == "web":  # as a restarted container starts with an empty metrics volume
+            self._fresh_multiproc_dir()
         self._spawn(name, command, env)
 
     def check_alive(self) -> None:

@@ -20,3 +20,22 @@ def test_the_budget_is_checked() -> None:
         RestartBudget(max_restarts=-1)
     with pytest.raises(ValueError):
         RestartBudget(window_s=0)
+
+
+def test_a_respawned_web_starts_with_no_metric_files_of_the_dead_one(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from devstack.stack import Stack, StackConfig
+
+    stack = Stack(StackConfig(var_dir=tmp_path))
+    spawned: list[str] = []
+    monkeypatch.setattr(stack, "_spawn", lambda name, command, env=None: spawned.append(name))
+    multiproc_dir = tmp_path / "prometheus-multiproc"
+    multiproc_dir.mkdir()
+    (multiproc_dir / "gauge_livesum_4242.db").write_bytes(b"old worker")
+    (multiproc_dir / "counter_4242.db").write_bytes(b"old worker")
+    stack._launches["web"] = (["gunicorn"], {})
+    stack._launches["consumer"] = (["consumer"], {})
+    stack.respawn("consumer")
+    assert len(list(multiproc_dir.iterdir())) == 2  # other processes leave the web's files alone
+    stack.respawn("web")
+    assert spawned == ["consumer", "web"]
+    assert multiproc_dir.is_dir() and list(multiproc_dir.iterdir()) == []
