@@ -45,7 +45,8 @@ def job_apply_event(*, event: JobEvent) -> str:
     `resent`; after TTS_MAX_STALL_REPUBLISHES re-sends of the attempt the job fails.
     """
     with transaction.atomic():
-        return _counted(event, _job_apply_locked(job=_jobs_locked([event.job_id]).get(event.job_id), event=event))
+        result = _job_apply_locked(job=_jobs_locked([event.job_id]).get(event.job_id), event=event)
+    return _counted(event, result)
 
 
 def job_apply_events(
@@ -55,15 +56,19 @@ def job_apply_events(
     jobs are locked by one query and each row is read once however many of its events come.
 
     `on_applied(event, result)` runs inside the transaction right after each event (to register
-    after-commit hooks in event order). An exception rolls every event of the batch back.
+    after-commit hooks in event order). An exception rolls every event of the batch back; the
+    events are counted in the metrics only once the batch is committed (the caller applies a
+    rolled-back batch again one by one).
     """
     results: list[str] = []
     with transaction.atomic():
         jobs = _jobs_locked([event.job_id for event in events])
         for event in events:
-            results.append(_counted(event, _job_apply_locked(job=jobs.get(event.job_id), event=event)))
+            results.append(_job_apply_locked(job=jobs.get(event.job_id), event=event))
             if on_applied is not None:
                 on_applied(event, results[-1])
+    for event, result in zip(events, results, strict=True):
+        _counted(event, result)
     return results
 
 

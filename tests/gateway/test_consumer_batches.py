@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway import metrics
 from gateway.consumer import EventConsumer
 from gateway.models import AudioSegment, EventDeadLetter, JobStatus, SynthesisJob
 from gateway.services import events as events_module
@@ -96,8 +97,12 @@ def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
 
     monkeypatch.setattr(events_module, "_apply_started", fails_for_bad)
     events = [make_event("started", good), make_event("started", bad), make_event("segment", good)]
+    applied = metrics.EVENTS_APPLIED.labels(type="started", result="applied")
+    before = applied._value.get()
 
     assert handler.handle_events(messages(events)) == [True, True, True]  # the bad one dead-lettered, acked
+
+    assert applied._value.get() - before == 1  # the good start counted once: not by the rolled-back batch
 
     assert SynthesisJob.objects.get(pk=good.pk).sentences_done == 1  # applied once, not twice
     assert AudioSegment.objects.filter(job=good).count() == 1
