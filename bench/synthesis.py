@@ -211,8 +211,15 @@ def main() -> None:
         run_compiled(all_ids[0])
         first_call = time.perf_counter() - started
         engines.insert(1, ("vits-compiled", run_compiled))
-    for _, run in engines:  # warm-up, untimed
-        run(all_ids[0])
+    # Warm-up, untimed in the RTF: one pass over every sentence. oneDNN builds its kernels per
+    # convolution shape on first use, so vits' first pass over new lengths is slower; an agent
+    # pays that once per length (vits/__init__.py keeps the shapes cached). Printed below.
+    cold: dict[str, float] = {}
+    for name, run in engines:
+        t = time.perf_counter()
+        for ids in all_ids:
+            run(ids)
+        cold[name] = time.perf_counter() - t
     totals: dict[str, list[float]] = {name: [0.0, 0.0] for name, _ in engines}
     for round_index in range(args.rounds):
         # Whole passes per engine, order alternating by round (ABBA): runtimes keep their
@@ -235,6 +242,12 @@ def main() -> None:
         spent, produced = totals[name]
         print(f"{name:13s} RTF {rtf[name]:.4f}  ({spent:.2f} s for {produced / rate:.1f} s of audio)")
     print(f"ratio vits/onnxruntime RTF: {rtf['vits'] / rtf['onnxruntime']:.3f}")
+    print(
+        "first (warm-up) pass, new lengths: "
+        + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cold.items())
+        + f"; cold/warm vits {cold['vits'] / (totals['vits'][0] / args.rounds):.2f}, "
+        f"onnxruntime {cold['onnxruntime'] / (totals['onnxruntime'][0] / args.rounds):.2f}"
+    )
     if intra_voice is not None:
         print(f"ratio vits-intra-op/onnxruntime RTF: {rtf['vits-intra-op'] / rtf['onnxruntime']:.3f}")
     if compiled_voice is not None:

@@ -28,6 +28,7 @@ INTENTIONALLY_DEFAULTED = {
     "TTS_AGENT_CACHE_DIR": "the agent's file cache is used only without REDIS_URL, which is always set",
     "TTS_AGENT_CACHE_MAX_BYTES": "the agent's file cache is used only without REDIS_URL, which is always set",
     "OMP_WAIT_POLICY": "vits sets PASSIVE itself; an operator's value wins only for experiments",
+    "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "vits raises it to 16384 itself; an operator's value wins",
     "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "HSTS is off in the ConfigMap (DJANGO_HSTS_SECONDS=0); set with it",
     "DJANGO_HSTS_PRELOAD": "HSTS is off in the ConfigMap (DJANGO_HSTS_SECONDS=0); set with it",
     "TTS_AGENT_VOICE": "shared agents leave it unset; a voice pool names its voice with --voice in its command",

@@ -169,3 +169,17 @@ def test_audio_conversions() -> None:
         Audio.from_pcm16_bytes(b"\x00", 22050)
     clipped = Audio(np.array([2.0, -2.0], dtype=np.float32), 8000)
     assert np.frombuffer(clipped.to_pcm16_bytes(), "<i2").tolist() == [32767, -32767]
+
+
+@pytest.mark.parametrize("preset", [None, "64"])
+def test_import_keeps_onednn_kernels_of_many_shapes_unless_the_operator_says_otherwise(preset: str | None) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if preset is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = preset
+    code = "import os, vits; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (preset or "16384")
