@@ -46,6 +46,8 @@ class SynthesisJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="synthesis_jobs")
     text = models.TextField()
+    # len(text), written with it: the daily character quota sums this instead of the texts.
+    text_chars = models.PositiveIntegerField(default=0)
     voice = models.CharField(max_length=200)
     params = models.JSONField(default=dict, blank=True)
     length_class = models.CharField(max_length=10, choices=LengthClass.choices)
@@ -82,6 +84,8 @@ class SynthesisJob(models.Model):
         ordering = ["-queued_at"]
         indexes = [
             models.Index(fields=["owner", "-queued_at"], name="job_owner_queued_idx"),
+            # The active-jobs quota: a user's queued and running jobs, not their whole history.
+            models.Index(fields=["owner", "status"], name="job_owner_status_idx"),
             models.Index(fields=["status"], name="job_status_idx"),
             models.Index(fields=["status", "last_event_at"], name="job_status_last_event_idx"),
         ]

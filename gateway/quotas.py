@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce, Length
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .account_models import UserQuota
@@ -79,7 +79,7 @@ def quota_usage(*, user: AbstractBaseUser, now: datetime | None = None) -> Quota
     day_start = _day_start(now or timezone.now())
     jobs = SynthesisJob.objects.filter(owner_id=user.pk)
     active = jobs.filter(status__in=ACTIVE_STATUSES).count()
-    chars = jobs.filter(queued_at__gte=day_start).aggregate(total=Coalesce(Sum(Length("text")), 0))["total"]
+    chars = jobs.filter(queued_at__gte=day_start).aggregate(total=Coalesce(Sum("text_chars"), 0))["total"]
     return QuotaUsage(active_jobs=active, chars_today=int(chars), day_resets_at=day_start + timedelta(days=1))
 
 

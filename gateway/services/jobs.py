@@ -22,6 +22,7 @@ def _job_create(*, owner: AbstractBaseUser, job_input: JobInput) -> SynthesisJob
     job = SynthesisJob.objects.create(
         owner=owner,
         text=job_input.text,
+        text_chars=len(job_input.text),
         voice=job_input.voice,
         params=job_input.params,
         length_class=job_input.length_class,

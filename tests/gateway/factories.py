@@ -38,6 +38,7 @@ class SynthesisJobFactory(factory.django.DjangoModelFactory):
 
     owner = factory.SubFactory(UserFactory)
     text = "Hello world. This is a test."
+    text_chars = factory.LazyAttribute(lambda job: len(job.text))
     voice = "en_US-joe-medium"
     params = factory.LazyFunction(dict)
     length_class = LengthClass.SHORT

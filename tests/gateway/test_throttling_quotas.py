@@ -15,7 +15,7 @@ from gateway.account_models import UserQuota
 from gateway.models import JobStatus, SynthesisJob
 from gateway.throttling import parse_rate
 
-from .factories import StaffFactory, UserFactory, api_key_for
+from .factories import StaffFactory, SynthesisJobFactory, UserFactory, api_key_for
 
 pytestmark = pytest.mark.django_db
 JOBS = "/api/v1/jobs"
@@ -213,3 +213,25 @@ def test_a_cache_outage_lets_requests_through_with_one_report_per_interval(
     reports = [record for record in caplog.records if "throttle counter unavailable" in record.getMessage()]
     assert len(reports) == 1 and reports[0].exc_info is not None  # one traceback, not five
     assert "ConnectionError" in caplog.text
+
+
+def test_the_daily_quota_sums_stored_text_lengths_and_the_migration_fills_them_in() -> None:
+    """Submit stores len(text); the quota sums that column, never the texts themselves."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.db import connection
+
+    from gateway.quotas import quota_usage
+
+    user = UserFactory()
+    old = SynthesisJobFactory(owner=user, text="x" * 700, text_chars=0)  # a row from before the column
+    migration = import_module("gateway.migrations.0006_job_text_chars")
+    with connection.schema_editor() as editor:
+        migration.count_existing_texts(apps, editor)
+    old.refresh_from_db()
+    assert old.text_chars == 700
+    response = _client_for(user).post(JOBS, {"text": "Hello there, quota."}, format="json")
+    assert response.status_code == 202
+    assert SynthesisJob.objects.get(pk=response.json()["id"]).text_chars == len("Hello there, quota.")
+    assert quota_usage(user=user).chars_today == 700 + len("Hello there, quota.")
