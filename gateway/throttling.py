@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from typing import Any
 
@@ -22,6 +21,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+
+from tts_runtime import RateLimitedLog
 
 from .metrics import THROTTLE_UNAVAILABLE
 
@@ -33,31 +34,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # While the cache is down every request fails to count: one report with its traceback per
 # interval, saying how many requests went through uncounted since the last one.
-OUTAGE_REPORT_INTERVAL_S = 30.0
-
-
-class _OutageReport:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = float("-inf")
-        self._since_last = 0
-
-    def report(self, scope: str) -> None:
-        """Log the current exception, at most once per OUTAGE_REPORT_INTERVAL_S in this process."""
-        with self._lock:
-            self._since_last += 1
-            now = time.monotonic()
-            if now - self._last < OUTAGE_REPORT_INTERVAL_S:
-                return
-            uncounted, self._since_last, self._last = self._since_last, 0, now
-        logger.exception(
-            "throttle counter unavailable (scope %s); requests allowed uncounted: %d since the last report",
-            scope,
-            uncounted,
-        )
-
-
-_outage = _OutageReport()
+_outage = RateLimitedLog(logger, logging.ERROR, exc_info=True)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -142,7 +119,7 @@ def throttle_wait(*, scope: str, ident: str, cost: int = 1) -> float | None:
     except Exception:
         # The limiter must not take the API down with it: without the cache, let it through.
         THROTTLE_UNAVAILABLE.labels(scope=scope).inc()
-        _outage.report(scope)
+        _outage("throttle counter unavailable (scope %s); request allowed uncounted", scope)
         return None
     if previous * (1.0 - fraction) + current <= limit:
         return None

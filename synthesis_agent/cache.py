@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from tts_runtime import RateLimitedLog
+
 from .config import AgentConfig
 from .metrics import PrometheusObserver
 from .observer import AgentObserver
@@ -98,25 +100,6 @@ class NullCache:
         return None
 
 
-class _RateLimitedWarning:
-    """At most one warning per interval; says how many were suppressed in between."""
-
-    def __init__(self, interval_s: float = 30.0) -> None:
-        self.interval_s = interval_s
-        self._last = float("-inf")
-        self._suppressed = 0
-
-    def __call__(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval_s:
-            self._suppressed += 1
-            return
-        suffix = f" ({self._suppressed} similar warnings suppressed)" if self._suppressed else ""
-        logger.warning(message + suffix, *args)
-        self._last = now
-        self._suppressed = 0
-
-
 class RedisSentenceCache:
     """Redis-backed cache with short socket timeouts and a circuit breaker.
 
@@ -151,7 +134,7 @@ class RedisSentenceCache:
         self.retry_after_s = retry_after_s
         self._down_until = 0.0
         self._lock = threading.Lock()
-        self._warn = _RateLimitedWarning()
+        self._warn = RateLimitedLog(logger)
         self._observer = observer or PrometheusObserver()
 
     def _available(self) -> bool:
@@ -203,7 +186,7 @@ class FileSentenceCache:
         self.ttl_s = ttl_s
         self.max_bytes = max_bytes
         self._puts = 0
-        self._warn = _RateLimitedWarning()
+        self._warn = RateLimitedLog(logger)
         self._observer = observer or PrometheusObserver()
 
     def _path(self, key: str) -> Path:

@@ -196,14 +196,17 @@ def test_a_counter_that_vanishes_between_add_and_incr_starts_again(rates: dict[s
 def test_a_cache_outage_lets_requests_through_with_one_report_per_interval(
     rates: dict[str, str], monkeypatch: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import logging
+
     from gateway import throttling
     from gateway.metrics import THROTTLE_UNAVAILABLE
+    from tts_runtime import RateLimitedLog
 
     def down(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("Redis is down")
 
     monkeypatch.setattr(throttling.cache, "add", down)
-    monkeypatch.setattr(throttling, "_outage", throttling._OutageReport())
+    monkeypatch.setattr(throttling, "_outage", RateLimitedLog(throttling.logger, logging.ERROR, exc_info=True))
     before = THROTTLE_UNAVAILABLE.labels(scope="validate")._value.get()
     client = _client_for(UserFactory())
     with caplog.at_level("ERROR", logger="gateway.throttling"):
