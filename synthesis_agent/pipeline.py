@@ -285,8 +285,6 @@ class JobRun:
             if cached is None and (self._board is None or self._board.get(index) is None):
                 cached = self._cache.get(key)
         if cached is not None and cached.sample_rate == info.sample_rate:
-            if self._board is not None:
-                self._board.take(index)
             pcm = cached.pcm
             source = "cache"
             self.cached_sentences += 1
@@ -354,7 +352,7 @@ class JobRun:
             return self._current
         current = board.get(index)
         if current is None:
-            current = self._current = self._synthesis(index, parallel=False)
+            current = self._synthesis(index, parallel=False)
             board.adopt(index, current)
         self._current = current
         board.grant(index)

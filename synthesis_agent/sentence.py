@@ -53,7 +53,7 @@ class SentenceSynthesis:
             try:
                 if parallel:
                     self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds)
-                else:  # to be advanced beside other sentences (`advance_together`)
+                else:  # computed beside other sentences (ahead.py)
                     self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds, parallel=False)
             finally:
                 self.synthesis_s += clock() - began
@@ -75,14 +75,11 @@ class SentenceSynthesis:
                 next_chunks = getattr(self._voice, "next_chunks", None) if spread else None
                 audio = next(self._chunks, None) if next_chunks is None else next_chunks([self._chunks])[0]
                 self.done = audio is None or self._chunks.done
-            self._keep(audio)
+            if audio is not None:
+                self._parts.append(audio.to_pcm16_bytes())
+                self.chunks_done += 1
         finally:
             self.synthesis_s += self._clock() - began
-
-    def _keep(self, audio: AudioLike | None) -> None:
-        if audio is not None:
-            self._parts.append(audio.to_pcm16_bytes())
-            self.chunks_done += 1
 
     @property
     def spread(self) -> bool:

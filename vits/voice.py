@@ -337,7 +337,8 @@ class Voice:
 
     @property
     def parallel_sentences(self) -> int:
-        """How many sentences `next_chunks` advances at once (one per decode worker thread)."""
+        """How many sentences can be computed at once: one per decode worker thread, the caller's
+        included (`submit` runs work on the others, `next_chunks` advances several at once)."""
         return self.workers.count
 
     def submit(self, work: Callable[[], T]) -> Future[T]:

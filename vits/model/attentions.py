@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import Conv1x1, LayerNorm
+from .common import Conv1x1, LayerNorm, image_weight
 
 if TYPE_CHECKING:
     from ..parallel import WindowWorkers
@@ -18,12 +18,6 @@ if TYPE_CHECKING:
 # A feed-forward layer is shared by the workers only when each gets at least this many rows
 # (phoneme ids): below it the hand-offs cost more than a second core wins.
 MIN_ROWS_PER_WORKER = 48
-
-
-def _plain_tensors() -> torch.inference_mode:
-    """Weight copies built on first use are ordinary tensors even when that use is in inference
-    mode, so that later calls outside it may use them too."""
-    return torch.inference_mode(False)
 
 
 class RelativeMultiHeadAttention(nn.Module):
@@ -107,7 +101,7 @@ class RelativeMultiHeadAttention(nn.Module):
         if cached is None or cached[0].device != self.conv_q.weight.device:
             scale = 1.0 / math.sqrt(self.k_channels)
             convs = ((self.conv_q, scale), (self.conv_k, 1.0), (self.conv_v, 1.0))
-            with _plain_tensors():
+            with torch.inference_mode(False):  # ordinary tensors: later calls outside it may use them
                 weight = torch.cat([conv.weight.detach().squeeze(2) * s for conv, s in convs]).t().contiguous()
                 bias = torch.cat([conv.bias.detach() * s for conv, s in convs])  # type: ignore[union-attr]
             cached = self._qkv_cache = (weight, bias)
@@ -169,14 +163,7 @@ class FFN(nn.Module):
         return out.squeeze(2).squeeze(0).t()
 
     def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        cached = getattr(self, "_weights_cache", None)
-        if cached is None or cached[0].device != self.conv_1.weight.device:
-            with _plain_tensors():
-                cached = self._weights_cache = tuple(  # type: ignore[assignment]
-                    conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
-                    for conv in (self.conv_1, self.conv_2)
-                )
-        return cached  # type: ignore[return-value]
+        return image_weight(self.conv_1), image_weight(self.conv_2)
 
 
 class Encoder(nn.Module):

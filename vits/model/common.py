@@ -46,9 +46,9 @@ class Conv1x1(nn.Conv1d):
         return torch.baddbmm(bias, weight.expand(x.shape[0], -1, -1), x)
 
 
-def _image_weight(conv: nn.Conv1d) -> torch.Tensor:
+def image_weight(conv: nn.Conv1d) -> torch.Tensor:
     """A Conv1d's weight as a channels-last [out, in, 1, k] tensor, built once (outside inference
-    mode, so that any later call may use it)."""
+    mode, so that any later call may use it), for rows run as a channels-last image."""
     cached: torch.Tensor | None = getattr(conv, "_image_weight", None)
     if cached is None or cached.device != conv.weight.device:
         with torch.inference_mode(False):
@@ -134,7 +134,7 @@ class WN(nn.Module):
             conv = cast(nn.Conv1d, in_layer)
             image = x.t().unsqueeze(0).unsqueeze(2)  # [1, hidden, 1, t], channels-last
             x_in = F.conv2d(
-                image, _image_weight(conv), conv.bias, padding=(0, int(cast(int, conv.padding[0]))),
+                image, image_weight(conv), conv.bias, padding=(0, int(cast(int, conv.padding[0]))),
                 dilation=(1, conv.dilation[0]),
             ).squeeze(2).squeeze(0).t()  # fmt: skip
             if cond is not None:
