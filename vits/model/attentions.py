@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import Conv1x1, LayerNorm, image_weight
+from .common import Conv1x1, LayerNorm, RowTaps, prepare_row_taps, rows_conv
 
 if TYPE_CHECKING:
     from ..parallel import WindowWorkers
@@ -123,8 +123,8 @@ class FFN(nn.Module):
         return x * x_mask
 
     def forward_rows(self, x: torch.Tensor, workers: WindowWorkers | None = None) -> torch.Tensor:
-        """One unpadded item as rows, x [t, channels]: [t, c] is the memory of a channels-last
-        [1, c, 1, t] image, so both convolutions run as 2-D ones without a copy.
+        """One unpadded item as rows, x [t, channels]: both convolutions as per-tap matrix
+        products on the rows (`rows_conv`), faster than oneDNN's on these wide layers.
 
         With several `workers`, each computes a band of output rows from the input rows it
         reads: the feed-forward is most of the encoder's work, which otherwise runs on one core.
@@ -137,33 +137,32 @@ class FFN(nn.Module):
             bounds = [round(rows * i / parts) for i in range(parts + 1)]
             pieces = workers.map(lambda band: self._band(x, *band), list(pairwise(bounds)))
             return torch.cat(pieces)
-        weight_1, weight_2 = self._weights()
-        image = x.t().unsqueeze(0).unsqueeze(2)  # [1, c, 1, t], channels-last
-        hidden = F.conv2d(image, weight_1, self.conv_1.bias, padding=(0, self.pad[0])).relu_()
-        out = F.conv2d(hidden, weight_2, self.conv_2.bias, padding=(0, self.pad[0]))
-        return out.squeeze(2).squeeze(0).t()  # [t, c], contiguous
+        taps_1, taps_2 = self._taps()
+        return rows_conv(rows_conv(x, taps_1).relu_(), taps_2)
 
     def _band(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """Output rows [start, stop) of `forward_rows(x)`, from input rows within both kernels' reach."""
-        rows, reach = x.shape[0], self.pad[0]
-        lo, hi = start - 2 * reach, stop + 2 * reach
-        piece = x[max(lo, 0) : min(hi, rows)]
-        if lo < 0 or hi > rows:  # the sentence's edges: the zero padding of the first convolution
-            piece = F.pad(piece, (0, 0, max(-lo, 0), max(hi - rows, 0)))
-        weight_1, weight_2 = self._weights()
-        hidden = F.conv2d(piece.t().unsqueeze(0).unsqueeze(2), weight_1, self.conv_1.bias).relu_()
-        # Hidden rows [lo + reach, hi - reach); those outside the sentence are the second
-        # convolution's zero padding, not the first one's output on padding.
-        hidden_rows = hidden.squeeze(2).squeeze(0).t()
-        hidden_rows[: max(-(lo + reach), 0)] = 0
-        beyond = (hi - reach) - rows
-        if beyond > 0:
-            hidden_rows[hidden_rows.shape[0] - beyond :] = 0
-        out = F.conv2d(hidden, weight_2, self.conv_2.bias)
-        return out.squeeze(2).squeeze(0).t()
+        """Output rows [start, stop) of `forward_rows(x)`, from input rows within both kernels' reach.
 
-    def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return image_weight(self.conv_1), image_weight(self.conv_2)
+        A piece's first and last rows are computed as if the rows beyond it were zero: right at
+        the sentence's edges (the convolutions' padding), and thrown away inside it.
+        """
+        rows, reach = x.shape[0], self.pad[0]
+        taps_1, taps_2 = self._taps()
+        lo, hi = max(start - 2 * reach, 0), min(stop + 2 * reach, rows)
+        hidden = rows_conv(x[lo:hi], taps_1).relu_()
+        hidden_lo, hidden_hi = max(start - reach, 0), min(stop + reach, rows)
+        out = rows_conv(hidden[hidden_lo - lo : hidden_hi - lo], taps_2)
+        return out[start - hidden_lo : stop - hidden_lo]
+
+    def _taps(self) -> tuple[RowTaps, RowTaps]:
+        cached: tuple[RowTaps, RowTaps] | None = getattr(self, "_row_cache", None)
+        if cached is None or cached[0].weights[0].device != self.conv_1.weight.device:
+            cached = (
+                prepare_row_taps(self.conv_1, padding=self.pad[0]),
+                prepare_row_taps(self.conv_2, padding=self.pad[0]),
+            )
+            self._row_cache = cached
+        return cached
 
 
 class Encoder(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 import torch
@@ -46,15 +47,61 @@ class Conv1x1(nn.Conv1d):
         return torch.baddbmm(bias, weight.expand(x.shape[0], -1, -1), x)
 
 
-def image_weight(conv: nn.Conv1d) -> torch.Tensor:
-    """A Conv1d's weight as a channels-last [out, in, 1, k] tensor, built once (outside inference
-    mode, so that any later call may use it), for rows run as a channels-last image."""
-    cached: torch.Tensor | None = getattr(conv, "_image_weight", None)
-    if cached is None or cached.device != conv.weight.device:
-        with torch.inference_mode(False):
-            cached = conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        conv._image_weight = cached  # type: ignore[assignment]
-    return cached
+@dataclass(frozen=True)
+class RowTaps:
+    """A 'same'-padded, stride-1 Conv1d as one [in, out] matrix per kernel tap (see `rows_conv`)."""
+
+    weights: tuple[torch.Tensor, ...]
+    bias: torch.Tensor | None
+    dilation: int
+    padding: int
+
+
+def prepare_row_taps(conv: nn.Conv1d, scale: torch.Tensor | float = 1.0, *, padding: int | None = None) -> RowTaps:
+    """`conv`'s weights split per tap for `rows_conv`; the caller keeps them.
+
+    `scale` (a number, or one factor per output channel) multiplies weights and bias: layers
+    that fold a constant into the convolution ask for it here. `padding` stands for the
+    layer's own when its caller pads the input itself. Built outside inference mode, so that
+    every later call, inside it or not, may use them.
+    """
+    kernel, dilation = int(conv.kernel_size[0]), int(conv.dilation[0])
+    padding = int(cast(int, conv.padding[0])) if padding is None else padding
+    if conv.stride[0] != 1 or conv.groups != 1 or kernel % 2 == 0 or 2 * padding != (kernel - 1) * dilation:
+        raise ValueError("rows_conv takes 'same'-padded, stride-1, ungrouped convolutions of odd kernel size")
+    factor = torch.as_tensor(scale, dtype=conv.weight.dtype, device=conv.weight.device)
+    with torch.inference_mode(False):
+        weight = conv.weight.detach() * factor.reshape(-1, 1, 1) if factor.ndim else conv.weight.detach() * factor
+        bias = None if conv.bias is None else conv.bias.detach() * factor
+        taps = RowTaps(tuple(weight[:, :, j].t().contiguous() for j in range(kernel)), bias, dilation, padding)
+    return taps
+
+
+def rows_conv(
+    x: torch.Tensor, taps: RowTaps, *, residual: torch.Tensor | None = None, inplace: bool = False
+) -> torch.Tensor:
+    """The convolution of one unpadded item laid out as rows, x [t, in] -> [t, out], plus `residual`.
+
+    One matrix product per kernel tap, each reading the rows that tap sees shifted by its offset:
+    no padding copy (a tap that reaches past an edge updates only the rows it reaches from
+    inside), and no im2col buffer. With wide channels MKL's GEMM runs these faster than
+    oneDNN's convolution (measured on an AVX2 EPYC: 20 % on the flow's 192-channel layers).
+    With `inplace` the result is written into `residual`.
+    """
+    rows = x.shape[0]
+    offsets = [j * taps.dilation - taps.padding for j in range(len(taps.weights))]
+    middle = taps.weights[offsets.index(0)]  # 'same' padding, odd kernel: this tap reads row i itself
+    if residual is None:
+        out = torch.mm(x, middle) if taps.bias is None else torch.addmm(taps.bias, x, middle)
+    else:
+        out = residual.addmm_(x, middle) if inplace else torch.addmm(residual, x, middle)
+        if taps.bias is not None:
+            out.add_(taps.bias)
+    for weight, offset in zip(taps.weights, offsets, strict=True):
+        lo, hi = max(0, -offset), min(rows, rows - offset)
+        if offset != 0 and hi > lo:
+            out[lo:hi].addmm_(x[lo + offset : hi + offset], weight)
+    return out
 
 
 def sequence_mask(lengths: torch.Tensor, max_length: int | None = None) -> torch.Tensor:
@@ -122,24 +169,25 @@ class WN(nn.Module):
     def forward_rows(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         """One unpadded item as rows, x [t, hidden] -> [t, hidden]: `forward` without a mask.
 
-        [t, c] is the memory of a channels-last [1, c, 1, t] image: the dilated convolutions run
-        as 2-D ones on it without copies, and the 1x1 layers are plain matrix products.
+        The dilated convolutions run as per-tap matrix products on the rows (`rows_conv`), the
+        1x1 layers as plain ones. The gate tanh(a) * sigmoid(b) is computed as
+        sigmoid(b) * (2 sigmoid(2a) - 1), with the factor 2 folded into the tanh half's weights:
+        one sigmoid over both halves and one fused multiply-add, where torch's tanh alone cost
+        three times its sigmoid (the identity is exact; rounding moves results by about 1e-7).
         """
         hidden = self.hidden_channels
         output: torch.Tensor | None = None
         cond = None
         if g is not None and self.cond_layer is not None:
             cond = self.cond_layer(g)[0, :, 0]  # [2 * hidden * n_layers]
-        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers, strict=True)):
-            conv = cast(nn.Conv1d, in_layer)
-            image = x.t().unsqueeze(0).unsqueeze(2)  # [1, hidden, 1, t], channels-last
-            x_in = F.conv2d(
-                image, image_weight(conv), conv.bias, padding=(0, int(cast(int, conv.padding[0]))),
-                dilation=(1, conv.dilation[0]),
-            ).squeeze(2).squeeze(0).t()  # fmt: skip
+        gate_scale, taps = self._row_weights()
+        for i, res_skip in enumerate(self.res_skip_layers):
+            x_in = rows_conv(x, taps[i])
             if cond is not None:
-                x_in = x_in + cond[i * 2 * hidden : (i + 1) * 2 * hidden]
-            acts = x_in[:, :hidden].tanh_().mul_(x_in[:, hidden:].sigmoid_())
+                x_in = x_in.add_(cond[i * 2 * hidden : (i + 1) * 2 * hidden] * gate_scale)
+            gates = x_in.sigmoid_()
+            sig_b = gates[:, hidden:]
+            acts = torch.addcmul(sig_b, gates[:, :hidden], sig_b, value=2).sub_(sig_b, alpha=2)
             skip_layer = cast(Conv1x1, res_skip)
             res_skip_acts = torch.addmm(skip_layer.bias, acts, skip_layer.weight.squeeze(2).t())  # type: ignore[arg-type]
             skip = res_skip_acts[:, hidden:] if i < self.n_layers - 1 else res_skip_acts
@@ -148,6 +196,19 @@ class WN(nn.Module):
             output = skip.clone() if output is None else output.add_(skip)
         assert output is not None
         return output
+
+    def _row_weights(self) -> tuple[torch.Tensor, list[RowTaps]]:
+        """The gate scale (2 on the tanh half, 1 on the sigmoid half of each input layer's
+        channels) and the input layers' per-tap weights with it folded in, built once."""
+        cached: tuple[torch.Tensor, list[RowTaps]] | None = getattr(self, "_row_cache", None)
+        device = cast(nn.Conv1d, self.in_layers[0]).weight.device
+        if cached is None or cached[0].device != device:
+            with torch.inference_mode(False):
+                scale = torch.ones(2 * self.hidden_channels, device=device)
+                scale[: self.hidden_channels] = 2.0
+            cached = (scale, [prepare_row_taps(cast(nn.Conv1d, conv), scale) for conv in self.in_layers])
+            self._row_cache = cached
+        return cached
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.hidden_channels
