@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from vits.model import GeneratorConfig
-from vits.model.common import WN, prepare_row_taps, rows_conv
+from vits.model.common import WN, depthwise_rows, prepare_row_taps, rows_conv
+from vits.model.duration import StochasticDurationPredictor
 from vits.model.generator import ROWS_MIN_CHANNELS, Generator
 
 
@@ -126,3 +127,33 @@ def test_a_batch_keeps_the_channels_last_convolutions() -> None:
         batch = gen(z, frame_mask=mask)
         alone = torch.cat([gen(z[i : i + 1]) for i in range(2)])
     assert float((batch - alone).abs().max()) < 1e-10
+
+
+@pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (3, 3), (3, 9), (5, 2)])
+def test_depthwise_rows_equals_the_grouped_convolution(kernel: int, dilation: int) -> None:
+    torch.manual_seed(dilation)
+    padding = (kernel - 1) * dilation // 2
+    conv = nn.Conv1d(6, 6, kernel, groups=6, dilation=dilation, padding=padding).double()
+    for rows in (1, 7, 60):
+        x = torch.randn(rows, 6, dtype=torch.float64)
+        with torch.inference_mode():
+            expected = conv(x.t().unsqueeze(0))[0].t()
+            assert float((depthwise_rows(x, conv) - expected).abs().max()) < 1e-12
+    with pytest.raises(ValueError, match="depthwise"):
+        depthwise_rows(x, nn.Conv1d(6, 6, 3, padding=1))
+
+
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_stochastic_durations_on_rows_equal_the_masked_forward(conditioned: bool) -> None:
+    torch.manual_seed(9)
+    predictor = StochasticDurationPredictor(12, 3, 4, 10, 5.0, gin_channels=4 if conditioned else 0).double().eval()
+    for parameter in predictor.parameters():
+        nn.init.normal_(parameter, std=0.3)
+    x = torch.randn(1, 12, 33, dtype=torch.float64)
+    noise = torch.randn(1, 2, 33, dtype=torch.float64)
+    g = torch.randn(1, 4, 1, dtype=torch.float64) if conditioned else None
+    with torch.inference_mode():
+        expected = predictor(x, torch.ones(1, 1, 33, dtype=torch.float64), noise, g=g)
+        got = predictor.forward_one(x, noise, g=g)
+    assert got.shape == expected.shape == (1, 1, 33)
+    assert float((got - expected).abs().max()) < 1e-10

@@ -72,10 +72,14 @@ class RelativeMultiHeadAttention(nn.Module):
         out = out.transpose(2, 3).reshape(b, channels, t)
         return self.conv_o(out)
 
-    def forward_rows(self, x: torch.Tensor, indices: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward_rows(self, x: torch.Tensor) -> torch.Tensor:
         """One unpadded item as rows: x [t, channels] -> [t, channels] (`forward` without masks).
 
-        Q, K and V come from one matrix product; `indices` is `_band_indices(t)`, shared by the layers.
+        Q, K and V come from one matrix product. The relative terms touch only the band: the
+        scores live in a [h, t, t + 2w] buffer whose diagonals (i, i + k), k in [0, 2w], are a
+        strided [h, t, 2w + 1] view, so the relative logits are written into the band and the
+        relative weights read out of it without any [t, t] gather; the w columns on either side
+        hold what falls outside the sentence and are dropped.
         """
         t, channels = x.shape
         h, d, w = self.n_heads, self.k_channels, self.window_size
@@ -84,14 +88,17 @@ class RelativeMultiHeadAttention(nn.Module):
         q = qkv[:, :channels].view(t, h, d).transpose(0, 1)  # [h, t, d]
         k = qkv[:, channels : 2 * channels].view(t, h, d).permute(1, 2, 0)  # [h, d, t]
         v = qkv[:, 2 * channels :].view(t, h, d).transpose(0, 1)  # [h, t, d]
-        band, key_idx, value_idx = indices
-        scores = torch.bmm(q, k)  # [h, t, t]
-        rel_logits = torch.matmul(q, self.emb_rel_k.transpose(1, 2))  # [h, t, 2w+1]
-        scores.add_(rel_logits.gather(-1, key_idx.expand(h, t, t)).mul_(band))
+        wide = t + 2 * w
+        band = (h, t, 2 * w + 1), (t * wide, wide + 1, 1)
+        padded = q.new_zeros(h, t, wide)
+        torch.matmul(q, self.emb_rel_k.transpose(1, 2), out=padded.as_strided(*band))  # relative logits
+        scores = torch.baddbmm(padded[:, :, w : w + t], q, k)  # [h, t, t]
         p_attn = torch.softmax(scores, dim=-1)
         out = torch.bmm(p_attn, v)
-        rel_weights = F.pad(p_attn, (w, w)).gather(-1, value_idx.expand(h, t, 2 * w + 1))
-        out.add_(torch.matmul(rel_weights, self.emb_rel_v))
+        padded[:, :, w : w + t] = p_attn
+        padded[:, :, :w] = 0
+        padded[:, :, w + t :] = 0
+        out.add_(torch.matmul(padded.as_strided(*band), self.emb_rel_v))  # relative weights
         out = out.transpose(0, 1).reshape(t, channels)
         return torch.addmm(self.conv_o.bias, out, self.conv_o.weight.squeeze(2).t())  # type: ignore[arg-type]
 
@@ -187,16 +194,11 @@ class Encoder(nn.Module):
 
     def forward_rows(self, x: torch.Tensor, workers: WindowWorkers | None = None) -> torch.Tensor:
         """One unpadded item as rows, x [t, channels] -> [t, channels]: `forward` without masks,
-        layer norms over contiguous rows, band indices computed once for all layers; `workers`
-        share each feed-forward (FFN.forward_rows)."""
-        if not self.attn_layers:
-            return x
-        first = cast(RelativeMultiHeadAttention, self.attn_layers[0])
-        indices = first._band_indices(x.shape[0], x.device)
+        layer norms over contiguous rows; `workers` share each feed-forward (FFN.forward_rows)."""
         for attn, norm_1, ffn, norm_2 in zip(
             self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True
         ):
-            x = cast(LayerNorm, norm_1).rows(x + cast(RelativeMultiHeadAttention, attn).forward_rows(x, indices))
+            x = cast(LayerNorm, norm_1).rows(x + cast(RelativeMultiHeadAttention, attn).forward_rows(x))
             x = cast(LayerNorm, norm_2).rows(x + cast(FFN, ffn).forward_rows(x, workers))
         return x
 

@@ -46,6 +46,10 @@ class Conv1x1(nn.Conv1d):
             return torch.addmm(bias, weight, x[0]).unsqueeze(0)
         return torch.baddbmm(bias, weight.expand(x.shape[0], -1, -1), x)
 
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The same layer for one item laid out as rows, x [t, in] -> [t, out]."""
+        return torch.addmm(cast(torch.Tensor, self.bias), x, self.weight.squeeze(2).t())
+
 
 @dataclass(frozen=True)
 class RowTaps:
@@ -142,6 +146,39 @@ class DDSConv(nn.Module):
             y = F.gelu(norm_2(conv_1x1(y)))
             x = x + y
         return x * x_mask
+
+    def forward_rows(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """One unpadded item as rows, x [t, channels] (and `g` [t, channels] or [channels]):
+        `forward` without masks or transposes. Its tensors are small: the layout conversions and
+        mask products cost the batched path more than the arithmetic."""
+        x = x if g is None else x + g
+        for conv_sep, conv_1x1, norm_1, norm_2 in zip(
+            self.convs_sep, self.convs_1x1, self.norms_1, self.norms_2, strict=True
+        ):
+            y = F.gelu(cast(LayerNorm, norm_1).rows(depthwise_rows(x, cast(nn.Conv1d, conv_sep))))
+            y = F.gelu(cast(LayerNorm, norm_2).rows(cast(Conv1x1, conv_1x1).rows(y)))
+            x = x + y
+        return x
+
+
+def depthwise_rows(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """A 'same'-padded depthwise Conv1d (groups == channels) on rows x [t, channels]: one
+    multiply-add per kernel tap over the rows it reaches, as `rows_conv` does for full layers."""
+    kernel, dilation = int(conv.kernel_size[0]), int(conv.dilation[0])
+    padding = int(cast(int, conv.padding[0]))
+    depthwise = conv.groups == conv.in_channels == conv.out_channels
+    if not depthwise or 2 * padding != (kernel - 1) * dilation:
+        raise ValueError("depthwise_rows takes 'same'-padded depthwise convolutions")
+    weight, rows = conv.weight[:, 0, :], x.shape[0]
+    offsets = [j * dilation - padding for j in range(kernel)]
+    middle = offsets.index(0)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(weight[:, middle])
+    out = torch.addcmul(bias, x, weight[:, middle])
+    for j, offset in enumerate(offsets):
+        lo, hi = max(0, -offset), min(rows, rows - offset)
+        if offset != 0 and hi > lo:
+            out[lo:hi].addcmul_(x[lo + offset : hi + offset], weight[:, j])
+    return out
 
 
 class WN(nn.Module):

@@ -128,7 +128,8 @@ class SynthesizerTrn(nn.Module):
                 dp_noise = _noise([(2, int(n)) for n in lengths], generators, x.dtype, x.device) * noise_w
             else:
                 dp_noise = torch.zeros(batch, 2, x.shape[2], dtype=x.dtype, device=x.device)
-            logw = self.dp(x, x_mask, dp_noise, g=g)
+            one = batch == 1 and int(lengths[0]) == ids.shape[1]  # unpadded: rows, no masks
+            logw = self.dp.forward_one(x, dp_noise, g=g) if one else self.dp(x, x_mask, dp_noise, g=g)
         else:
             logw = self.dp(x, x_mask, g=g)
         w_ceil = torch.ceil(torch.exp(logw) * x_mask * length_scale)
