@@ -123,10 +123,15 @@ def event_applied(*, event: JobEvent, result: str, notify: bool = True) -> None:
         live.notify_job_update(job_id=event.job_id)
 
 
-def job_ended(*, job_id: uuid.UUID | str) -> None:
-    """After the commit that ended job `job_id`: its final result, and a notice to its streams."""
+def job_ended(*, job_id: uuid.UUID | str, job: SynthesisJob | None = None) -> None:
+    """After the commit that ended job `job_id`: its final result, and a notice to its streams.
+
+    `job`: the row object the ending transaction saved, read at commit (no query); without it the
+    row is read back.
+    """
     try:
-        job = SynthesisJob.objects.defer("text").filter(pk=job_id).first()  # the result carries no text
+        if job is None:
+            job = SynthesisJob.objects.defer("text").filter(pk=job_id).first()  # the result carries no text
         if job is not None:
             publish_final(job=job)
     except Exception:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from ..models import AudioSegment, SynthesisJob
+from ..models import AudioSegment, LengthClass, SynthesisJob
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +46,15 @@ class SegmentChain:
 
 def segment_chain(*, job: SynthesisJob, attempt: int, expected: int) -> SegmentChain:
     """Walk 0 -> 0 + count -> ...: every sentence exactly once, in order, even if two deliveries
-    cut their segments differently (a stored segment off the chain is left out)."""
-    stored = {
-        segment.first_sentence: segment
-        for segment in AudioSegment.objects.filter(job=job, attempt=attempt).order_by().defer("pcm")
-    }
+    cut their segments differently (a stored segment off the chain is left out).
+
+    A short job's segments come with their PCM (a few seconds of audio, far below
+    PCM_READ_BYTES): one query instead of two. Longer jobs' PCM is read in bounded runs.
+    """
+    segments_of = AudioSegment.objects.filter(job=job, attempt=attempt).order_by()
+    if job.length_class != LengthClass.SHORT:
+        segments_of = segments_of.defer("pcm")
+    stored = {segment.first_sentence: segment for segment in segments_of}
     segments: list[AudioSegment] = []
     covered = 0
     while covered in stored and covered < expected:
@@ -119,8 +123,8 @@ def pcm_groups(segments: list[AudioSegment], *, max_bytes: int = PCM_READ_BYTES)
 
 
 def _write_wav(path: str, *, segments: list[AudioSegment], sample_rate: int) -> int:
-    """PCM is read a bounded run of segments at a time (one query per run, a short job's in one)
-    so a long job's audio is never held in memory whole. Flushed to disk before it can be moved
+    """PCM not read with the segments is read a bounded run of segments at a time (one query per
+    run) so a long job's audio is never held in memory whole. Flushed to disk before it can be moved
     under the job's name. Returns the frame count."""
     frames = 0
     with open(path, "wb") as handle:
@@ -129,13 +133,18 @@ def _write_wav(path: str, *, segments: list[AudioSegment], sample_rate: int) -> 
             wav.setsampwidth(2)
             wav.setframerate(sample_rate)
             for group in pcm_groups(segments):
-                pcm_by_pk = dict(
-                    AudioSegment.objects.filter(pk__in=[segment.pk for segment in group])
-                    .order_by()  # the model's ordering would join the job table
-                    .values_list("pk", "pcm")
-                )
+                unread = [segment.pk for segment in group if "pcm" in segment.get_deferred_fields()]
+                pcm_by_pk: dict[int, bytes] = {}
+                if unread:  # a short job's segments came with their PCM (segment_chain)
+                    pcm_by_pk = dict(
+                        AudioSegment.objects.filter(pk__in=unread)
+                        .order_by()  # the model's ordering would join the job table
+                        .values_list("pk", "pcm")
+                    )
                 for segment in group:
-                    pcm = pcm_by_pk[segment.pk]
+                    pcm = pcm_by_pk.get(segment.pk)
+                    if pcm is None:  # not `.get(pk, segment.pcm)`: that would load a deferred one
+                        pcm = segment.pcm
                     wav.writeframes(bytes(pcm))
                     frames += len(pcm) // 2
         handle.flush()

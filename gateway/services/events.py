@@ -45,7 +45,11 @@ def job_apply_event(*, event: JobEvent) -> str:
     `resent`; after TTS_MAX_STALL_REPUBLISHES re-sends of the attempt the job fails.
     """
     with transaction.atomic():
-        result = _job_apply_locked(job=_jobs_locked([event.job_id]).get(event.job_id), event=event)
+        job = _jobs_locked([event.job_id]).get(event.job_id)
+        before = _column_values(job) if job is not None else {}
+        result = _job_apply_locked(job=job, event=event)
+        if job is not None:
+            _job_save_changes(job=job, before=before)
     return _counted(event, result)
 
 
@@ -53,7 +57,8 @@ def job_apply_events(
     *, events: Sequence[JobEvent], on_applied: Callable[[JobEvent, str], None] | None = None
 ) -> list[str]:
     """Apply `events` in order in ONE transaction, as `job_apply_event` would one by one; their
-    jobs are locked by one query and each row is read once however many of its events come.
+    jobs are locked by one query, and each row is read once and written once (the columns its
+    events changed, after the last of them) however many of its events come.
 
     `on_applied(event, result)` runs inside the transaction right after each event (to register
     after-commit hooks in event order). An exception rolls every event of the batch back; the
@@ -63,10 +68,16 @@ def job_apply_events(
     results: list[str] = []
     with transaction.atomic():
         jobs = _jobs_locked([event.job_id for event in events])
+        # By primary key: a job named by two spellings of its id is one row, saved once.
+        before = {job.pk: (job, _column_values(job)) for job in jobs.values()}
         for event in events:
             results.append(_job_apply_locked(job=jobs.get(event.job_id), event=event))
             if on_applied is not None:
                 on_applied(event, results[-1])
+        # Nothing in the transaction reads a job's row back before this (only its segments), so
+        # one UPDATE per job leaves the row as one UPDATE per event would.
+        for job, columns in before.values():
+            _job_save_changes(job=job, before=columns)
     for event, result in zip(events, results, strict=True):
         _counted(event, result)
     return results
@@ -120,7 +131,8 @@ def _job_save_changes(*, job: SynthesisJob, before: dict[str, object]) -> None:
 
 
 def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent) -> str:
-    """Apply `event` to its `job`, locked by the caller's transaction (None: no such job)."""
+    """Apply `event` to its `job`, locked by the caller's transaction (None: no such job), in
+    memory: the caller saves the row (`_job_save_changes`) before its transaction ends."""
     if job is None:
         logger.warning("event %s for unknown job %s ignored", event.type, event.job_id)
         return INVALID
@@ -131,7 +143,6 @@ def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent) -> str:
         return INVALID
     if job.is_final:
         return DUPLICATE if job.status == JobStatus.SUCCEEDED else STALE
-    before = _column_values(job)
     if isinstance(event, StartedEvent):
         result = _apply_started(job=job, event=event)
     elif isinstance(event, SegmentEvent):
@@ -148,7 +159,6 @@ def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent) -> str:
     # Any event of the current attempt, a duplicate too, proves an agent works on the job:
     # the stalled-job watchdog measures silence from here (consumer clock, not the agent's).
     job.last_event_at = timezone.now()
-    _job_save_changes(job=job, before=before)
     return result
 
 
@@ -167,7 +177,12 @@ def _apply_started(*, job: SynthesisJob, event: StartedEvent) -> str:
 
 
 def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
-    if AudioSegment.objects.filter(job=job, attempt=event.attempt, first_sentence=event.first_sentence).exists():
+    # No sentence done means no segment of this attempt is stored (each covers at least one
+    # sentence, and a retry starts from zero with none): the first segment skips the lookup.
+    if (
+        job.sentences_done
+        and AudioSegment.objects.filter(job=job, attempt=event.attempt, first_sentence=event.first_sentence).exists()
+    ):
         return DUPLICATE  # a redelivered job replays the same sentences from the cache
     job_mark_running(job=job, event=event)  # the started event was lost: the segment proves it runs
     # No savepoint around the insert: only this consumer writes segments, under the job's row

@@ -66,8 +66,10 @@ def _job_end(*, job: SynthesisJob, status: str, error: str = "", code: str = "",
     transaction.on_commit(count_finished, robust=True)
     job_ended_notify(job=job)
     # The public final result and the notice that ends the job's open streams (SSE, audio),
-    # whoever ended it: consumer, dead letter, watchdog, cancel from the API or the admin.
-    transaction.on_commit(partial(results.job_ended, job_id=job.id), robust=True)
+    # whoever ended it: consumer, dead letter, watchdog, cancel from the API or the admin. Every
+    # caller saves this (locked) object in the transaction, so at commit it holds the committed
+    # row: the result is built from it, not read back.
+    transaction.on_commit(partial(results.job_ended, job_id=job.id, job=job), robust=True)
 
 
 def job_mark_succeeded(*, job: SynthesisJob, at: datetime | None = None) -> None:

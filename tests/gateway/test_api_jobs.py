@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
+from gateway.apis import JobOutputSerializer
 from gateway.models import AudioSegment, JobStatus, OutboxMessage, SynthesisJob
 
-from .factories import SynthesisJobFactory
+from .factories import StaffFactory, SynthesisJobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -245,3 +251,37 @@ def test_detail_shows_the_failure_code_beside_the_reason(api_client: APIClient, 
     job = SynthesisJobFactory(owner=user, status=JobStatus.FAILED, error_code="stalled", error="synthesis stalled")
     body = api_client.get(f"{JOBS}/{job.id}").json()
     assert (body["status"], body["error_code"], body["error"]) == ("failed", "stalled", "synthesis stalled")
+
+
+def _job_in(status: str) -> SynthesisJob:
+    """A job as it stands in `status`, with the fields that status sets (and None where unset)."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": status, "params": {"length_scale": 1.1, "seed": 7}}
+    if status != JobStatus.QUEUED:
+        fields.update(started_at=now, first_segment_at=now, agent_id="agent-1", sentences_done=1, progress=0.5)
+    if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        fields.update(finished_at=now + timedelta(seconds=1, microseconds=7))
+    if status == JobStatus.SUCCEEDED:
+        fields.update(progress=1.0, audio_duration_s=2.5, synthesis_seconds=0.4, cached_sentences=1)
+    if status == JobStatus.FAILED:
+        fields.update(error="the voice failed to load", error_code="synthesis_error")
+    return SynthesisJobFactory(**fields)
+
+
+@pytest.mark.parametrize("staff", [False, True])
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_the_hand_written_output_is_the_model_serializers(status: str, staff: bool) -> None:
+    """JobOutputSerializer.to_representation (the fast path) gives exactly what DRF's generic
+    ModelSerializer.to_representation gives from the declared fields: keys, order, values, types."""
+    job = SynthesisJob.objects.get(pk=_job_in(status).pk)  # as read from the database
+    fresh = SynthesisJobFactory.build(owner=job.owner)  # as submit returns it: defaults, not yet read back
+    request = Request(APIRequestFactory().get("/api/v1/jobs"))
+    request.user = StaffFactory() if staff else job.owner
+    for instance in (job, fresh):
+        serializer = JobOutputSerializer(instance, context={"request": request})
+        fast = serializer.to_representation(instance)
+        generic = serializers.ModelSerializer.to_representation(serializer, instance)
+        assert [(key, type(value), value) for key, value in fast.items()] == [
+            (key, type(value), value) for key, value in generic.items()
+        ]
+        assert JSONRenderer().render(fast) == JSONRenderer().render(generic)

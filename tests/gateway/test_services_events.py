@@ -32,10 +32,12 @@ def read_wav(job: SynthesisJob) -> tuple[Any, int]:
     return data, rate
 
 
+# A short job's PCM comes with its segments; a long job's is read afterwards in bounded runs.
+@pytest.mark.parametrize("length_class", ["short", "long"])
 def test_full_run_assembles_the_wav_in_sentence_order(
-    make_event: EventFactory, media_root: Any, django_capture_on_commit_callbacks: Any
+    length_class: str, make_event: EventFactory, media_root: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    job = SynthesisJobFactory(sentence_count=3)
+    job = SynthesisJobFactory(sentence_count=3, length_class=length_class)
     pcm = [sine_pcm(seconds=0.1 * (index + 1), frequency=300 + 100 * index) for index in range(3)]
 
     assert apply(make_event("started", job)) == "applied"
