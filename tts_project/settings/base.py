@@ -79,6 +79,15 @@ def _database(url: str) -> dict:
     config["ENGINE"] = _PROMETHEUS_DB_ENGINES.get(config["ENGINE"], config["ENGINE"])
     config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     config["CONN_HEALTH_CHECKS"] = True
+    pool_size = env.int("DATABASE_POOL_MAX_SIZE", default=10)
+    if "postgresql" in config["ENGINE"] and pool_size > 0:
+        # One pool per process, shared by its threads. Under ASGI every request runs its sync
+        # code in a thread of its own, so persistent per-thread connections (CONN_MAX_AGE) were
+        # opened per request and left open: 20 concurrent clients exhausted Postgres's 100
+        # connections, and each new connection cost both processes a connect (Postgres forks a
+        # backend). 0 turns it off, e.g. behind PgBouncer, for the per-thread connections.
+        config["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both
+        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 10}
     if "sqlite3" in config["ENGINE"]:
         # Web workers, the event consumer and the relay write concurrently. WAL lets readers run
         # beside the one writer; IMMEDIATE takes the write lock when a transaction begins, so a
