@@ -180,7 +180,7 @@ class StochasticDurationPredictor(nn.Module):
 
     def forward_one(self, x: torch.Tensor, noise: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         """`forward` for one unpadded item ([1, c, t], noise [1, 2, t]), run on rows [t, c]:
-        without masks and layout changes it costs about half as much (many small layers)."""
+        without masks and layout changes it costs a quarter to a half less (many small layers)."""
         rows = self.pre.rows(x[0].t())
         if g is not None and self.cond is not None:
             rows = rows + self.cond(g)[0, :, 0]
