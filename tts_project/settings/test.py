@@ -14,8 +14,8 @@ from .base import _cache, _database, env
 DATABASE_URL = env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/tts")
 DATABASES = {"default": _database(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # threads in consumer tests must not keep connections
-# In-process tests open and close connections per test database; the pool is exercised by the
-# stack's own processes (tests/e2e, base settings).
+# In-process tests open and close connections per test database; the pool is exercised by a
+# stack started on the service's own settings (tests/integration/test_postgres_connections.py).
 DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/14")

@@ -100,7 +100,7 @@ class RelativeMultiHeadAttention(nn.Module):
         padded[:, :, w + t :] = 0
         out.add_(torch.matmul(padded.as_strided(*band), self.emb_rel_v))  # relative weights
         out = out.transpose(0, 1).reshape(t, channels)
-        return torch.addmm(self.conv_o.bias, out, self.conv_o.weight.squeeze(2).t())  # type: ignore[arg-type]
+        return self.conv_o.rows(out)
 
     def _qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
         """[channels, 3 * channels] weights and their bias, q's scaled by 1/sqrt(d); built once."""
@@ -251,7 +251,7 @@ class TextEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One unpadded sentence: the encoder runs on [t, channels] rows (no masks, no transposes)."""
         x = self.encoder.forward_rows(self.emb(ids) * math.sqrt(self.hidden_channels), workers)
-        stats = torch.addmm(self.proj.bias, x, self.proj.weight.squeeze(2).t())  # type: ignore[arg-type]
+        stats = self.proj.rows(x)
         stats = stats.t().unsqueeze(0)  # [1, 2 * out, t]
         m, logs = torch.split(stats, self.out_channels, dim=1)
         return x.t().unsqueeze(0), m, logs

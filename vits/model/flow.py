@@ -38,9 +38,9 @@ class ResidualCouplingLayer(nn.Module):
         """One unpadded item as rows, x [t, channels] (`reverse` without a mask)."""
         half = self.half_channels
         x0, x1 = x[:, :half], x[:, half:]
-        h = torch.addmm(self.pre.bias, x0, self.pre.weight.squeeze(2).t())  # type: ignore[arg-type]
+        h = self.pre.rows(x0)
         h = self.enc.forward_rows(h, g=g)
-        mean = torch.addmm(self.post.bias, h, self.post.weight.squeeze(2).t())  # type: ignore[arg-type]
+        mean = self.post.rows(h)
         return torch.cat([x0, x1 - mean], dim=1)
 
 
