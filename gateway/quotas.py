@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import OuterRef, Subquery, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -77,10 +77,15 @@ def quota_usage(*, user: AbstractBaseUser, now: datetime | None = None) -> Quota
     Deleted jobs no longer count (retention deletes only jobs older than a day).
     """
     day_start = _day_start(now or timezone.now())
-    jobs = SynthesisJob.objects.filter(owner_id=user.pk)
-    active = jobs.filter(status__in=ACTIVE_STATUSES).count()
-    chars = jobs.filter(queued_at__gte=day_start).aggregate(total=Coalesce(Sum("text_chars"), 0))["total"]
-    return QuotaUsage(active_jobs=active, chars_today=int(chars), day_resets_at=day_start + timedelta(days=1))
+    active, today = Q(status__in=ACTIVE_STATUSES), Q(queued_at__gte=day_start)
+    usage = (
+        SynthesisJob.objects.filter(owner_id=user.pk)
+        .filter(active | today)
+        .aggregate(active=Count("pk", filter=active), chars=Coalesce(Sum("text_chars", filter=today), 0))
+    )
+    return QuotaUsage(
+        active_jobs=usage["active"], chars_today=int(usage["chars"]), day_resets_at=day_start + timedelta(days=1)
+    )
 
 
 def quota_reserve(*, owner: AbstractBaseUser, jobs: int, chars: int) -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from tts_contracts import JobMessage
@@ -48,58 +48,61 @@ def outbox_create(*, job: SynthesisJob) -> OutboxMessage:
         partition_key=str(job.id),
         payload=message.to_bytes().decode("utf-8"),
     )
-    message_id = record.pk
 
     # A named function (not a partial): Django logs a failing robust callback by its
     # __qualname__, which a partial lacks. Agents never see a job the database rolled back, and
     # a failure after commit is logged, never turned into an error for an accepted job.
     def publish_after_commit() -> None:
-        outbox_publish(message_id=message_id, respect_backoff=True)
+        outbox_publish(record=record, respect_backoff=True)
 
     transaction.on_commit(publish_after_commit, robust=True)
     return record
 
 
-def outbox_publish(*, message_id: int, respect_backoff: bool = False) -> bool:
+def outbox_publish(*, record: OutboxMessage, respect_backoff: bool = False, retry_after_s: float | None = None) -> bool:
     """Publish one outbox record and mark it confirmed; False if it was not published now.
 
-    The row lock (skip_locked) keeps the after-commit publish and the relay from sending the
-    same record at the same moment. A failure is recorded on the row and left to the relay.
+    An attempt first takes the record with one conditional UPDATE (unconfirmed, and no attempt
+    within the relay's wait), which keeps the after-commit publish and the relay from sending
+    it at the same moment without holding a row lock (or a transaction) across the broker's
+    round trip. An attempt holds the record for `retry_after_s` (TTS_OUTBOX_RELAY_AFTER_S by
+    default). A failure is recorded on the row and left to the relay.
     """
-    with transaction.atomic():
-        record = (
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id, published_at__isnull=True)
-            .first()
+    now = timezone.now()
+    held_since = now - timedelta(seconds=settings.TTS_OUTBOX_RELAY_AFTER_S if retry_after_s is None else retry_after_s)
+    taken = (
+        OutboxMessage.objects.filter(pk=record.pk, published_at__isnull=True)
+        .filter(Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=held_since))
+        .update(attempts=F("attempts") + 1, last_attempt_at=now)
+    )
+    if not taken:
+        return False  # confirmed already, or another process is publishing it
+    record.attempts += 1
+    record.last_attempt_at = now
+    try:
+        get_publisher().send(
+            topic=record.topic,
+            payload=record.payload.encode("utf-8"),
+            partition_key=record.partition_key,
+            respect_backoff=respect_backoff,
         )
-        if record is None:
-            return False  # confirmed already, or another process is publishing it
-        record.attempts += 1
-        record.last_attempt_at = timezone.now()
-        try:
-            get_publisher().send(
-                topic=record.topic,
-                payload=record.payload.encode("utf-8"),
-                partition_key=record.partition_key,
-                respect_backoff=respect_backoff,
-            )
-        except PublishError as error:
-            record.last_error = str(error)[:MAX_ERROR_CHARS]
-            record.save(update_fields=["attempts", "last_attempt_at", "last_error"])
-            metrics.OUTBOX_PUBLISHED.labels(result="error").inc()
-            logger.warning(
-                "job %s attempt %d not published to %s (outbox %s, try %d): %s; the relay will retry",
-                record.job_id,
-                record.attempt,
-                record.topic,
-                record.pk,
-                record.attempts,
-                error,
-            )
-            return False
-        record.published_at = timezone.now()
-        record.last_error = ""
-        record.save(update_fields=["attempts", "last_attempt_at", "last_error", "published_at"])
+    except PublishError as error:
+        record.last_error = str(error)[:MAX_ERROR_CHARS]
+        OutboxMessage.objects.filter(pk=record.pk).update(last_error=record.last_error)
+        metrics.OUTBOX_PUBLISHED.labels(result="error").inc()
+        logger.warning(
+            "job %s attempt %d not published to %s (outbox %s, try %d): %s; the relay will retry",
+            record.job_id,
+            record.attempt,
+            record.topic,
+            record.pk,
+            record.attempts,
+            error,
+        )
+        return False
+    record.published_at = timezone.now()
+    record.last_error = ""
+    OutboxMessage.objects.filter(pk=record.pk).update(published_at=record.published_at, last_error="")
     metrics.OUTBOX_PUBLISHED.labels(result="ok").inc()
     logger.debug("job %s attempt %d published to %s", record.job_id, record.attempt, record.topic)
     return True
@@ -130,7 +133,7 @@ def outbox_relay_pending(*, older_than_s: float | None = None, limit: int | None
             )
             skipped += 1
             continue
-        if outbox_publish(message_id=record.pk):
+        if outbox_publish(record=record, retry_after_s=older_than_s):
             published += 1
         else:
             failed += 1

@@ -125,3 +125,37 @@ def test_relay_outbox_command(user: Any, broker: EmbeddedBroker, job_reader: Any
     call_command("relay_outbox", "--older-than", "0")
     assert "published 1, backlog 0" in capsys.readouterr().out
     assert JobMessage.from_bytes(job_reader("medium").data()).length_class == "medium"
+
+
+def test_an_attempt_holds_its_record_until_the_relay_wait_has_passed(
+    user: Any, broker: EmbeddedBroker, job_reader: Any
+) -> None:
+    from django.utils import timezone
+
+    services.job_submit(owner=user, text="Held by another attempt.")  # in the test transaction: not published
+    OutboxMessage.objects.update(attempts=1, last_attempt_at=timezone.now())  # another process is sending it
+    record = OutboxMessage.objects.get()
+    assert services.outbox_publish(record=record, retry_after_s=3600) is False
+    assert OutboxMessage.objects.get().attempts == 1  # untouched: the holder's attempt goes on
+
+    assert services.outbox_publish(record=record, retry_after_s=0) is True  # the holder's time is up
+    record = OutboxMessage.objects.get()
+    assert (record.attempts, record.published_at is not None) == (2, True)
+    assert services.outbox_publish(record=record, retry_after_s=0) is False  # confirmed: never sent twice
+    assert JobMessage.from_bytes(job_reader("short").data()).text == "Held by another attempt."
+
+
+def test_the_publish_after_commit_takes_two_queries_and_no_transaction(
+    api_client: APIClient, broker: EmbeddedBroker, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert api_client.post("/api/v1/jobs", {"text": "Two queries."}, format="json").status_code == 202
+    (publish,) = [callback for callback in callbacks if callback.__name__ == "publish_after_commit"]
+    with CaptureQueriesContext(connection) as context:
+        publish()
+    assert OutboxMessage.objects.get().published_at is not None
+    # Take the record (a conditional UPDATE), confirm it (an UPDATE): no lock held over the send.
+    assert [query["sql"].split()[0] for query in context.captured_queries] == ["UPDATE", "UPDATE"]
