@@ -62,6 +62,7 @@ class StackConfig:
     consumer_metrics_port: int = 9101
     agents: Sequence[AgentSpec] = DEFAULT_AGENTS
     web_workers: int = 2
+    web_application: str = "tts_project.asgi:application"  # gunicorn's app spec (bench/web.py compares)
     demo_username: str = "demo"
     demo_password: str = "demo-password"
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -187,7 +188,7 @@ class Stack:
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "tts_project.asgi:application",
+                self.config.web_application,
                 # ASGI workers: SSE and audio streams are async and never pin a worker thread.
                 "--worker-class",
                 "uvicorn_worker.UvicornWorker",
