@@ -153,7 +153,8 @@ class SynthesisJobAdmin(admin.ModelAdmin):
             raise Http404("job not found")
         if not job.audio:
             raise Http404("the job has no audio")
-        return FileResponse(job.audio.open("rb"), content_type="audio/wav", filename=f"{job.id}.wav")
+        handle = services.stored_audio_open(storage=job.audio.storage, name=job.audio.name)
+        return FileResponse(handle, content_type="audio/wav", filename=f"{job.id}.wav")
 
     def _run_action(self, request: HttpRequest, queryset: QuerySet[SynthesisJob], service, verb: str) -> None:
         done, refused = 0, []

@@ -296,13 +296,15 @@ class JobAudioApi(APIView):
             return _pcm_response(job)
         name, _ = services.job_audio_encode(job=job, fmt=fmt)  # stored once, reused by later downloads
         return FileResponse(
-            job.audio.storage.open(name, "rb"), content_type=fmt.content_type, filename=f"{job.id}.{fmt.extension}"
+            services.stored_audio_open(storage=job.audio.storage, name=name),
+            content_type=fmt.content_type,
+            filename=f"{job.id}.{fmt.extension}",
         )
 
 
 def _pcm_response(job: SynthesisJob) -> FileResponse:
     """Raw 16-bit mono PCM: the stored WAV without its 44-byte header (written by `wave`)."""
-    handle = job.audio.open("rb")
+    handle = services.stored_audio_open(storage=job.audio.storage, name=job.audio.name)
     handle.seek(44)
     response = FileResponse(handle, content_type="audio/pcm", filename=f"{job.id}.pcm")
     response["X-Sample-Rate"] = str(job.sample_rate)

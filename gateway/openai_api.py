@@ -194,7 +194,8 @@ async def _whole_file_response(*, job: SynthesisJob, fmt: formats.AudioFormat) -
     if job.status != JobStatus.SUCCEEDED:
         return openai_error(f"synthesis {job.status}: {job.error or 'no audio'}", status=500, code=job.status)
     name, _ = await sync_to_async(services.job_audio_encode)(job=job, fmt=fmt)
-    response = FileResponse(job.audio.storage.open(name, "rb"), content_type=fmt.content_type)
+    opened = await sync_to_async(services.stored_audio_open)(storage=job.audio.storage, name=name)
+    response = FileResponse(opened, content_type=fmt.content_type)
     response["X-Job-Id"] = str(job.pk)
     return response
 

@@ -16,6 +16,7 @@ wrong. Callers import from here, not from the modules:
 - `media`: the sweep of orphan audio files
 """
 
+from .audio import stored_audio_open
 from .dead_letters import event_dead_letter_create
 from .encodings import job_audio_encode
 from .events import (
@@ -66,4 +67,5 @@ __all__ = [
     "outbox_create",
     "outbox_publish",
     "outbox_relay_pending",
+    "stored_audio_open",
 ]

@@ -9,12 +9,16 @@ partial WAV under a job's name. Needs a filesystem storage (`storage.path`).
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
+import time
 import uuid
 import wave
 from dataclasses import dataclass
 
+from django.core.files import File
+from django.core.files.storage import Storage
 from django.db import transaction
 
 from ..models import AudioSegment, LengthClass, SynthesisJob
@@ -105,6 +109,29 @@ def job_audio_store(*, job: SynthesisJob, segments: list[AudioSegment], sample_r
     # robust: a failed move is logged; the sweep completes it (the row names the final file).
     transaction.on_commit(move_into_place, robust=True)
     return StoredAudio(frames=frames)
+
+
+# How long a reader waits for a committed file's move into place (see `stored_audio_open`).
+MOVE_WAIT_S = 2.0
+
+
+def stored_audio_open(*, storage: Storage, name: str) -> File:
+    """Open a job's stored audio file (its WAV or an encoding) for reading.
+
+    The row names the file at commit, and the move into place runs after the commit's other
+    on-commit work (a batch's segment publishes come first), so a client that saw the job end
+    can ask a moment before the file is there. While its temporary file exists the move is
+    pending: wait for it, at most MOVE_WAIT_S; a file that is simply missing raises at once.
+    """
+    deadline = time.monotonic() + MOVE_WAIT_S
+    while True:
+        try:
+            return storage.open(name, "rb")
+        except FileNotFoundError:
+            pending = glob.glob(glob.escape(storage.path(name)) + ".*" + TEMP_SUFFIX)
+            if not pending or time.monotonic() > deadline:
+                return storage.open(name, "rb")  # moved meanwhile, or raises: truly missing
+            time.sleep(0.02)
 
 
 def pcm_groups(segments: list[AudioSegment], *, max_bytes: int = PCM_READ_BYTES) -> list[list[AudioSegment]]:

@@ -19,7 +19,7 @@ from django.core.files.storage import Storage
 from .. import formats
 from ..formats import ENCODED_EXTENSIONS, encode_pcm
 from ..models import SynthesisJob
-from .audio import temp_name_for
+from .audio import stored_audio_open, temp_name_for
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def job_audio_encode(*, job: SynthesisJob, fmt: formats.AudioFormat) -> tuple[st
     name = encoded_name(job, fmt)
     if storage.exists(name):
         return name, False
-    with job.audio.open("rb") as handle, soundfile.SoundFile(handle) as wav:
+    with stored_audio_open(storage=storage, name=job.audio.name) as handle, soundfile.SoundFile(handle) as wav:
         sample_rate = wav.samplerate
         pcm = wav.read(dtype="int16").tobytes()
     payload = encode_pcm(pcm, fmt=fmt, sample_rate=sample_rate)

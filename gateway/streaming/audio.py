@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import soundfile
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from .. import formats, live
+from .. import formats, live, services
 from ..errors import ApplicationError
 from ..models import AudioSegment, JobStatus, SynthesisJob
 from .auth import job_for_read
@@ -40,7 +40,10 @@ def _segment(*, job_id: object, attempt: int, first_sentence: int) -> AudioSegme
 
 
 def _read_wav_from(job: SynthesisJob, *, first_frame: int) -> tuple[int, list[bytes]]:
-    with job.audio.open("rb") as handle, soundfile.SoundFile(handle) as wav:
+    with (
+        services.stored_audio_open(storage=job.audio.storage, name=job.audio.name) as handle,
+        soundfile.SoundFile(handle) as wav,
+    ):
         wav.seek(first_frame)
         blocks = []
         while True:

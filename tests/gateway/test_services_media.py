@@ -125,3 +125,26 @@ def test_the_sweep_keeps_the_encodings_of_a_jobs_current_attempt_only(media_root
 
     assert services.media_sweep_orphans(older_than_s=3600) == 3
     assert files_under(media_root) == sorted(current)
+
+
+def test_a_reader_waits_for_a_committed_move_and_not_for_a_missing_file(media_root: Path) -> None:
+    import threading
+
+    from django.core.files.storage import default_storage
+
+    day = media_root / "audio" / "2026" / "11" / "30"
+    day.mkdir(parents=True)
+    final = day / "job.wav"
+    temp = day / "job.wav.0123456789ab.tmp"  # committed; the move runs after the batch's publishes
+    temp.write_bytes(b"RIFF audio")
+    mover = threading.Timer(0.2, os.replace, args=(temp, final))
+    mover.start()
+    name = str(final.relative_to(media_root))
+    with services.stored_audio_open(storage=default_storage, name=name) as handle:
+        assert handle.read() == b"RIFF audio"
+    mover.join()
+
+    began = time.monotonic()
+    with pytest.raises(FileNotFoundError):
+        services.stored_audio_open(storage=default_storage, name="audio/2026/11/30/missing.wav")
+    assert time.monotonic() - began < 0.5  # no temporary file: nothing to wait for
