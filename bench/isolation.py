@@ -330,9 +330,9 @@ def co_run_jobs_per_s(threads: int, processes: int, seconds: float) -> float:
     """Burst jobs per second of `processes` bare synthesis loops running side by side.
 
     The ceiling of the machine itself: no service, no broker, no database, only the agents'
-    synthesis at the agents' thread count. On 2-vCPU cloud machines two of them run each other
-    down (a plain Python busy loop on the other vCPU took 20 % off vits on an AMD EPYC), which the
-    bound (cores / one job alone) cannot know.
+    synthesis at the agents' thread count. Two processes on two vCPUs may slow each other down
+    (shared core resources, clock), which the bound (cores / one job alone) cannot show; on an
+    AMD EPYC this ceiling came out at 0.94-1.12 of the bound over six runs.
     """
     context = multiprocessing.get_context("spawn")
     start, rates = context.Barrier(processes), context.Queue()
