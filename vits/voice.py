@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from .loading.checkpoint import load_vits_model
 from .loading.piper import load_piper_model
 from .loading.settings import VoiceSettings
 from .model import SynthesizerTrn
+from .model.engine import RowEngine, choose_row_engine
 from .model.runtime import release_free_memory, tune_allocator
 from .parallel import WindowWorkers, default_decode_workers
 from .params import SynthesisParams
@@ -95,6 +96,7 @@ class Voice:
         device: str | torch.device = "cpu",
         tune_malloc: bool = True,
         decode_workers: int | None = None,
+        row_engine: RowEngine | Literal["auto"] = "auto",
     ) -> Voice:
         """Load a voice by id (default: en_US-joe-medium) or by model path.
 
@@ -107,6 +109,9 @@ class Voice:
         flow and decoder through torch.compile and compiles them here, at load (tens of seconds;
         see README). `device` ("cpu", "cuda", "cuda:1", ...) holds the weights and every tensor
         of synthesis. `tune_malloc` raises glibc's trim/mmap thresholds (model/runtime.py).
+        `row_engine` picks the library of the row path's matrix products on the CPU ("mkl" or
+        "onednn"); "auto" measures both once per process (model/engine.py, about 0.1 s). The
+        choice holds for the whole process.
         Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
         that does not fit the model, ValueError for a bad thread count, worker count or device.
         """
@@ -124,6 +129,8 @@ class Voice:
             torch.set_num_threads(max(1, cores // decode_workers))
         if tune_malloc:
             tune_allocator()
+        if target_device.type == "cpu":
+            choose_row_engine(row_engine)
         started = time.perf_counter()
         target = DEFAULT_VOICE_ID if name is None else os.fspath(name)
         path = Path(target)

@@ -7,11 +7,14 @@ Compiled mode (torch.compile, tens of seconds to compile, so not in the default 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from vits import Voice
+from vits.model import engine
+from vits.model.engine import ONEDNN_AVAILABLE, ROW_ENGINES
 from vits.params import SynthesisParams
 
 SENTENCES = [
@@ -30,8 +33,17 @@ SENTENCES = [
 ]
 
 
+@pytest.fixture(params=[name for name in ROW_ENGINES if name == "mkl" or ONEDNN_AVAILABLE])
+def row_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both row engines (model/engine.py), whichever the machine measured faster at load."""
+    before = engine.row_engine()
+    engine.set_row_engine(request.param)
+    yield request.param
+    engine.set_row_engine(before)
+
+
 @pytest.mark.parametrize("length_scale", [1.0, 1.3])
-def test_matches_onnxruntime_at_zero_noise(voice: Voice, onnx_session, length_scale: float) -> None:
+def test_matches_onnxruntime_at_zero_noise(voice: Voice, onnx_session, length_scale: float, row_engine: str) -> None:
     sentences = SENTENCES if length_scale == 1.0 else SENTENCES[:3]
     params = SynthesisParams(noise_scale=0.0, length_scale=length_scale, noise_w=0.0)
     for sentence in sentences:

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .common import Conv1x1, LayerNorm, RowTaps, prepare_row_taps, rows_conv
+from .engine import linear_rows
 
 if TYPE_CHECKING:
     from ..parallel import WindowWorkers
@@ -84,7 +85,7 @@ class RelativeMultiHeadAttention(nn.Module):
         t, channels = x.shape
         h, d, w = self.n_heads, self.k_channels, self.window_size
         weight, bias = self._qkv()
-        qkv = torch.addmm(bias, x, weight)  # [t, 3 * channels]; q is already scaled by 1/sqrt(d)
+        qkv = linear_rows(x, weight, bias)  # [t, 3 * channels]; q is already scaled by 1/sqrt(d)
         q = qkv[:, :channels].view(t, h, d).transpose(0, 1)  # [h, t, d]
         k = qkv[:, channels : 2 * channels].view(t, h, d).permute(1, 2, 0)  # [h, d, t]
         v = qkv[:, 2 * channels :].view(t, h, d).transpose(0, 1)  # [h, t, d]
@@ -103,13 +104,13 @@ class RelativeMultiHeadAttention(nn.Module):
         return self.conv_o.rows(out)
 
     def _qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """[channels, 3 * channels] weights and their bias, q's scaled by 1/sqrt(d); built once."""
+        """[3 * channels, channels] weights and their bias, q's scaled by 1/sqrt(d); built once."""
         cached = getattr(self, "_qkv_cache", None)
         if cached is None or cached[0].device != self.conv_q.weight.device:
             scale = 1.0 / math.sqrt(self.k_channels)
             convs = ((self.conv_q, scale), (self.conv_k, 1.0), (self.conv_v, 1.0))
             with torch.inference_mode(False):  # ordinary tensors: later calls outside it may use them
-                weight = torch.cat([conv.weight.detach().squeeze(2) * s for conv, s in convs]).t().contiguous()
+                weight = torch.cat([conv.weight.detach().squeeze(2) * s for conv, s in convs])
                 bias = torch.cat([conv.bias.detach() * s for conv, s in convs])  # type: ignore[union-attr]
             cached = self._qkv_cache = (weight, bias)
         return cached

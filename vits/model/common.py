@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .engine import conv_rows, linear_rows, uses_onednn
+
 
 class LayerNorm(nn.Module):
     """Layer norm over the channel axis of a [batch, channels, time] tensor (VITS layout)."""
@@ -32,8 +34,9 @@ class LayerNorm(nn.Module):
 class Conv1x1(nn.Conv1d):
     """A kernel-size-1 Conv1d run as one matrix product (same parameters and state dict).
 
-    oneDNN's convolution for these short, wide inputs costs more than the GEMM and got slower,
-    not faster, with a second thread (measured on 2 cores); MKL's addmm scales.
+    oneDNN's convolution for these short, wide inputs costs more than a GEMM and got slower,
+    not faster, with a second thread (measured on 2 cores); MKL's addmm scales. On rows the
+    product goes to the engine measured faster on the machine (`engine.linear_rows`).
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -48,14 +51,16 @@ class Conv1x1(nn.Conv1d):
 
     def rows(self, x: torch.Tensor) -> torch.Tensor:
         """The same layer for one item laid out as rows, x [t, in] -> [t, out]."""
-        return torch.addmm(cast(torch.Tensor, self.bias), x, self.weight.squeeze(2).t())
+        return linear_rows(x, self.weight.squeeze(2), self.bias)
 
 
 @dataclass(frozen=True)
 class RowTaps:
-    """A 'same'-padded, stride-1 Conv1d as one [in, out] matrix per kernel tap (see `rows_conv`)."""
+    """A 'same'-padded, stride-1 Conv1d as one [in, out] matrix per kernel tap (see `rows_conv`),
+    and as the channels-last [out, in, 1, k] weight oneDNN's convolution reads."""
 
     weights: tuple[torch.Tensor, ...]
+    image_weight: torch.Tensor
     bias: torch.Tensor | None
     dilation: int
     padding: int
@@ -77,7 +82,9 @@ def prepare_row_taps(conv: nn.Conv1d, scale: torch.Tensor | float = 1.0, *, padd
     with torch.inference_mode(False):
         weight = conv.weight.detach() * factor.reshape(-1, 1, 1) if factor.ndim else conv.weight.detach() * factor
         bias = None if conv.bias is None else conv.bias.detach() * factor
-        taps = RowTaps(tuple(weight[:, :, j].t().contiguous() for j in range(kernel)), bias, dilation, padding)
+        per_tap = tuple(weight[:, :, j].t().contiguous() for j in range(kernel))
+        image_weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        taps = RowTaps(per_tap, image_weight, bias, dilation, padding)
     return taps
 
 
@@ -89,9 +96,20 @@ def rows_conv(
     One matrix product per kernel tap, each reading the rows that tap sees shifted by its offset:
     no padding copy (a tap that reaches past an edge updates only the rows it reaches from
     inside), and no im2col buffer. With wide channels MKL's GEMM runs these faster than
-    oneDNN's convolution (measured on an AVX2 EPYC: 20 % on the flow's 192-channel layers).
+    oneDNN's convolution on an AVX2 EPYC (20 % on the flow's 192-channel layers); where oneDNN
+    was measured faster (`engine.row_engine`), its convolution reads the rows as they are.
     With `inplace` the result is written into `residual`.
     """
+    if uses_onednn(x):
+        return conv_rows(
+            x,
+            taps.image_weight,
+            taps.bias,
+            dilation=taps.dilation,
+            padding=taps.padding,
+            residual=residual,
+            inplace=inplace,
+        )
     middle_tap, edge_taps = _tap_spans(x.shape[0], len(taps.weights), taps.dilation, taps.padding)
     middle = taps.weights[middle_tap]
     if residual is None:

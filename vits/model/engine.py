@@ -1,0 +1,164 @@
+"""Which library runs the row path's matrix products, MKL or oneDNN: measured once per process.
+
+The row path (`common.rows_conv`, `Conv1x1.rows`, the attention's Q/K/V product) is matrix
+products over [time, channels] rows. Which library does them faster depends on the CPU, not
+on the model:
+- AVX2 AMD EPYC (Zen 3): MKL's SGEMM beat oneDNN's convolution on these layers.
+- AVX-512 AMD EPYC (Zen 5): MKL picks its kernels by CPU vendor and ran its AVX2 code at about
+  105 GFLOP/s on one thread. oneDNN used AVX-512 at 200-245 GFLOP/s on the same layers.
+
+So `measure_row_engine` times a flow-sized layer both ways and keeps the faster. Float32 on
+the CPU only: oneDNN has no float64 kernels, so the float64 tests and other devices always
+take the plain torch products.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Literal, cast
+
+import torch
+from torch.nn import functional as F
+
+logger = logging.getLogger(__name__)
+
+RowEngine = Literal["mkl", "onednn"]
+ROW_ENGINES: tuple[RowEngine, ...] = ("mkl", "onednn")
+# oneDNN must beat MKL by this factor to be chosen: a noisy measurement does not flip a tie.
+_ONEDNN_MARGIN = 1.1
+ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+_engine: RowEngine = "mkl"
+_measured: RowEngine | None = None
+
+
+def row_engine() -> RowEngine:
+    """The library the row path uses now in this process."""
+    return _engine
+
+
+def set_row_engine(engine: RowEngine) -> None:
+    """Use `engine` for the row path in this process ("onednn" needs a torch built with oneDNN)."""
+    global _engine
+    if engine not in ROW_ENGINES:
+        raise ValueError(f"row engine must be one of {', '.join(ROW_ENGINES)}, got {engine!r}")
+    if engine == "onednn" and not ONEDNN_AVAILABLE:
+        raise ValueError("this torch build has no oneDNN operators; use the 'mkl' row engine")
+    _engine = engine
+
+
+def choose_row_engine(requested: RowEngine | Literal["auto"]) -> RowEngine:
+    """Set the engine `requested`, or for "auto" the one `measure_row_engine` finds faster (measured
+    on the first call in the process, reused after). Returns the engine set."""
+    global _measured
+    if requested == "auto":
+        if _measured is None:
+            _measured = measure_row_engine()
+        requested = _measured
+    set_row_engine(requested)
+    return requested
+
+
+def uses_onednn(x: torch.Tensor) -> bool:
+    """Whether a row product on `x` goes to oneDNN (the engine chosen, float32, on the CPU)."""
+    return _engine == "onednn" and x.dtype == torch.float32 and x.is_cpu
+
+
+def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x [t, in] @ weight[out, in].T + bias -> [t, out], by the chosen engine."""
+    if uses_onednn(x):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
+
+
+def conv_rows(
+    x: torch.Tensor,
+    image_weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    dilation: int,
+    padding: int,
+    residual: torch.Tensor | None = None,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """oneDNN's 'same' convolution of rows x [t, in] (+ residual [t, out]) -> rows [t, out].
+
+    Rows [t, c] are the memory of a channels-last [1, c, 1, t] image, so the convolution reads
+    and writes them in place as such; `image_weight` is the [out, in, 1, k] channels-last copy
+    of the weights. With `inplace` the sum is written into `residual`.
+    """
+    image = _image(x.contiguous())
+    args = ([0, padding], [1, 1], [1, dilation], 1)
+    if residual is None:
+        out = torch.ops.mkldnn._convolution_pointwise(image, image_weight, bias, *args, "none", [], "")
+    else:
+        binary: tuple[object, ...] = (*args, "add", None, None, [], None)
+        other = _image(residual)
+        if inplace and other.is_contiguous(memory_format=torch.channels_last):
+            out = torch.ops.mkldnn._convolution_pointwise_.binary(other, image, image_weight, bias, *binary)
+            return residual
+        out = torch.ops.mkldnn._convolution_pointwise.binary(image, other, image_weight, bias, *binary)
+        if inplace:
+            return residual.copy_(out[0, :, 0].t())
+    if not out.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out[0, :, 0].t()
+
+
+def _image(rows: torch.Tensor) -> torch.Tensor:
+    return rows.t().unsqueeze(0).unsqueeze(2)
+
+
+def measure_row_engine(frames: int = 400, channels: int = 192, kernel: int = 5, rounds: int = 7) -> RowEngine:
+    """The faster engine for a flow-sized layer (a k=`kernel` convolution to 2x`channels` and a
+    1x1 back) at the current intra-op thread count: best of `rounds`, oneDNN only when it wins
+    by a clear margin. About 0.1 s."""
+    if not ONEDNN_AVAILABLE:
+        return "mkl"
+    with torch.inference_mode():
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(frames, channels, generator=generator)
+        weight = torch.randn(2 * channels, channels, kernel, generator=generator) / channels
+        image_weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        taps = [weight[:, :, j].t().contiguous() for j in range(kernel)]
+        back = torch.randn(channels, 2 * channels, generator=generator) / channels
+        bias = torch.zeros(2 * channels)
+
+        def by_mkl() -> torch.Tensor:
+            # The row path's per-tap products (common.rows_conv), edges skipped: the same work.
+            out = torch.addmm(bias, x, taps[kernel // 2])
+            for j in range(kernel):
+                if j != kernel // 2:
+                    shift = j - kernel // 2
+                    lo, hi = max(0, -shift), min(frames, frames - shift)
+                    out[lo:hi].addmm_(x[lo + shift : hi + shift], taps[j])
+            return torch.mm(out, back.t())
+
+        def by_onednn() -> torch.Tensor:
+            out = F.conv2d(_image(x), image_weight, bias, padding=(0, kernel // 2))
+            rows = cast(torch.Tensor, out[0, :, 0].t())
+            return torch.ops.mkldnn._linear_pointwise(rows.contiguous(), back, None, "none", [], "")
+
+        seconds = {name: _best_of(run, rounds) for name, run in (("mkl", by_mkl), ("onednn", by_onednn))}
+    engine: RowEngine = "onednn" if seconds["onednn"] * _ONEDNN_MARGIN < seconds["mkl"] else "mkl"
+    logger.info(
+        "row engine %s (one flow-sized layer: mkl %.2f ms, onednn %.2f ms at %d thread(s))",
+        engine,
+        1000 * seconds["mkl"],
+        1000 * seconds["onednn"],
+        torch.get_num_threads(),
+    )
+    return engine
+
+
+def _best_of(run: Callable[[], torch.Tensor], rounds: int) -> float:
+    for _ in range(2):  # warm: oneDNN builds its kernels on first use
+        run()
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
