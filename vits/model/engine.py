@@ -28,6 +28,8 @@ RowEngine = Literal["mkl", "onednn"]
 ROW_ENGINES: tuple[RowEngine, ...] = ("mkl", "onednn")
 # oneDNN must beat MKL by this factor to be chosen: a noisy measurement does not flip a tie.
 _ONEDNN_MARGIN = 1.1
+# oneDNN's row products run on a multiple of this many rows (`_padded`).
+ROW_QUANTUM = 16
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 _engine: RowEngine = "mkl"
@@ -69,7 +71,8 @@ def uses_onednn(x: torch.Tensor) -> bool:
 def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """x [t, in] @ weight[out, in].T + bias -> [t, out], by the chosen engine."""
     if uses_onednn(x):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+        rows = x.shape[0]
+        return torch.ops.mkldnn._linear_pointwise(_padded(x), weight, bias, "none", [], "")[:rows]
     return torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
 
 
@@ -87,13 +90,17 @@ def conv_rows(
 
     Rows [t, c] are the memory of a channels-last [1, c, 1, t] image, so the convolution reads
     and writes them in place as such; `image_weight` is the [out, in, 1, k] channels-last copy
-    of the weights. With `inplace` the sum is written into `residual`.
+    of the weights. With `inplace` the sum is written into `residual`. Without a residual the
+    rows are padded with zero rows (see `_padded`): past the last row the convolution reads
+    zeros either way, so the first t output rows are the same.
     """
-    image = _image(x.contiguous())
+    rows = x.shape[0]
     args = ([0, padding], [1, 1], [1, dilation], 1)
     if residual is None:
+        image = _image(_padded(x))
         out = torch.ops.mkldnn._convolution_pointwise(image, image_weight, bias, *args, "none", [], "")
     else:
+        image = _image(x.contiguous())
         binary: tuple[object, ...] = (*args, "add", None, None, [], None)
         other = _image(residual)
         if inplace and other.is_contiguous(memory_format=torch.channels_last):
@@ -104,7 +111,24 @@ def conv_rows(
             return residual.copy_(out[0, :, 0].t())
     if not out.is_contiguous(memory_format=torch.channels_last):
         out = out.contiguous(memory_format=torch.channels_last)
-    return out[0, :, 0].t()
+    return out[0, :, 0].t()[:rows]
+
+
+def _padded(x: torch.Tensor) -> torch.Tensor:
+    """x [t, c] as contiguous rows padded with zero rows to a multiple of `ROW_QUANTUM`.
+
+    oneDNN builds (and caches) its kernels per shape, about 0.4 ms per layer: with the frame
+    count of every sentence a new shape, a voice's flow alone would need ~40 of them per length
+    and outgrow the primitive cache. Rounded up, a few hundred shapes cover every sentence.
+    """
+    rows = x.shape[0]
+    wanted = -(-rows // ROW_QUANTUM) * ROW_QUANTUM
+    if wanted == rows:
+        return x.contiguous()
+    padded = x.new_empty(wanted, x.shape[1])
+    padded[:rows] = x
+    padded[rows:] = 0
+    return padded
 
 
 def _image(rows: torch.Tensor) -> torch.Tensor:
