@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from .common import RowTaps, prepare_row_taps, rows_conv
 from .config import GeneratorConfig
+from .engine import uses_onednn
 from .window import DecoderWindow, Stage, plan_window, series_reach
 
 LRELU_SLOPE = 0.1
@@ -62,8 +63,10 @@ class _Conv:
             self.taps = prepare_row_taps(cast(nn.Conv1d, self.conv), scale)
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor | None:
-        """x [1, c, 1, t] as rows [t, c] when this layer runs by rows, else None."""
-        if self.taps is None or x.shape[0] != 1 or not x.is_cpu:
+        """x [1, c, 1, t] as rows [t, c] when this layer runs by rows, else None. Where oneDNN
+        runs the row products (engine.py), the layer keeps its own oneDNN convolution: the same
+        kernel, without the row path's padding to a multiple of 16 rows."""
+        if self.taps is None or x.shape[0] != 1 or not x.is_cpu or uses_onednn(x):
             return None
         return x[0, :, 0].t().contiguous()  # a view unless x is not channels-last
 
