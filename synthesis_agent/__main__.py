@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
                 compile=config.vits_compile,
                 device=config.device,
                 threads=config.torch_threads,
+                row_engine=config.vits_row_engine,
             )
         observer = metrics.PrometheusObserver()
         try:

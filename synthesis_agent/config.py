@@ -23,6 +23,9 @@ from tts_contracts import (
 from .background import MAX_NICE
 from .outcomes import DEFAULT_CHUNK_SECONDS
 
+# vits.model.engine.ROW_ENGINES and "auto", named here so that reading the configuration does not import torch.
+ROW_ENGINE_CHOICES = ("auto", "mkl", "onednn")
+
 
 class ConfigError(ValueError):
     """The command line or environment names something the agent cannot run with."""
@@ -127,6 +130,9 @@ class AgentConfig:
     torch_threads: int = 1
     voices_dir: Path | None = None
     vits_compile: bool = False
+    # Library of vits' row products: "auto" measures MKL and oneDNN at load (vits/model/engine.py);
+    # a fleet on mixed CPUs can pin one so every agent computes the same samples.
+    vits_row_engine: str = "auto"
     # Torch device of the voices ("cpu", "cuda", "cuda:1"): Voice.load(device=...) checks it.
     device: str = "cpu"
     # Seconds of audio synthesized per step: the agent looks for more urgent work this often.
@@ -190,6 +196,9 @@ class AgentConfig:
         if chunk_seconds < 0:
             raise ConfigError("TTS_CHUNK_SECONDS must be 0 (whole sentences) or positive")
         device = (device or "").strip() or _str(env, "TTS_DEVICE", default["device"])
+        row_engine = _str(env, "TTS_VITS_ROW_ENGINE", default["vits_row_engine"]).lower()
+        if row_engine not in ROW_ENGINE_CHOICES:
+            raise ConfigError(f"TTS_VITS_ROW_ENGINE must be one of {', '.join(ROW_ENGINE_CHOICES)}, got {row_engine!r}")
         background_nice = _int(env, "TTS_AGENT_BACKGROUND_NICE", default["background_nice"])
         if not 0 <= background_nice <= MAX_NICE:
             raise ConfigError(f"TTS_AGENT_BACKGROUND_NICE must be 0 (off) to {MAX_NICE}, got {background_nice}")
@@ -223,6 +232,7 @@ class AgentConfig:
             torch_threads=max(1, _int(env, "TTS_AGENT_THREADS", default["torch_threads"])),
             voices_dir=Path(env["TTS_VOICES_DIR"].strip()) if env.get("TTS_VOICES_DIR", "").strip() else None,
             vits_compile=_bool(env, "TTS_VITS_COMPILE", default["vits_compile"]),
+            vits_row_engine=row_engine,
             device=device,
             chunk_seconds=chunk_seconds,
             background_nice=background_nice,

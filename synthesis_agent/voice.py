@@ -80,15 +80,24 @@ def load_vits_voice(
     compile: bool = False,
     device: str = "cpu",
     threads: int | None = None,
+    row_engine: str = "auto",
 ) -> VoiceLike:
     """The production loader; imported lazily so the agent's modules load without torch.
 
     `threads` (TTS_AGENT_THREADS) is how many cores the voice may use; vits decides how (by
     default on the CPU: that many decoder windows of a sentence at once, vits/parallel.py).
+    `row_engine` (TTS_VITS_ROW_ENGINE) names the library of the row products, or "auto".
     """
     from vits import Voice
 
-    voice: Any = Voice.load(voice_id, voices_dir=voices_dir, compile=compile, device=device, threads=threads)
+    voice: Any = Voice.load(
+        voice_id,
+        voices_dir=voices_dir,
+        compile=compile,
+        device=device,
+        threads=threads,
+        row_engine=row_engine,  # type: ignore[arg-type]  # checked by AgentConfig and by Voice.load
+    )
     return voice
 
 

@@ -38,6 +38,17 @@ def test_voice_settings_come_from_the_environment() -> None:
     """vits reads no environment: the agent's configuration carries what its loader passes on."""
     config = AgentConfig.from_env({"TTS_VOICES_DIR": "/voices", "TTS_VITS_COMPILE": "1"}, agent_id="a")
     assert config.voices_dir == Path("/voices") and config.vits_compile is True
+    assert config.vits_row_engine == "auto"
+    assert AgentConfig.from_env({"TTS_VITS_ROW_ENGINE": "oneDNN"}, agent_id="a").vits_row_engine == "onednn"
+    with pytest.raises(ConfigError, match="TTS_VITS_ROW_ENGINE must be one of auto, mkl, onednn, got 'blas'"):
+        AgentConfig.from_env({"TTS_VITS_ROW_ENGINE": "blas"}, agent_id="a")
+
+
+def test_the_row_engine_names_match_vits() -> None:
+    from synthesis_agent.config import ROW_ENGINE_CHOICES
+    from vits.model.engine import ROW_ENGINES
+
+    assert ("auto", *ROW_ENGINES) == ROW_ENGINE_CHOICES
 
 
 def test_heartbeat_interval_from_environment() -> None:
