@@ -88,6 +88,8 @@ class SynthesisJob(models.Model):
             models.Index(fields=["owner", "status"], name="job_owner_status_idx"),
             models.Index(fields=["status"], name="job_status_idx"),
             models.Index(fields=["status", "last_event_at"], name="job_status_last_event_idx"),
+            # The watchdog's "overtaken" check: later jobs of a queued job's topic.
+            models.Index(fields=["length_class", "voice", "queued_at"], name="job_topic_queued_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(progress__gte=0.0, progress__lte=1.0), name="job_progress_0_1"),

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -22,7 +22,12 @@ logger = logging.getLogger(__name__)
 
 
 def job_republish_stalled(
-    *, stalled_after_s: float, queued_after_s: float | None = None, now: datetime | None = None, limit: int = 100
+    *,
+    stalled_after_s: float,
+    queued_after_s: float | None = None,
+    overtaken_after_s: float | None = None,
+    now: datetime | None = None,
+    limit: int = 100,
 ) -> int:
     """Re-send the job message of jobs nobody is known to hold; return how many were re-sent.
 
@@ -38,9 +43,20 @@ def job_republish_stalled(
     off): their message may have been lost before any agent took it. They are re-sent once per
     period and never failed (a backlog is not a fault); a duplicate costs an agent only a claim
     check.
+
+    Queued jobs overtaken (`overtaken_after_s`, default TTS_QUEUED_JOB_OVERTAKEN_S, 0 = off): a
+    job of the same class and voice (the same topic) queued after this one's message went out
+    has been running for that long, while this one has had no event. Agents take a topic's
+    messages in order, so its message is held by an agent that died with it in its receive
+    queue (pulsar-lite did not hand such messages on when the other agent was busy), or is
+    lost. Re-sent after seconds instead of TTS_QUEUED_JOB_RESEND_AFTER_S. A job that only
+    waits in a busy agent's receive queue is re-sent too: whichever agent claims it first runs
+    it, and the other copy costs a claim check.
     """
     now = now or timezone.now()
     queued_after_s = settings.TTS_QUEUED_JOB_RESEND_AFTER_S if queued_after_s is None else queued_after_s
+    if overtaken_after_s is None:
+        overtaken_after_s = settings.TTS_QUEUED_JOB_OVERTAKEN_S
     # Re-sends are at least `stalled_after_s` apart, so this many of them span the fail-after time.
     fail_after = max(
         settings.TTS_MAX_STALL_REPUBLISHES, math.ceil(settings.TTS_STALLED_JOB_FAIL_AFTER_S / stalled_after_s)
@@ -62,6 +78,13 @@ def job_republish_stalled(
             limit=limit,
             fail_after=None,
         )
+    if overtaken_after_s > 0:
+        resent += _resend_silent(
+            jobs=lambda: _overtaken_jobs(cutoff=now - timedelta(seconds=overtaken_after_s)),
+            now=now,
+            limit=limit,
+            fail_after=None,
+        )
     return resent
 
 
@@ -72,6 +95,17 @@ def _silent_jobs(*, status: str, since: str, cutoff: datetime) -> QuerySet[Synth
         .annotate(quiet_since=Coalesce("last_event_at", since))
         .filter(quiet_since__lte=cutoff)
     )
+
+
+def _overtaken_jobs(*, cutoff: datetime) -> QuerySet[SynthesisJob]:
+    """Queued jobs silent since `cutoff` that a later job of their topic overtook by then."""
+    later_and_started = SynthesisJob.objects.filter(
+        length_class=OuterRef("length_class"),
+        voice=OuterRef("voice"),
+        queued_at__gt=OuterRef("quiet_since"),  # after the job's last message went out
+        started_at__lte=cutoff,
+    )
+    return _silent_jobs(status=JobStatus.QUEUED, since="queued_at", cutoff=cutoff).filter(Exists(later_and_started))
 
 
 def _resend_silent(

@@ -79,6 +79,7 @@ def test_job_with_no_event_since_start_counts_from_started_at() -> None:
 
 def test_fresh_running_queued_and_final_jobs_are_left_alone(settings: Any) -> None:
     settings.TTS_QUEUED_JOB_RESEND_AFTER_S = 7200
+    settings.TTS_QUEUED_JOB_OVERTAKEN_S = 0  # the running job below overtook the queued one
     running_job(silent_s=30)
     old = timezone.now() - timedelta(hours=1)
     SynthesisJobFactory(status=JobStatus.QUEUED, queued_at=old)  # within its own, longer deadline
@@ -268,3 +269,51 @@ def test_a_re_sent_job_waiting_behind_a_backlog_is_not_failed_before_the_floor(s
     assert reload(job).status == JobStatus.RUNNING and reload(job).stall_republishes == 10
     assert republish(now=now + timedelta(seconds=10 * (STALLED_AFTER_S + 1))) == 0
     assert reload(job).status == JobStatus.FAILED and reload(job).error_code == "stalled"
+
+
+def _queued(at: datetime, **fields: Any) -> SynthesisJob:
+    return SynthesisJobFactory(status=JobStatus.QUEUED, queued_at=at, **fields)
+
+
+def _started(queued_at: datetime, started_at: datetime, **fields: Any) -> SynthesisJob:
+    return SynthesisJobFactory(
+        status=JobStatus.RUNNING, queued_at=queued_at, started_at=started_at, last_event_at=started_at, **fields
+    )
+
+
+def test_a_queued_job_overtaken_by_a_later_one_of_its_topic_is_re_sent_at_once(settings: Any) -> None:
+    """Agents take a topic in order: a later job running for TTS_QUEUED_JOB_OVERTAKEN_S while this
+    one has no event means its message went down with an agent, long before the 600 s deadline."""
+    settings.TTS_QUEUED_JOB_RESEND_AFTER_S = 600
+    settings.TTS_QUEUED_JOB_OVERTAKEN_S = 15
+    now = timezone.now()
+    lost = _queued(now - timedelta(seconds=40), length_class="short", voice="en_US-joe-medium")
+    _started(now - timedelta(seconds=39), now - timedelta(seconds=20), length_class="short", voice="en_US-joe-medium")
+
+    assert services.job_republish_stalled(stalled_after_s=STALLED_AFTER_S, now=now) == 1
+    assert OutboxMessage.objects.filter(job=lost).count() == 1
+    assert reload(lost).status == JobStatus.QUEUED and reload(lost).stall_republishes == 0
+    # Once re-sent, only a job queued after the re-send counts: the same one overtakes no more.
+    assert services.job_republish_stalled(stalled_after_s=STALLED_AFTER_S, now=now + timedelta(seconds=60)) == 0
+    _started(now + timedelta(seconds=1), now + timedelta(seconds=2), length_class="short", voice="en_US-joe-medium")
+    assert services.job_republish_stalled(stalled_after_s=STALLED_AFTER_S, now=now + timedelta(seconds=60)) == 1
+    assert OutboxMessage.objects.filter(job=lost).count() == 2
+
+
+def test_a_job_is_not_overtaken_by_another_topic_an_earlier_job_or_a_recent_start(settings: Any) -> None:
+    settings.TTS_QUEUED_JOB_RESEND_AFTER_S = 600
+    settings.TTS_QUEUED_JOB_OVERTAKEN_S = 15
+    now = timezone.now()
+    waiting = _queued(now - timedelta(seconds=40), length_class="long", voice="en_US-joe-medium")
+    _started(now - timedelta(seconds=39), now - timedelta(seconds=30), length_class="short", voice="en_US-joe-medium")
+    _started(now - timedelta(seconds=39), now - timedelta(seconds=30), length_class="long", voice="en_GB-other-low")
+    _started(now - timedelta(seconds=50), now - timedelta(seconds=30), length_class="long", voice="en_US-joe-medium")
+    _started(now - timedelta(seconds=39), now - timedelta(seconds=10), length_class="long", voice="en_US-joe-medium")
+
+    assert services.job_republish_stalled(stalled_after_s=STALLED_AFTER_S, now=now) == 0
+    assert OutboxMessage.objects.filter(job=waiting).count() == 0
+    # Off at 0; on, the recent start counts once it is old enough.
+    settings.TTS_QUEUED_JOB_OVERTAKEN_S = 0
+    assert services.job_republish_stalled(stalled_after_s=STALLED_AFTER_S, now=now + timedelta(seconds=10)) == 0
+    settings.TTS_QUEUED_JOB_OVERTAKEN_S = 15
+    assert services.job_republish_stalled(stalled_after_s=STALLED_AFTER_S, now=now + timedelta(seconds=10)) == 1

@@ -244,6 +244,9 @@ TTS_STALLED_JOB_FAIL_AFTER_S = env.float("TTS_STALLED_JOB_FAIL_AFTER_S", default
 # The watchdog re-sends a queued job with no event for this long (its message may have been
 # lost before any agent took it); never fails it. 0 = off.
 TTS_QUEUED_JOB_RESEND_AFTER_S = env.float("TTS_QUEUED_JOB_RESEND_AFTER_S", default=600.0)
+# ... and at once when a later job of its class and voice has been running this long: agents
+# take a topic in order, so its message went down with an agent or was lost. 0 = off.
+TTS_QUEUED_JOB_OVERTAKEN_S = env.float("TTS_QUEUED_JOB_OVERTAKEN_S", default=15.0)
 # The event consumer retries an event that hit a database error this many times (with a pause)
 # before it stores it as an EventDeadLetter and moves on.
 TTS_EVENT_APPLY_RETRIES = env.int("TTS_EVENT_APPLY_RETRIES", default=3)
