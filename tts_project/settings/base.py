@@ -232,10 +232,11 @@ TTS_OUTBOX_RELAY_AFTER_S = env.float("TTS_OUTBOX_RELAY_AFTER_S", default=5.0)
 TTS_OUTBOX_RELAY_INTERVAL_S = env.float("TTS_OUTBOX_RELAY_INTERVAL_S", default=2.0)
 TTS_OUTBOX_RELAY_BATCH = env.int("TTS_OUTBOX_RELAY_BATCH", default=100)
 # The stalled-job watchdog (run by the event consumer's relay thread) re-publishes a running
-# job whose agent has sent nothing for this long: the broker can lose a confirmed event. Must
-# exceed the longest legitimate silence (a long job paused behind short ones, one long
-# sentence). 0 = off.
-TTS_STALLED_JOB_AFTER_S = env.float("TTS_STALLED_JOB_AFTER_S", default=120.0)
+# job whose agent has sent nothing for this long: its agent died (pulsar-lite may not hand its
+# messages on) or the broker lost a confirmed event. Agents heartbeat every held job between
+# steps (TTS_HEARTBEAT_INTERVAL_S, 10 s) and their claim lasts 3 intervals: 45 s is past the
+# claim, so the agent that takes the re-sent message can claim it. 0 = off.
+TTS_STALLED_JOB_AFTER_S = env.float("TTS_STALLED_JOB_AFTER_S", default=45.0)
 # Republishes of one attempt before the watchdog gives up and fails the job.
 TTS_MAX_STALL_REPUBLISHES = env.int("TTS_MAX_STALL_REPUBLISHES", default=3)
 # ... and only once the re-sends have gone unanswered this long: a re-sent job waits behind the
