@@ -110,8 +110,8 @@ class Voice:
         see README). `device` ("cpu", "cuda", "cuda:1", ...) holds the weights and every tensor
         of synthesis. `tune_malloc` raises glibc's trim/mmap thresholds (model/runtime.py).
         `row_engine` picks the library of the row path's matrix products on the CPU ("mkl" or
-        "onednn"); "auto" measures both once per process (model/engine.py, about 0.1 s). The
-        choice holds for the whole process.
+        "onednn"); "auto" measures both once per process (model/engine.py, about 0.1 s), on any
+        device. The choice holds for the whole process.
         Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
         that does not fit the model, ValueError for a bad thread count, worker count or device.
         """
@@ -129,8 +129,7 @@ class Voice:
             torch.set_num_threads(max(1, cores // decode_workers))
         if tune_malloc:
             tune_allocator()
-        if target_device.type == "cpu":
-            choose_row_engine(row_engine)
+        choose_row_engine(row_engine)  # validated on every device; it rules the CPU tensors
         started = time.perf_counter()
         target = DEFAULT_VOICE_ID if name is None else os.fspath(name)
         path = Path(target)

@@ -8,11 +8,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vits import Voice
+
+
+@pytest.fixture
+def restore_engine() -> Iterator[None]:
+    """Put back the process-wide row engine (vits/model/engine.py) a test switched."""
+    from vits.model import engine
+
+    before = engine.row_engine()
+    yield
+    engine.set_row_engine(before)
 
 
 @pytest.fixture(scope="session")

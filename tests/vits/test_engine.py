@@ -3,8 +3,6 @@ same layers, whichever the machine measures faster; the choice is validated and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -14,13 +12,6 @@ from vits.model import engine
 from vits.model.common import Conv1x1, prepare_row_taps, rows_conv
 
 needs_onednn = pytest.mark.skipif(not engine.ONEDNN_AVAILABLE, reason="torch built without oneDNN")
-
-
-@pytest.fixture
-def restore_engine() -> Iterator[None]:
-    before = engine.row_engine()
-    yield
-    engine.set_row_engine(before)
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int, dilation: int) -> nn.Conv1d:

@@ -7,7 +7,6 @@ Compiled mode (torch.compile, tens of seconds to compile, so not in the default 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -34,12 +33,10 @@ SENTENCES = [
 
 
 @pytest.fixture(params=[name for name in ROW_ENGINES if name == "mkl" or ONEDNN_AVAILABLE])
-def row_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+def row_engine(request: pytest.FixtureRequest, restore_engine: None) -> str:
     """Both row engines (model/engine.py), whichever the machine measured faster at load."""
-    before = engine.row_engine()
     engine.set_row_engine(request.param)
-    yield request.param
-    engine.set_row_engine(before)
+    return request.param
 
 
 @pytest.mark.parametrize("length_scale", [1.0, 1.3])

@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal, cast
+from typing import Literal
 
 import torch
-from torch.nn import functional as F
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ def conv_rows(
         binary: tuple[object, ...] = (*args, "add", None, None, [], None)
         other = _image(residual)
         if inplace and other.is_contiguous(memory_format=torch.channels_last):
-            out = torch.ops.mkldnn._convolution_pointwise_.binary(other, image, image_weight, bias, *binary)
+            torch.ops.mkldnn._convolution_pointwise_.binary(other, image, image_weight, bias, *binary)
             return residual
         out = torch.ops.mkldnn._convolution_pointwise.binary(image, other, image_weight, bias, *binary)
         if inplace:
@@ -140,34 +139,31 @@ def _image(rows: torch.Tensor) -> torch.Tensor:
 def measure_row_engine(frames: int = 400, channels: int = 192, kernel: int = 5, rounds: int = 7) -> RowEngine:
     """The faster engine for a flow-sized layer (a k=`kernel` convolution to 2x`channels` and a
     1x1 back) at the current intra-op thread count: best of `rounds`, oneDNN only when it wins
-    by a clear margin. About 0.1 s."""
+    by a clear margin. About 0.1 s.
+
+    Times the row path's own functions under each engine in turn. The process-wide engine is
+    switched meanwhile; both compute the same layer, and the first `Voice.load` of a process,
+    which measures, runs before any synthesis.
+    """
+    from .common import prepare_row_taps, rows_conv  # common builds on this module
+
     if not ONEDNN_AVAILABLE:
         return "mkl"
-    with torch.inference_mode():
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(frames, channels, generator=generator)
-        weight = torch.randn(2 * channels, channels, kernel, generator=generator) / channels
-        image_weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        taps = [weight[:, :, j].t().contiguous() for j in range(kernel)]
-        back = torch.randn(channels, 2 * channels, generator=generator) / channels
-        bias = torch.zeros(2 * channels)
-
-        def by_mkl() -> torch.Tensor:
-            # The row path's per-tap products (common.rows_conv), edges skipped: the same work.
-            out = torch.addmm(bias, x, taps[kernel // 2])
-            for j in range(kernel):
-                if j != kernel // 2:
-                    shift = j - kernel // 2
-                    lo, hi = max(0, -shift), min(frames, frames - shift)
-                    out[lo:hi].addmm_(x[lo + shift : hi + shift], taps[j])
-            return torch.mm(out, back.t())
-
-        def by_onednn() -> torch.Tensor:
-            out = F.conv2d(_image(x), image_weight, bias, padding=(0, kernel // 2))
-            rows = cast(torch.Tensor, out[0, :, 0].t())
-            return torch.ops.mkldnn._linear_pointwise(rows.contiguous(), back, None, "none", [], "")
-
-        seconds = {name: _best_of(run, rounds) for name, run in (("mkl", by_mkl), ("onednn", by_onednn))}
+    global _engine
+    chosen_before = _engine
+    with torch.random.fork_rng(devices=[]):  # the process's random state stays as it was
+        torch.manual_seed(0)
+        taps = prepare_row_taps(torch.nn.Conv1d(channels, 2 * channels, kernel, padding=kernel // 2))
+        back = torch.randn(channels, 2 * channels) / channels
+        x = torch.randn(frames, channels)
+    seconds: dict[RowEngine, float] = {}
+    try:
+        with torch.inference_mode():
+            for name in ROW_ENGINES:
+                _engine = name
+                seconds[name] = _best_of(lambda: linear_rows(rows_conv(x, taps), back, None), rounds)
+    finally:
+        _engine = chosen_before
     engine: RowEngine = "onednn" if seconds["onednn"] * _ONEDNN_MARGIN < seconds["mkl"] else "mkl"
     logger.info(
         "row engine %s (one flow-sized layer: mkl %.2f ms, onednn %.2f ms at %d thread(s))",

@@ -55,12 +55,14 @@ class _Conv:
         self.taps: RowTaps | None = None
 
     def prepare(self, scale: float = 1.0) -> None:
+        if self.by_rows:  # the row taps carry the channels-last copy too
+            self.taps = prepare_row_taps(cast(nn.Conv1d, self.conv), scale)
+            self.weight4d = self.taps.image_weight
+            return
         weight = self.conv.weight.detach()
         if scale != 1.0:
             weight = weight * scale
         self.weight4d = weight.unsqueeze(2).contiguous(memory_format=_CL)
-        if self.by_rows:
-            self.taps = prepare_row_taps(cast(nn.Conv1d, self.conv), scale)
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor | None:
         """x [1, c, 1, t] as rows [t, c] when this layer runs by rows, else None. Where oneDNN
