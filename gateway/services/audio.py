@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 import wave
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.files import File
@@ -49,8 +50,7 @@ class SegmentChain:
 
 
 def segment_chain(*, job: SynthesisJob, attempt: int, expected: int) -> SegmentChain:
-    """Walk 0 -> 0 + count -> ...: every sentence exactly once, in order, even if two deliveries
-    cut their segments differently (a stored segment off the chain is left out).
+    """The stored segments of `attempt` that chain from sentence 0 (see `chain_of`).
 
     A short job's segments come with their PCM (a few seconds of audio, far below
     PCM_READ_BYTES): one query instead of two. Longer jobs' PCM is read in bounded runs.
@@ -58,14 +58,20 @@ def segment_chain(*, job: SynthesisJob, attempt: int, expected: int) -> SegmentC
     segments_of = AudioSegment.objects.filter(job=job, attempt=attempt).order_by()
     if job.length_class != LengthClass.SHORT:
         segments_of = segments_of.defer("pcm")
-    stored = {segment.first_sentence: segment for segment in segments_of}
-    segments: list[AudioSegment] = []
+    return chain_of(list(segments_of), expected=expected)
+
+
+def chain_of(segments: Iterable[AudioSegment], *, expected: int) -> SegmentChain:
+    """Walk 0 -> 0 + count -> ...: every sentence exactly once, in order, even if two deliveries
+    cut their segments differently (a segment off the chain is left out)."""
+    by_first = {segment.first_sentence: segment for segment in segments}
+    chain: list[AudioSegment] = []
     covered = 0
-    while covered in stored and covered < expected:
-        segments.append(stored[covered])
-        covered += stored[covered].sentence_count
+    while covered in by_first and covered < expected:
+        chain.append(by_first[covered])
+        covered += by_first[covered].sentence_count
     return SegmentChain(
-        segments=segments, covered=covered, sample_rates=frozenset(segment.sample_rate for segment in segments)
+        segments=chain, covered=covered, sample_rates=frozenset(segment.sample_rate for segment in chain)
     )
 
 

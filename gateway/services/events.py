@@ -28,7 +28,7 @@ from tts_contracts import (
 
 from .. import metrics
 from ..models import AudioSegment, JobStatus, SynthesisJob
-from .audio import job_audio_store, segment_chain
+from .audio import chain_of, job_audio_store, segment_chain
 from .outbox import outbox_create
 from .transitions import event_time, job_mark_failed, job_mark_running, job_mark_succeeded
 
@@ -47,7 +47,7 @@ def job_apply_event(*, event: JobEvent) -> str:
     with transaction.atomic():
         job = _jobs_locked([event.job_id]).get(event.job_id)
         before = _column_values(job) if job is not None else {}
-        result = _job_apply_locked(job=job, event=event)
+        result = _job_apply_locked(job=job, event=event, held={})
         if job is not None:
             _job_save_changes(job=job, before=before)
     return _counted(event, result)
@@ -60,18 +60,26 @@ def job_apply_events(
     jobs are locked by one query, and each row is read once and written once (the columns its
     events changed, after the last of them) however many of its events come.
 
+    A job's segments followed by its `completed` in the same batch, while none of its attempt is
+    stored, are held in memory and go straight into the WAV: never inserted, read back and
+    deleted in the one transaction (no other transaction could have seen them). A short job's
+    segment and completion usually arrive together; storing its PCM cost the consumer and
+    Postgres about as much as the rest of the batch.
+
     `on_applied(event, result)` runs inside the transaction right after each event (to register
     after-commit hooks in event order). An exception rolls every event of the batch back; the
     events are counted in the metrics only once the batch is committed (the caller applies a
     rolled-back batch again one by one).
     """
     results: list[str] = []
+    completed_follows = _completed_follows(events)
+    held: HeldSegments = {}
     with transaction.atomic():
         jobs = _jobs_locked([event.job_id for event in events])
         # By primary key: a job named by two spellings of its id is one row, saved once.
         before = {job.pk: (job, _column_values(job)) for job in jobs.values()}
-        for event in events:
-            results.append(_job_apply_locked(job=jobs.get(event.job_id), event=event))
+        for event, hold in zip(events, completed_follows, strict=True):
+            results.append(_job_apply_locked(job=jobs.get(event.job_id), event=event, held=held, hold=hold))
             if on_applied is not None:
                 on_applied(event, results[-1])
         # Nothing in the transaction reads a job's row back before this (only its segments), so
@@ -88,6 +96,22 @@ def _counted(event: JobEvent, result: str) -> str:
     if result == APPLIED and event.sent_at > 0:
         metrics.EVENT_LAG.observe(max(0.0, timezone.now().timestamp() - event.sent_at))
     return result
+
+
+# Segments of a batch held for their attempt's `completed` later in the batch, by (job pk, attempt),
+# then by first sentence: only while none of the attempt is stored.
+HeldSegments = dict[tuple[uuid.UUID, int], dict[int, AudioSegment]]
+
+
+def _completed_follows(events: Sequence[JobEvent]) -> list[bool]:
+    """For each event: whether a `completed` of the same job and attempt comes later in `events`."""
+    follows: list[bool] = []
+    completing: set[tuple[str, int]] = set()
+    for event in reversed(events):
+        follows.append((event.job_id, event.attempt) in completing)
+        if isinstance(event, CompletedEvent):
+            completing.add((event.job_id, event.attempt))
+    return follows[::-1]
 
 
 def _jobs_locked(job_ids: Sequence[str]) -> dict[str, SynthesisJob]:
@@ -130,9 +154,11 @@ def _job_save_changes(*, job: SynthesisJob, before: dict[str, object]) -> None:
         job.save(update_fields=changed)
 
 
-def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent) -> str:
+def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent, held: HeldSegments, hold: bool = False) -> str:
     """Apply `event` to its `job`, locked by the caller's transaction (None: no such job), in
-    memory: the caller saves the row (`_job_save_changes`) before its transaction ends."""
+    memory: the caller saves the row (`_job_save_changes`) before its transaction ends.
+    `hold`: the attempt's `completed` follows in this transaction, so a segment may wait in
+    `held` for it instead of being stored (see `job_apply_events`)."""
     if job is None:
         logger.warning("event %s for unknown job %s ignored", event.type, event.job_id)
         return INVALID
@@ -146,9 +172,9 @@ def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent) -> str:
     if isinstance(event, StartedEvent):
         result = _apply_started(job=job, event=event)
     elif isinstance(event, SegmentEvent):
-        result = _apply_segment(job=job, event=event)
+        result = _apply_segment(job=job, event=event, held=held, hold=hold)
     elif isinstance(event, CompletedEvent):
-        result = _apply_completed(job=job, event=event)
+        result = _apply_completed(job=job, event=event, held=held)
     elif isinstance(event, FailedEvent):
         result = _apply_failed(job=job, event=event)
     elif isinstance(event, HeartbeatEvent):
@@ -176,7 +202,18 @@ def _apply_started(*, job: SynthesisJob, event: StartedEvent) -> str:
     return APPLIED
 
 
-def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
+def _apply_segment(*, job: SynthesisJob, event: SegmentEvent, held: HeldSegments, hold: bool) -> str:
+    key = (job.pk, event.attempt)
+    pending = held.get(key)
+    if pending is None and hold and not job.sentences_done:  # none of the attempt is stored: hold them
+        pending = held[key] = {}
+    if pending is not None:
+        if event.first_sentence in pending:
+            return DUPLICATE
+        job_mark_running(job=job, event=event)
+        pending[event.first_sentence] = _segment_of(job=job, event=event)
+        done = sum(segment.sentence_count for segment in pending.values())
+        return _segment_progress(job=job, event=event, done=done)
     # No sentence done means no segment of this attempt is stored (each covers at least one
     # sentence, and a retry starts from zero with none): the first segment skips the lookup.
     if (
@@ -188,7 +225,16 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
     # No savepoint around the insert: only this consumer writes segments, under the job's row
     # lock taken above, so the check above cannot race. Should the unique constraint still
     # fire, the transaction fails and the consumer's retry finds the segment stored.
-    AudioSegment.objects.create(
+    _segment_of(job=job, event=event).save(force_insert=True)
+    if job.sentences_done == 0:  # no other segment of this attempt is stored: this one is all
+        done = event.sentence_count
+    else:
+        done = AudioSegment.objects.filter(job=job, attempt=event.attempt).aggregate(n=Sum("sentence_count"))["n"] or 0
+    return _segment_progress(job=job, event=event, done=done)
+
+
+def _segment_of(*, job: SynthesisJob, event: SegmentEvent) -> AudioSegment:
+    return AudioSegment(
         job=job,
         attempt=event.attempt,
         first_sentence=event.first_sentence,
@@ -198,13 +244,13 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
         audio_seconds=event.audio_seconds,
         cached_sentences=event.cached_sentences,
     )
+
+
+def _segment_progress(*, job: SynthesisJob, event: SegmentEvent, done: int) -> str:
+    """The job after the new segment `event`: `done` sentences of the attempt received."""
     # New sentences are real progress: the stall budget is for jobs that stop moving, not for a
     # long job that hit several separate broker hiccups.
     job.stall_republishes = 0
-    if job.sentences_done == 0:  # no other segment of this attempt is stored: this one is all
-        done = event.sentence_count
-    else:
-        done = AudioSegment.objects.filter(job=job, attempt=event.attempt).aggregate(n=Sum("sentence_count"))["n"] or 0
     job.sentences_done = min(done, job.sentence_count) if job.sentence_count else done  # overlaps count once
     if job.sentence_count:
         job.progress = min(done / job.sentence_count, 0.99)  # 1.0 only once the file exists
@@ -214,11 +260,17 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent) -> str:
     return APPLIED
 
 
-def _apply_completed(*, job: SynthesisJob, event: CompletedEvent) -> str:
-    chain = segment_chain(job=job, attempt=event.attempt, expected=event.sentence_count)
+def _apply_completed(*, job: SynthesisJob, event: CompletedEvent, held: HeldSegments) -> str:
+    pending = held.pop((job.pk, event.attempt), None)  # then all of the attempt's segments
+    if pending is None:
+        chain = segment_chain(job=job, attempt=event.attempt, expected=event.sentence_count)
+    else:
+        chain = chain_of(pending.values(), expected=event.sentence_count)
     problem = chain.problem(expected=event.sentence_count)
     job_mark_running(job=job, event=event)
     if problem is not None:
+        if pending:  # kept for the re-sent delivery, which completes the chain
+            AudioSegment.objects.bulk_create(pending.values())
         return _completed_incomplete(job=job, event=event, problem=problem, resend=len(chain.sample_rates) <= 1)
 
     sample_rate = next(iter(chain.sample_rates))
@@ -233,7 +285,8 @@ def _apply_completed(*, job: SynthesisJob, event: CompletedEvent) -> str:
     job.synthesis_seconds = event.synthesis_seconds
     job.cached_sentences = event.cached_sentences
     job.agent_id = event.agent_id or job.agent_id
-    job_mark_succeeded(job=job, at=event_time(event, not_before=job.started_at))
+    # Held segments: none of the attempt is stored, and a retry (a new attempt) deleted the older ones.
+    job_mark_succeeded(job=job, at=event_time(event, not_before=job.started_at), segments_stored=pending is None)
     metrics.JOB_LATENCY.labels(length_class=job.length_class).observe(job.latency_s or 0.0)
     logger.info(
         "job %s succeeded: %.2fs of audio from %d segments, %d cached sentences",

@@ -31,7 +31,12 @@ class RelayResult:
 
 
 def outbox_create(*, job: SynthesisJob) -> OutboxMessage:
-    """The job message of the job's current attempt, published after the transaction commits."""
+    """The job message of the job's current attempt, published after the transaction commits.
+
+    The record is written already held by that publish (its first attempt, at its creation):
+    the relay leaves it alone for TTS_OUTBOX_RELAY_AFTER_S as if the publish had taken it with
+    `outbox_publish`'s conditional UPDATE, and the submit saves that round trip.
+    """
     message = JobMessage(
         job_id=str(job.id),
         attempt=job.attempt,
@@ -47,13 +52,15 @@ def outbox_create(*, job: SynthesisJob) -> OutboxMessage:
         topic=job_topic(length_class=job.length_class, voice=job.voice),
         partition_key=str(job.id),
         payload=message.to_bytes().decode("utf-8"),
+        attempts=1,
+        last_attempt_at=timezone.now(),
     )
 
     # A named function (not a partial): Django logs a failing robust callback by its
     # __qualname__, which a partial lacks. Agents never see a job the database rolled back, and
     # a failure after commit is logged, never turned into an error for an accepted job.
     def publish_after_commit() -> None:
-        outbox_publish(record=record, respect_backoff=True)
+        _send_and_confirm(record=record, respect_backoff=True)
 
     transaction.on_commit(publish_after_commit, robust=True)
     return record
@@ -63,10 +70,10 @@ def outbox_publish(*, record: OutboxMessage, respect_backoff: bool = False, retr
     """Publish one outbox record and mark it confirmed; False if it was not published now.
 
     An attempt first takes the record with one conditional UPDATE (unconfirmed, and no attempt
-    within the relay's wait), which keeps the after-commit publish and the relay from sending
-    it at the same moment without holding a row lock (or a transaction) across the broker's
-    round trip. An attempt holds the record for `retry_after_s` (TTS_OUTBOX_RELAY_AFTER_S by
-    default). A failure is recorded on the row and left to the relay.
+    within the relay's wait), which keeps the relay and another process from sending it at the
+    same moment without holding a row lock (or a transaction) across the broker's round trip.
+    An attempt holds the record for `retry_after_s` (TTS_OUTBOX_RELAY_AFTER_S by default). A
+    failure is recorded on the row and left to the relay.
     """
     now = timezone.now()
     held_since = now - timedelta(seconds=settings.TTS_OUTBOX_RELAY_AFTER_S if retry_after_s is None else retry_after_s)
@@ -79,6 +86,11 @@ def outbox_publish(*, record: OutboxMessage, respect_backoff: bool = False, retr
         return False  # confirmed already, or another process is publishing it
     record.attempts += 1
     record.last_attempt_at = now
+    return _send_and_confirm(record=record, respect_backoff=respect_backoff)
+
+
+def _send_and_confirm(*, record: OutboxMessage, respect_backoff: bool) -> bool:
+    """Send a record this process holds (taken by `outbox_publish`, or held since `outbox_create`)."""
     try:
         get_publisher().send(
             topic=record.topic,

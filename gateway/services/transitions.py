@@ -51,13 +51,22 @@ def job_mark_running(*, job: SynthesisJob, event: JobEvent) -> None:
     metrics.JOB_QUEUE_WAIT.labels(length_class=job.length_class).observe(job.queue_wait_s or 0.0)
 
 
-def _job_end(*, job: SynthesisJob, status: str, error: str = "", code: str = "", at: datetime | None = None) -> None:
+def _job_end(
+    *,
+    job: SynthesisJob,
+    status: str,
+    error: str = "",
+    code: str = "",
+    at: datetime | None = None,
+    segments_stored: bool = True,
+) -> None:
     job_transition(job=job, to=status)
     job.finished_at = at or timezone.now()
     if error:
         job.error = error[:MAX_ERROR_CHARS]
     job.error_code = code
-    AudioSegment.objects.filter(job=job).delete()
+    if segments_stored:
+        AudioSegment.objects.filter(job=job).delete()
     length_class = job.length_class
 
     def count_finished() -> None:
@@ -72,9 +81,10 @@ def _job_end(*, job: SynthesisJob, status: str, error: str = "", code: str = "",
     transaction.on_commit(partial(results.job_ended, job_id=job.id, job=job), robust=True)
 
 
-def job_mark_succeeded(*, job: SynthesisJob, at: datetime | None = None) -> None:
-    """running -> succeeded; the caller has stored the audio."""
-    _job_end(job=job, status=JobStatus.SUCCEEDED, at=at)
+def job_mark_succeeded(*, job: SynthesisJob, at: datetime | None = None, segments_stored: bool = True) -> None:
+    """running -> succeeded; the caller has stored the audio. `segments_stored=False`: the
+    caller knows no segment of the job is in the database (nothing to delete)."""
+    _job_end(job=job, status=JobStatus.SUCCEEDED, at=at, segments_stored=segments_stored)
 
 
 def job_mark_failed(*, job: SynthesisJob, code: str, error: str, at: datetime | None = None) -> None:

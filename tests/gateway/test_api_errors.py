@@ -49,7 +49,7 @@ def test_a_committed_job_is_202_even_when_the_publish_after_commit_raises(
     def publish_crashes(**kwargs: Any) -> bool:
         raise RuntimeError("broker client exploded")
 
-    monkeypatch.setattr(outbox, "outbox_publish", publish_crashes)
+    monkeypatch.setattr(outbox, "_send_and_confirm", publish_crashes)
     with caplog.at_level(logging.ERROR, logger="django.db.backends.base"):
         response = api_client.post(JOBS, {"text": "Hello world."}, format="json")
     assert response.status_code == 202, response.content

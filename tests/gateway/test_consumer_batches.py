@@ -118,3 +118,78 @@ def test_an_undecodable_payload_in_a_batch_is_acked_and_the_rest_applied(
 
     assert handler.handle_events(batch) == [True] * 4
     assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+
+
+def _wav_frames(job: SynthesisJob) -> bytes:
+    import wave
+
+    with job.audio.open("rb") as handle, wave.open(handle) as wav:
+        return wav.readframes(wav.getnframes())
+
+
+def test_segments_completed_in_their_own_batch_go_to_the_wav_without_being_stored(
+    handler: EventConsumer, make_event: EventFactory, django_capture_on_commit_callbacks: Any
+) -> None:
+    """No INSERT, read-back or DELETE of the PCM: the WAV is written from the events' bytes, in
+    sentence order, a repeated segment counted once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = SynthesisJobFactory(sentence_count=2)
+    first = make_event("segment", job, first_sentence=0)
+    second = make_event("segment", job, first_sentence=1)
+    events = [make_event("started", job), second, first, second, make_event("completed", job)]
+
+    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as context:
+        assert handler.handle_events(messages(events)) == [True] * 5
+
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert (done.status, done.sentences_done, done.progress) == (JobStatus.SUCCEEDED, 2, 1.0)
+    assert done.first_segment_at is not None
+    assert _wav_frames(done) == first.pcm + second.pcm
+    assert not [query["sql"] for query in context.captured_queries if "gateway_audiosegment" in query["sql"]]
+
+
+def test_held_segments_are_stored_when_their_completion_finds_the_audio_incomplete(
+    handler: EventConsumer, make_event: EventFactory, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Sentence 1 of 2 was lost: the job message is re-sent, and the segment that did arrive is
+    stored for the replay, which then completes the job from the database."""
+    job = SynthesisJobFactory(sentence_count=2)
+    first = make_event("segment", job, first_sentence=0)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert (
+            handler.handle_events(messages([make_event("started", job), first, make_event("completed", job)]))
+            == [True] * 3
+        )
+
+    waiting = SynthesisJob.objects.get(pk=job.pk)
+    assert (waiting.status, waiting.sentences_done, waiting.stall_republishes) == (JobStatus.RUNNING, 1, 1)
+    assert bytes(AudioSegment.objects.get(job=job, first_sentence=0).pcm) == first.pcm
+
+    second = make_event("segment", job, first_sentence=1)
+    replay = [make_event("segment", job, first_sentence=0), second, make_event("completed", job)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert handler.handle_events(messages(replay)) == [True] * 3  # stored already: the usual path
+
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert done.status == JobStatus.SUCCEEDED
+    assert _wav_frames(done) == first.pcm + second.pcm
+    assert AudioSegment.objects.filter(job=job).count() == 0
+
+
+def test_a_job_with_a_segment_stored_by_an_earlier_batch_completes_from_the_database(
+    handler: EventConsumer, make_event: EventFactory, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = SynthesisJobFactory(sentence_count=2)
+    first = make_event("segment", job, first_sentence=0)
+    second = make_event("segment", job, first_sentence=1)
+    assert handler.handle_events(messages([make_event("started", job), first])) == [True, True]
+    assert AudioSegment.objects.filter(job=job).count() == 1  # no completion in sight: stored
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert handler.handle_events(messages([second, make_event("completed", job)])) == [True, True]
+
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert done.status == JobStatus.SUCCEEDED
+    assert _wav_frames(done) == first.pcm + second.pcm

@@ -27,11 +27,13 @@ pytestmark = pytest.mark.django_db
 # Events: started 4 (lock, update), a job's first segment 5 (lock, insert, update; a later one
 # also asks "stored already?"), completed of a short job 6 (lock, chain with its PCM, delete
 # segments, update); they were 5 / 10 / 8 with a full-row save, a separate last_event_at update
-# and a savepoint per segment, then 4 / 6 / 7. A one-sentence job's three events in one batch: 7
-# (one transaction, one lock, one UPDATE of the job; was 11 with an UPDATE per event).
+# and a savepoint per segment, then 4 / 6 / 7. A one-sentence job's three events in one batch: 4
+# (one transaction, one lock, one UPDATE of the job; the segment goes from the event into the
+# WAV, never stored; was 11 with an UPDATE per event, 7 with the segment stored, read back and
+# deleted).
 SUBMIT_QUERIES = 7
 EVENT_QUERIES = {"started": 4, "segment": 5, "completed": 6}
-BATCH_OF_ONE_SENTENCE_JOB_QUERIES = 7
+BATCH_OF_ONE_SENTENCE_JOB_QUERIES = 4
 
 
 def sql_of(context: CaptureQueriesContext) -> str:

@@ -226,3 +226,22 @@ def test_dead_letter_of_old_attempt_or_done_job_is_ignored(make_event: EventFact
     done = SynthesisJobFactory(status=JobStatus.SUCCEEDED)
     assert services.job_fail_dead_letter(message=dead_letter(done)) == "stale"
     assert reload(done).status == JobStatus.SUCCEEDED
+
+
+def test_segment_pcm_is_stored_uncompressed_out_of_line_on_postgres(make_event: EventFactory) -> None:
+    """Migration 0008: no pglz attempt per segment (audio barely compresses), and the bytes
+    come back as they were sent."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a Postgres column setting")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstorage FROM pg_attribute WHERE attrelid = 'gateway_audiosegment'::regclass AND attname = 'pcm'"
+        )
+        assert cursor.fetchone() == ("e",)  # EXTERNAL; Postgres's default for bytea is "x" (EXTENDED)
+    job = SynthesisJobFactory(sentence_count=2)
+    segment = make_event("segment", job)
+    assert apply(make_event("started", job)) == "applied"
+    assert apply(segment) == "applied"
+    assert bytes(AudioSegment.objects.get(job=job).pcm) == segment.pcm

@@ -238,3 +238,50 @@ def test_the_daily_quota_sums_stored_text_lengths_and_the_migration_fills_them_i
     assert response.status_code == 202
     assert SynthesisJob.objects.get(pk=response.json()["id"]).text_chars == len("Hello there, quota.")
     assert quota_usage(user=user).chars_today == 700 + len("Hello there, quota.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_submits_cannot_both_take_the_last_active_slot(settings: Any) -> None:
+    """The quota query runs after the owner's row lock is granted, in its own statement, so it
+    sees the job the lock holder wrote: the second submit waits, then is refused."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from gateway.errors import ApplicationError
+
+    settings.TTS_QUOTA_MAX_ACTIVE_JOBS = 1
+    user = UserFactory()
+    holding = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                services.job_submit(owner=user, text="First.")
+                holding.set()
+                time.sleep(0.5)  # the owner's row stays locked until this commits
+        finally:
+            holding.set()
+            connection.close()
+
+    def second() -> None:
+        holding.wait(10)
+        began = time.monotonic()
+        try:
+            services.job_submit(owner=user, text="Second.")
+            outcome["result"] = "accepted"
+        except ApplicationError as error:
+            outcome["result"] = error.code
+        finally:
+            outcome["waited_s"] = time.monotonic() - began
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcome["result"] == "quota_active_jobs"
+    assert outcome["waited_s"] >= 0.3  # it waited for the first submit's lock
+    assert SynthesisJob.objects.filter(owner=user).count() == 1
