@@ -26,6 +26,7 @@ from tts_contracts import (
     ContractError,
     JobEvent,
     JobMessage,
+    SegmentEvent,
     decode_event,
 )
 from tts_runtime import pulsar_client
@@ -40,11 +41,20 @@ DB_ERROR_PAUSE_S = 1.0
 # Events already waiting in the receiver queue are applied together, in one transaction (at
 # most this many): no added latency when events trickle in, fewer commits under a burst.
 MAX_EVENT_BATCH = 32
+# A batch that ends with a segment waits this long for one more event: the agent sends a job's
+# last segment and its `completed` one confirmation round trip apart, and applied together the
+# segment goes straight into the WAV (never stored, read back and deleted). Any event ends the
+# wait at once; a long job's other segments are committed at most this much later.
+SEGMENT_LINGER_MS = 25
 # How often the loop drops connections past CONN_MAX_AGE (each check also costs the next
 # query a health check round trip); after a database error they are closed at once anyway.
 CONNECTION_CHECK_INTERVAL_S = 1.0
 # The result label of an event whose payload broke the wire contract (acked, never applied).
 REJECTED = "rejected"
+
+
+# A received message, its payload and its event (None: the payload broke the contract; acked, logged).
+Decoded = tuple[pulsar.Message, bytes, JobEvent | None]
 
 
 def _claimed(payload: bytes) -> tuple[str, str]:
@@ -113,24 +123,29 @@ class EventConsumer:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             batch = self._receive_waiting(self._events, timeout_ms=self.receive_timeout_ms)
             if batch:
-                self._settle(self._events, batch, self.handle_events(batch))
+                self._settle(self._events, [message for message, _, _ in batch], self._handle_decoded(batch))
             # Dead letters are rare: a poll that never waits keeps events flowing (a 10 ms wait here
             # cost every event 10 ms, a ceiling of ~100 events/s under a burst of small jobs).
             while self._poll(self._dead_letters, self.handle_dead_letter, timeout_ms=0):
                 pass
         close_old_connections()
 
-    @staticmethod
-    def _receive_waiting(consumer: pulsar.Consumer, *, timeout_ms: int) -> list[pulsar.Message]:
-        """The next message (waiting up to `timeout_ms`), then those already received behind it."""
-        messages: list[pulsar.Message] = []
-        try:
-            messages.append(consumer.receive(timeout_millis=timeout_ms))
-            while len(messages) < MAX_EVENT_BATCH:
-                messages.append(consumer.receive(timeout_millis=0))
-        except pulsar.Timeout:
-            pass
-        return messages
+    def _receive_waiting(self, consumer: pulsar.Consumer, *, timeout_ms: int) -> list[Decoded]:
+        """The next message (waiting up to `timeout_ms`), then those already received behind it,
+        each with its event (None: undecodable); after a segment, one more within SEGMENT_LINGER_MS."""
+        batch: list[Decoded] = []
+        wait_ms, lingering = timeout_ms, False
+        while len(batch) < MAX_EVENT_BATCH:
+            try:
+                message = consumer.receive(timeout_millis=wait_ms)
+            except pulsar.Timeout:
+                if batch and not lingering and SEGMENT_LINGER_MS > 0 and isinstance(batch[-1][2], SegmentEvent):
+                    wait_ms, lingering = SEGMENT_LINGER_MS, True
+                    continue
+                break
+            batch.append(self._with_event(message))
+            wait_ms, lingering = 0, False
+        return batch
 
     @staticmethod
     def _settle(consumer: pulsar.Consumer, messages: list[pulsar.Message], acks: list[bool]) -> None:
@@ -163,11 +178,16 @@ class EventConsumer:
         burst); if that transaction fails, each event is applied on its own, with the retries
         and dead letters of a single event, so one bad event never holds back the others.
         """
-        acks = [True] * len(messages)
+        return self._handle_decoded([self._with_event(message) for message in messages])
+
+    def _with_event(self, message: pulsar.Message) -> Decoded:
+        payload = message.data()
+        return message, payload, self._decoded(message, payload)
+
+    def _handle_decoded(self, batch: list[Decoded]) -> list[bool]:
+        acks = [True] * len(batch)
         decoded: list[tuple[int, JobEvent, bytes]] = []
-        for index, message in enumerate(messages):
-            payload = message.data()
-            event = self._decoded(message, payload)
+        for index, (_, payload, event) in enumerate(batch):
             if event is not None:
                 decoded.append((index, event, payload))
         if len(decoded) > 1 and self._apply_together([event for _, event, _ in decoded]):

@@ -304,3 +304,32 @@ def test_a_lost_segment_is_recovered_by_re_sending_the_job_message(
     assert done.status == JobStatus.SUCCEEDED, done.error
     audio, _ = soundfile.read(done.audio.path, dtype="int16")
     assert audio.tobytes() == b"".join(pcm)
+
+
+def test_a_segment_waits_a_moment_for_its_completion_to_share_its_batch(
+    send: Any, make_event: EventFactory, broker: EmbeddedBroker
+) -> None:
+    """The agent sends a job's last segment and its `completed` one confirmation apart: the
+    consumer lingers after a segment (SEGMENT_LINGER_MS) and takes both in one batch; with
+    nothing behind the segment it returns it alone after the linger, not at the receive timeout."""
+    import threading
+
+    from gateway.consumer import SEGMENT_LINGER_MS, EventConsumer
+
+    job = SynthesisJobFactory(sentence_count=1)
+    consumer = EventConsumer(service_url=broker.url).open()
+    try:
+        send(make_event("segment", job))
+        late = threading.Timer(SEGMENT_LINGER_MS / 1000 / 3, lambda: send(make_event("completed", job)))
+        late.start()
+        first = consumer._receive_waiting(consumer._events, timeout_ms=5000)
+        late.join()
+        assert [event.type for _, _, event in first if event is not None] == ["segment", "completed"]
+
+        send(make_event("segment", job, first_sentence=1))
+        began = time.monotonic()
+        alone = consumer._receive_waiting(consumer._events, timeout_ms=5000)
+        assert [event.type for _, _, event in alone if event is not None] == ["segment"]
+        assert time.monotonic() - began < 2.0  # the linger, not the 5 s receive timeout
+    finally:
+        consumer.close()
