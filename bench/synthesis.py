@@ -142,6 +142,12 @@ def main() -> None:
     parser.add_argument(
         "--intra-op-too", action="store_true", help="also time vits with one worker at intra-op --threads"
     )
+    parser.add_argument(
+        "--row-engine",
+        choices=("auto", "mkl", "onednn"),
+        default="auto",
+        help="vits' row products (Voice.load(row_engine=...); default: measured at load)",
+    )
     args = parser.parse_args()
 
     from vits import SynthesisParams, Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
@@ -150,9 +156,18 @@ def main() -> None:
     import torch
 
     started = time.perf_counter()
-    voice = Voice.load(args.voice, threads=args.threads, device=args.device, decode_workers=args.decode_workers)
+    voice = Voice.load(
+        args.voice,
+        threads=args.threads,
+        device=args.device,
+        decode_workers=args.decode_workers,
+        row_engine=args.row_engine,
+    )
     vits_load = time.perf_counter() - started
     intra_op = torch.get_num_threads()  # what Voice.load chose for its workers
+    from vits.model.engine import row_engine
+
+    print(f"vits row engine: {row_engine()} (--row-engine {args.row_engine})", flush=True)
     intra_voice = None
     if args.intra_op_too:  # the same model, one window at a time at intra-op --threads
         from vits.parallel import WindowWorkers
