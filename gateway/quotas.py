@@ -21,7 +21,7 @@ from .errors import ApplicationError
 from .models import JobStatus, SynthesisJob
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-_ACTIVE_VALUES = [status.value for status in ACTIVE_STATUSES]
+_ACTIVE_VALUES = [str(status) for status in ACTIVE_STATUSES]  # TextChoices: str() is the value
 
 
 @dataclass(frozen=True)
