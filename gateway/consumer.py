@@ -27,6 +27,7 @@ from tts_contracts import (
     JobEvent,
     JobMessage,
     SegmentEvent,
+    StartedEvent,
     decode_event,
 )
 from tts_runtime import pulsar_client
@@ -41,11 +42,14 @@ DB_ERROR_PAUSE_S = 1.0
 # Events already waiting in the receiver queue are applied together, in one transaction (at
 # most this many): no added latency when events trickle in, fewer commits under a burst.
 MAX_EVENT_BATCH = 32
-# A batch that ends with a segment waits this long for one more event: the agent sends a job's
-# last segment and its `completed` one confirmation round trip apart, and applied together the
-# segment goes straight into the WAV (never stored, read back and deleted). Any event ends the
-# wait at once; a long job's other segments are committed at most this much later.
+# A batch that ends with a `started` or a segment waits this long for one more event: the agent
+# sends a short job's `started`, its segment and its `completed` one confirmation round trip
+# apart (it holds `started` back until the first sentence is done), and applied together they
+# take one transaction and the segment goes straight into the WAV (never stored, read back and
+# deleted). Any event ends the wait at once; a long job's other segments are committed at most
+# this much later.
 SEGMENT_LINGER_MS = 25
+LINGER_AFTER = (StartedEvent, SegmentEvent)
 # How often the loop drops connections past CONN_MAX_AGE (each check also costs the next
 # query a health check round trip); after a database error they are closed at once anyway.
 CONNECTION_CHECK_INTERVAL_S = 1.0
@@ -132,14 +136,15 @@ class EventConsumer:
 
     def _receive_waiting(self, consumer: pulsar.Consumer, *, timeout_ms: int) -> list[Decoded]:
         """The next message (waiting up to `timeout_ms`), then those already received behind it,
-        each with its event (None: undecodable); after a segment, one more within SEGMENT_LINGER_MS."""
+        each with its event (None: undecodable); after a `started` or a segment, one more within
+        SEGMENT_LINGER_MS."""
         batch: list[Decoded] = []
         wait_ms, lingering = timeout_ms, False
         while len(batch) < MAX_EVENT_BATCH:
             try:
                 message = consumer.receive(timeout_millis=wait_ms)
             except pulsar.Timeout:
-                if batch and not lingering and SEGMENT_LINGER_MS > 0 and isinstance(batch[-1][2], SegmentEvent):
+                if batch and not lingering and SEGMENT_LINGER_MS > 0 and isinstance(batch[-1][2], LINGER_AFTER):
                     wait_ms, lingering = SEGMENT_LINGER_MS, True
                     continue
                 break

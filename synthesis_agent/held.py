@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pulsar
 
-from tts_contracts import LENGTH_CLASSES
+from tts_contracts import LENGTH_CLASSES, JobEvent
 
 from .logs import job_context
 from .pipeline import JobRun
@@ -22,6 +22,18 @@ class HeldJob:
     received_at: float = field(default_factory=time.monotonic)
     counted: bool = False  # this delivery added one to the crash counter of its attempt
     progressed: bool = False  # this delivery synthesized a sentence no earlier one had cached
+    # Events made but not yet sent (the `started` of a run, sent with its first step's events or
+    # once it is overdue: worker.STARTED_SEND_AFTER_S), and when they were made.
+    unsent: list[JobEvent] = field(default_factory=list)
+    unsent_since: float = 0.0
+
+    def hold_back(self, events: list[JobEvent]) -> None:
+        self.unsent, self.unsent_since = [*self.unsent, *events], time.monotonic()
+
+    def with_unsent(self, events: list[JobEvent]) -> list[JobEvent]:
+        """The events held back, then `events`; nothing is held back after this."""
+        ready, self.unsent = [*self.unsent, *events], []
+        return ready
 
     @property
     def label(self) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -47,6 +48,11 @@ logger = logging.getLogger(__name__)
 # top queue (a short job arriving wakes it at once), then publishes the steps' events, heartbeats
 # and polls the queues in between. Longer waits only delay events; shorter ones burn CPU.
 BACKGROUND_WAIT_MS = 50
+# A run's `started` is held back and sent with its first sentence's events, or after this long
+# (a slow first sentence, or a run waiting behind other work). A short job's three events then
+# reach the gateway together and are applied in one transaction (its consumer lingers after a
+# `started` too); the event keeps the time it was made, so the job's timings do not move.
+STARTED_SEND_AFTER_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -165,11 +171,21 @@ class Agent:
                 with job.context():
                     logger.info("the job ended elsewhere; dropped at sentence %d", job.run.next_index)
                 self._drop(job)
+        self._send_overdue()
         if time.monotonic() >= self._next_heartbeat:
             self._next_heartbeat = time.monotonic() + self.config.heartbeat_interval_s
             self._heartbeat()
 
+    def _send_overdue(self, *, now: float | None = None) -> None:
+        """Send the `started` events held back longer than STARTED_SEND_AFTER_S (or all, at `now`
+        = inf): a run's first sentence took long, or the run waits behind other work."""
+        now = time.monotonic() if now is None else now
+        for _, job in list(self.scheduler):
+            if job.unsent and now - job.unsent_since >= STARTED_SEND_AFTER_S:
+                self._publish(job, job.with_unsent([]))
+
     def _heartbeat(self) -> None:
+        self._send_overdue(now=math.inf)  # a heartbeat never goes before its run's `started`
         current = self.scheduler.current()
         background = self.background
         in_flight = background.in_flight if background is not None and not background.pausing else None
@@ -234,7 +250,8 @@ class Agent:
             self.observer.on_job_started(length_class=job.label, queue_wait_s=run.queue_wait_s)
             if run.outcome is None:
                 logger.info("started: %d sentences, queue wait %.2f s", run.sentence_count, run.queue_wait_s or 0)
-            if self._publish(job, events) and run.done:
+                job.hold_back(events)  # `started` goes with the first step's events (see _send_overdue)
+            elif self._publish(job, events) and run.done:
                 self._finish(job)
 
     def _claim(self, job: _Job) -> bool:
@@ -311,7 +328,9 @@ class Agent:
             if report.source == "synthesized" and job.counted and not job.progressed and job.key:
                 job.progressed = True  # deliveries that die while the job moves on are no crash loop
                 self.claims.delivery_progressed(*job.key)
-            if self._publish(job, report.events) and done:
+            if not report.events and not done:
+                return  # mid-sentence: a `started` held back waits for the sentence (or its time)
+            if self._publish(job, job.with_unsent(report.events)) and done:
                 self._finish(job)
 
     def _publish(self, job: _Job, events: Iterable[JobEvent]) -> bool:

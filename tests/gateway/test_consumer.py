@@ -306,25 +306,32 @@ def test_a_lost_segment_is_recovered_by_re_sending_the_job_message(
     assert audio.tobytes() == b"".join(pcm)
 
 
-def test_a_segment_waits_a_moment_for_its_completion_to_share_its_batch(
+def test_a_started_or_a_segment_waits_a_moment_for_what_follows_to_share_its_batch(
     send: Any, make_event: EventFactory, broker: EmbeddedBroker
 ) -> None:
-    """The agent sends a job's last segment and its `completed` one confirmation apart: the
-    consumer lingers after a segment (SEGMENT_LINGER_MS) and takes both in one batch; with
-    nothing behind the segment it returns it alone after the linger, not at the receive timeout."""
+    """The agent sends a short job's `started`, segment and `completed` one confirmation apart:
+    the consumer lingers after a `started` or a segment (SEGMENT_LINGER_MS) and takes them in one
+    batch; with nothing behind a segment it returns it after the linger, not at the receive timeout."""
     import threading
 
     from gateway.consumer import SEGMENT_LINGER_MS, EventConsumer
 
     job = SynthesisJobFactory(sentence_count=1)
     consumer = EventConsumer(service_url=broker.url).open()
-    try:
-        send(make_event("segment", job))
-        late = threading.Timer(SEGMENT_LINGER_MS / 1000 / 3, lambda: send(make_event("completed", job)))
+
+    def batch_after(first: str, then: str) -> list[str]:
+        """Send `first`, and `then` a third of the linger later; what one receive returns."""
+        send(make_event(first, job))
+        late = threading.Timer(SEGMENT_LINGER_MS / 1000 / 3, lambda: send(make_event(then, job)))
         late.start()
-        first = consumer._receive_waiting(consumer._events, timeout_ms=5000)
+        batch = consumer._receive_waiting(consumer._events, timeout_ms=5000)
         late.join()
-        assert [event.type for _, _, event in first if event is not None] == ["segment", "completed"]
+        return [event.type for _, _, event in batch if event is not None]
+
+    try:
+        assert batch_after("started", "segment") == ["started", "segment"]
+        assert consumer._receive_waiting(consumer._events, timeout_ms=100) == []  # nothing left behind
+        assert batch_after("segment", "completed") == ["segment", "completed"]
 
         send(make_event("segment", job, first_sentence=1))
         began = time.monotonic()

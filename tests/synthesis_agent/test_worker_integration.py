@@ -251,3 +251,43 @@ def test_a_broker_crash_mid_job_loses_nothing(tmp_path, redis_url: str) -> None:
             running.shutdown()
         client.close()
         broker.stop()
+
+
+def _seen_at(harness: Harness, job_id: str, kind: str, *, timeout_s: float = 20.0) -> float:
+    """When the harness had read the job's first `kind` event (monotonic seconds)."""
+    harness.wait_for(lambda seen: any(e.job_id == job_id and e.type == kind for e in seen), timeout_s=timeout_s)
+    return time.monotonic()
+
+
+def test_started_is_sent_with_the_first_sentence_and_keeps_its_own_time(harness: Harness) -> None:
+    """A one-sentence job's `started` waits for its segment, so the gateway applies the job's
+    events together; its `sent_at` is still when the run began."""
+    harness.start_agent(harness.config("short"), voices=FakeVoices(FakeVoice(delay_s=0.3)))
+    job = harness.job("Just one sentence here.")
+    harness.publish("short", job)
+    started_at = _seen_at(harness, job.job_id, "started")
+    segment_at = _seen_at(harness, job.job_id, "segment")
+    assert harness.wait_final(job.job_id).type == "completed"
+    started, segment = (next(e for e in harness.of(job.job_id) if e.type == kind) for kind in ("started", "segment"))
+    assert segment_at - started_at < 0.2  # together, not a synthesis apart
+    assert segment.sent_at - started.sent_at >= 0.25  # made before the 0.3 s synthesis
+    assert [e.type for e in harness.of(job.job_id)] == ["started", "segment", "completed"]
+
+
+def test_a_slow_first_sentence_does_not_hold_started_back_for_long(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two chunks the agent sends a `started` held back longer than STARTED_SEND_AFTER_S."""
+    from synthesis_agent import worker
+
+    from .fakes import ChunkedFakeVoice
+
+    monkeypatch.setattr(worker, "STARTED_SEND_AFTER_S", 0.2)
+    voice = ChunkedFakeVoice(chunk_delay_s=0.1)
+    harness.start_agent(harness.config("short", chunk_seconds=0.1), voices=FakeVoices(voice))
+    job = harness.job("A sentence long enough for ten chunks of a tenth of a second.")  # 0.6 s: 6 chunks
+    harness.publish("short", job)
+    started_at = _seen_at(harness, job.job_id, "started")
+    segment_at = _seen_at(harness, job.job_id, "segment")
+    assert segment_at - started_at >= 0.2  # sent while the sentence was still being synthesized
+    assert harness.wait_final(job.job_id).type == "completed"
