@@ -136,14 +136,18 @@ def _image(rows: torch.Tensor) -> torch.Tensor:
     return rows.t().unsqueeze(0).unsqueeze(2)
 
 
-def measure_row_engine(frames: int = 400, channels: int = 192, kernel: int = 5, rounds: int = 7) -> RowEngine:
+def measure_row_engine(frames: int = 400, channels: int = 192, kernel: int = 5, rounds: int = 9) -> RowEngine:
     """The faster engine for a flow-sized layer (a k=`kernel` convolution to 2x`channels` and a
-    1x1 back) at the current intra-op thread count: best of `rounds`, oneDNN only when it wins
-    by a clear margin. About 0.1 s.
+    1x1 back) at the current intra-op thread count: the least CPU time of `rounds`, oneDNN only
+    when it wins by a clear margin. About 0.1-0.2 s.
 
-    Times the row path's own functions under each engine in turn. The process-wide engine is
-    switched meanwhile; both compute the same layer, and the first `Voice.load` of a process,
-    which measures, runs before any synthesis.
+    Times the row path's own functions under each engine, the two alternating round by round
+    and in process CPU time, not wall time: agents starting side by side (or any other load)
+    slow whatever runs while they do, and timed one engine after the other an agent once saw
+    MKL at 6.45 ms against oneDNN's 5.02 (both 3.3-3.5 ms alone) and chose differently from the
+    others, whose audio then differed in the last bits. The process-wide engine is switched
+    meanwhile; both compute the same layer, and the first `Voice.load` of a process, which
+    measures, runs before any synthesis.
     """
     from .common import prepare_row_taps, rows_conv  # common builds on this module
 
@@ -156,17 +160,20 @@ def measure_row_engine(frames: int = 400, channels: int = 192, kernel: int = 5, 
         taps = prepare_row_taps(torch.nn.Conv1d(channels, 2 * channels, kernel, padding=kernel // 2))
         back = torch.randn(channels, 2 * channels) / channels
         x = torch.randn(frames, channels)
-    seconds: dict[RowEngine, float] = {}
+    seconds: dict[RowEngine, float] = dict.fromkeys(ROW_ENGINES, float("inf"))
     try:
         with torch.inference_mode():
-            for name in ROW_ENGINES:
-                _engine = name
-                seconds[name] = _best_of(lambda: linear_rows(rows_conv(x, taps), back, None), rounds)
+            for warm_up in (True, True, *([False] * rounds)):  # oneDNN builds its kernels on first use
+                for name in ROW_ENGINES:
+                    _engine = name
+                    took = _cpu_seconds(lambda: linear_rows(rows_conv(x, taps), back, None))
+                    if not warm_up:
+                        seconds[name] = min(seconds[name], took)
     finally:
         _engine = chosen_before
     engine: RowEngine = "onednn" if seconds["onednn"] * _ONEDNN_MARGIN < seconds["mkl"] else "mkl"
     logger.info(
-        "row engine %s (one flow-sized layer: mkl %.2f ms, onednn %.2f ms at %d thread(s))",
+        "row engine %s (one flow-sized layer, CPU time: mkl %.2f ms, onednn %.2f ms at %d thread(s))",
         engine,
         1000 * seconds["mkl"],
         1000 * seconds["onednn"],
@@ -175,12 +182,8 @@ def measure_row_engine(frames: int = 400, channels: int = 192, kernel: int = 5, 
     return engine
 
 
-def _best_of(run: Callable[[], torch.Tensor], rounds: int) -> float:
-    for _ in range(2):  # warm: oneDNN builds its kernels on first use
-        run()
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
+def _cpu_seconds(run: Callable[[], torch.Tensor]) -> float:
+    """CPU seconds of this process (every thread: intra-op workers too) spent in `run()`."""
+    started = time.process_time()
+    run()
+    return time.process_time() - started
