@@ -48,7 +48,7 @@ MAX_EVENT_BATCH = 32
 # take one transaction and the segment goes straight into the WAV (never stored, read back and
 # deleted). Any event ends the wait at once; a long job's other segments are committed at most
 # this much later.
-SEGMENT_LINGER_MS = 25
+EVENT_LINGER_MS = 25
 LINGER_AFTER = (StartedEvent, SegmentEvent)
 # How often the loop drops connections past CONN_MAX_AGE (each check also costs the next
 # query a health check round trip); after a database error they are closed at once anyway.
@@ -137,15 +137,15 @@ class EventConsumer:
     def _receive_waiting(self, consumer: pulsar.Consumer, *, timeout_ms: int) -> list[Decoded]:
         """The next message (waiting up to `timeout_ms`), then those already received behind it,
         each with its event (None: undecodable); after a `started` or a segment, one more within
-        SEGMENT_LINGER_MS."""
+        EVENT_LINGER_MS."""
         batch: list[Decoded] = []
         wait_ms, lingering = timeout_ms, False
         while len(batch) < MAX_EVENT_BATCH:
             try:
                 message = consumer.receive(timeout_millis=wait_ms)
             except pulsar.Timeout:
-                if batch and not lingering and SEGMENT_LINGER_MS > 0 and isinstance(batch[-1][2], LINGER_AFTER):
-                    wait_ms, lingering = SEGMENT_LINGER_MS, True
+                if batch and not lingering and isinstance(batch[-1][2], LINGER_AFTER):
+                    wait_ms, lingering = EVENT_LINGER_MS, True
                     continue
                 break
             batch.append(self._with_event(message))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections import Counter
@@ -171,21 +170,21 @@ class Agent:
                 with job.context():
                     logger.info("the job ended elsewhere; dropped at sentence %d", job.run.next_index)
                 self._drop(job)
-        self._send_overdue()
+        self._send_held_back(older_than_s=STARTED_SEND_AFTER_S)
         if time.monotonic() >= self._next_heartbeat:
             self._next_heartbeat = time.monotonic() + self.config.heartbeat_interval_s
             self._heartbeat()
 
-    def _send_overdue(self, *, now: float | None = None) -> None:
-        """Send the `started` events held back longer than STARTED_SEND_AFTER_S (or all, at `now`
-        = inf): a run's first sentence took long, or the run waits behind other work."""
-        now = time.monotonic() if now is None else now
+    def _send_held_back(self, *, older_than_s: float) -> None:
+        """Send the `started` events held back at least `older_than_s`: a run's first sentence
+        took long, or the run waits behind other work (0: all of them)."""
+        now = time.monotonic()
         for _, job in list(self.scheduler):
-            if job.unsent and now - job.unsent_since >= STARTED_SEND_AFTER_S:
+            if job.unsent and now - job.unsent_since >= older_than_s:
                 self._publish(job, job.with_unsent([]))
 
     def _heartbeat(self) -> None:
-        self._send_overdue(now=math.inf)  # a heartbeat never goes before its run's `started`
+        self._send_held_back(older_than_s=0.0)  # a heartbeat never goes before its run's `started`
         current = self.scheduler.current()
         background = self.background
         in_flight = background.in_flight if background is not None and not background.pausing else None
@@ -250,7 +249,7 @@ class Agent:
             self.observer.on_job_started(length_class=job.label, queue_wait_s=run.queue_wait_s)
             if run.outcome is None:
                 logger.info("started: %d sentences, queue wait %.2f s", run.sentence_count, run.queue_wait_s or 0)
-                job.hold_back(events)  # `started` goes with the first step's events (see _send_overdue)
+                job.hold_back(events)  # `started` goes with the first step's events (see _send_held_back)
             elif self._publish(job, events) and run.done:
                 self._finish(job)
 

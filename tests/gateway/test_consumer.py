@@ -310,11 +310,11 @@ def test_a_started_or_a_segment_waits_a_moment_for_what_follows_to_share_its_bat
     send: Any, make_event: EventFactory, broker: EmbeddedBroker
 ) -> None:
     """The agent sends a short job's `started`, segment and `completed` one confirmation apart:
-    the consumer lingers after a `started` or a segment (SEGMENT_LINGER_MS) and takes them in one
+    the consumer lingers after a `started` or a segment (EVENT_LINGER_MS) and takes them in one
     batch; with nothing behind a segment it returns it after the linger, not at the receive timeout."""
     import threading
 
-    from gateway.consumer import SEGMENT_LINGER_MS, EventConsumer
+    from gateway.consumer import EVENT_LINGER_MS, EventConsumer
 
     job = SynthesisJobFactory(sentence_count=1)
     consumer = EventConsumer(service_url=broker.url).open()
@@ -322,7 +322,7 @@ def test_a_started_or_a_segment_waits_a_moment_for_what_follows_to_share_its_bat
     def batch_after(first: str, then: str) -> list[str]:
         """Send `first`, and `then` a third of the linger later; what one receive returns."""
         send(make_event(first, job))
-        late = threading.Timer(SEGMENT_LINGER_MS / 1000 / 3, lambda: send(make_event(then, job)))
+        late = threading.Timer(EVENT_LINGER_MS / 1000 / 3, lambda: send(make_event(then, job)))
         late.start()
         batch = consumer._receive_waiting(consumer._events, timeout_ms=5000)
         late.join()
