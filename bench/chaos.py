@@ -357,6 +357,12 @@ def run(plan: Plan, *, seed: int) -> int:
             agents=AGENTS,
             web_workers=2,
             extra_env={
+                # The service's own settings, also under pytest (whose environment names the test
+                # settings: a stalled job failed there after three re-sends, not TTS_STALLED_JOB_FAIL_AFTER_S).
+                "DJANGO_SETTINGS_MODULE": "tts_project.settings.base",
+                # One user submits every job: the faults are under test here, not the limits.
+                "TTS_THROTTLE_SUBMIT": "100000/min",
+                "TTS_QUOTA_MAX_ACTIVE_JOBS": "10000",
                 "DATABASE_URL": postgres.url,
                 "REDIS_URL": redis.url,
                 "TTS_AGENT_THREADS": "1",
@@ -462,6 +468,8 @@ def report(api: ApiClient, stack: Stack, ledger: Ledger, final: dict[str, dict[s
             print(f"  {title}: {job_id} {final.get(job_id, {}).get('status', 'not final')}", flush=True)
     for job_id, job in list(failed.items())[:10]:
         print(f"  failed: {job_id} {job.get('error_code')}: {job.get('error')}", flush=True)
+    for job_id in (lost + [job_id for job_id, job in failed.items() if job.get("error_code") == "stalled"])[:3]:
+        print(job_story(api, stack.log_dir, job_id), flush=True)
     print(f"elapsed {elapsed:.0f} s; cancelled on request {len(ledger.cancelled)}", flush=True)
     print(
         f"jobs {len(ledger.accepted)}  ended {len(final)}  lost {len(lost)}  doubled {len(doubled)}  "
@@ -469,6 +477,23 @@ def report(api: ApiClient, stack: Stack, ledger: Ledger, final: dict[str, dict[s
         flush=True,
     )
     return 0 if not (lost or doubled or wrong or unknown_reasons) else 1
+
+
+def job_story(api: ApiClient, log_dir: Path, job_id: str, *, lines: int = 60) -> str:
+    """What went wrong with one job, for the run's output (CI keeps nothing else): its state as
+    the API shows it and the last log lines of every process that name it, in time order."""
+    try:
+        state = {key: value for key, value in api.job(job_id).items() if not key.endswith("_url")}
+    except Exception as error:  # the report must not fail on a diagnostic
+        state = {"error": repr(error)}
+    named: list[str] = []
+    for log_path in sorted(log_dir.glob("*.log")):
+        for line in log_path.read_text(errors="replace").splitlines():
+            if job_id in line:
+                named.append(f"{log_path.stem}: {line[:400]}")
+    # Lines start with their timestamp after the process name; sort on it, not on the name.
+    named.sort(key=lambda line: line.split(": ", 1)[1][:23])
+    return "\n".join([f"  story of {job_id}: {json.dumps(state, default=str)[:1500]}", *named[-lines:]])
 
 
 def main(argv: list[str] | None = None) -> int:
