@@ -3,7 +3,8 @@
 Before working on a delivery the agent claims `(job_id, attempt)` (`tts_contracts.claim_key`,
 SET NX with an expiry it renews with every heartbeat; the value is its agent id), so two
 deliveries of one job (a watchdog re-send, a redelivery after a broker restart) never synthesize
-at the same time. A claim of a dead agent expires by itself.
+at the same time. A claim of a dead agent expires by itself. An ended attempt leaves no mark:
+the gateway re-sends a job whose final events the broker lost, and that re-send must run.
 
 The crash counter makes "this text kills agents" visible without broker redelivery counts (they
 reset when the broker restarts): each delivery adds one when it starts and takes it back when it
@@ -41,6 +42,8 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 
 
 class Claims(Protocol):
+    ttl_s: float  # a claim not renewed for this long has expired
+
     def claim(self, job_id: str, attempt: int) -> ClaimResult | None:
         """None: claims are off (no Redis configured)."""
         ...
@@ -64,6 +67,8 @@ class Claims(Protocol):
 
 class NoClaims:
     """No Redis configured (the embedded default with one agent per class): nothing to share."""
+
+    ttl_s = 0.0
 
     def claim(self, job_id: str, attempt: int) -> ClaimResult | None:
         return None
@@ -99,6 +104,7 @@ class RedisClaims:
         )
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self.agent_id = agent_id
+        self.ttl_s = ttl_s
         self.ttl_ms = max(1, int(ttl_s * 1000))
         self._lock = threading.Lock()
 

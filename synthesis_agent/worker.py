@@ -34,7 +34,7 @@ from .config import AgentConfig
 from .connection import BrokerConnection
 from .control import EndedJobs
 from .held import HeldJob as _Job
-from .logs import set_agent_id
+from .logs import job_context, set_agent_id
 from .metrics import PrometheusObserver
 from .observer import AgentObserver
 from .outcomes import StepReport
@@ -52,6 +52,20 @@ BACKGROUND_WAIT_MS = 50
 # reach the gateway together and are applied in one transaction (its consumer lingers after a
 # `started` too); the event keeps the time it was made, so the job's timings do not move.
 STARTED_SEND_AFTER_S = 0.5
+# A duplicate whose claim another agent holds is looked at again once that claim would have
+# expired (its TTL, plus this for clocks and Redis round trips): still held means the holder
+# renewed it and lives.
+DUPLICATE_RECHECK_MARGIN_S = 0.5
+
+
+@dataclass(frozen=True)
+class _Duplicate:
+    """A delivery of a job another agent held a claim on when it arrived, kept unacked."""
+
+    queue: str
+    message: pulsar.Message
+    key: tuple[str, int]
+    recheck_at: float
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,7 @@ class Agent:
             self.background = BackgroundSteps(nice=config.background_nice, name=f"{config.agent_id}-background")
         self.ended = EndedJobs()
         self._deferred: list[tuple[float, str, pulsar.Message]] = []  # (due, queue, message) to nack
+        self._duplicates: list[_Duplicate] = []  # claimed elsewhere on arrival: is the holder alive?
         self._next_heartbeat = 0.0
         self.ready = threading.Event()  # set once connected and consuming
 
@@ -125,6 +140,7 @@ class Agent:
         try:
             while not stop.is_set():
                 self._nack_due()
+                self._recheck_duplicates()
                 self._tick()
             self._shutdown()
         finally:
@@ -266,10 +282,13 @@ class Agent:
             if result is not None:
                 self.observer.on_claim(result=result)
             if result == "held_elsewhere":
-                # The holder renews its claim with each heartbeat; if it dies the gateway re-sends.
-                # A nack would walk this duplicate to the dead-letter topic while the holder works.
-                logger.info("another live agent holds the job; duplicate delivery acked")
-                self.broker.acknowledge(job.queue, job.message)
+                # Kept until the claim would have expired: a live holder renews it (then this is
+                # a duplicate, acked), a dead one does not (then it is this delivery's job). An ack
+                # now would leave a job whose holder died to the gateway's watchdog, minutes for
+                # one still queued; a nack now would loop it towards the dead-letter topic.
+                recheck_in = self.claims.ttl_s + DUPLICATE_RECHECK_MARGIN_S
+                logger.info("another agent holds the job; this delivery waits %.1f s for the claim", recheck_in)
+                self._duplicates.append(_Duplicate(job.queue, job.message, job.key, time.monotonic() + recheck_in))
                 return False
             count = self.claims.delivery_started(*job.key)
             job.counted = count is not None
@@ -286,6 +305,45 @@ class Agent:
             if self._publish(job, events):
                 self._finish(job)
             return False
+
+    def _recheck_duplicates(self) -> None:
+        """Settle the duplicates whose holder's claim would have expired by now."""
+        if not self._duplicates:
+            return
+        now = time.monotonic()
+        due = [duplicate for duplicate in self._duplicates if duplicate.recheck_at <= now]
+        self._duplicates = [duplicate for duplicate in self._duplicates if duplicate.recheck_at > now]
+        for duplicate in due:
+            self._settle_duplicate(duplicate, can_start=duplicate.queue in self.scheduler.queues_to_poll())
+
+    def _settle_duplicate(self, duplicate: _Duplicate, *, can_start: bool, lapsed: bool = True) -> None:
+        """Ack it if its job ended or its holder renewed the claim; else run it here when this
+        agent would take such a job now, or hand it back to the broker for one that would.
+        `lapsed` False (at shutdown): the claim may not have expired yet, so a held claim proves
+        nothing and the duplicate goes back to the broker."""
+        job_id, attempt = duplicate.key
+        with job_context(job_id, attempt, duplicate.queue, duplicate.message.redelivery_count()):
+            if duplicate.key in self.ended:
+                logger.info("duplicate delivery acked: the attempt ended")
+                self.broker.acknowledge(duplicate.queue, duplicate.message)
+                return
+            result = self.claims.claim(job_id, attempt)
+            if result is not None:
+                self.observer.on_claim(result=result)
+            if result == "held_elsewhere" and lapsed:
+                logger.info("duplicate delivery acked: its holder renewed the claim")
+                self.broker.acknowledge(duplicate.queue, duplicate.message)
+                return
+            if result == "held_elsewhere":
+                self.broker.negative_acknowledge(duplicate.queue, duplicate.message)
+                return
+            logger.warning("the holder's claim lapsed (%s): the job is taken up again", result)
+            if can_start:
+                self._admit(duplicate.queue, duplicate.message)  # its claim is this agent's now
+                return
+            if result == "claimed":
+                self.claims.release(job_id, attempt)
+            self.broker.negative_acknowledge(duplicate.queue, duplicate.message)
 
     def _step(self, job: _Job) -> None:
         result = _run_step(job)
@@ -457,6 +515,10 @@ class Agent:
         for _, queue, message in self._deferred:
             self.broker.negative_acknowledge(queue, message)
         self._deferred.clear()
+        # Duplicates are settled now: acked if their job ended or is held, else handed back.
+        for duplicate in self._duplicates:
+            self._settle_duplicate(duplicate, can_start=False, lapsed=duplicate.recheck_at <= time.monotonic())
+        self._duplicates.clear()
         # Paused jobs cannot finish before the running one; closing their consumers hands them
         # (and any prefetched message) to another agent at once, their claims released first.
         for _queue, job in self.scheduler.paused():

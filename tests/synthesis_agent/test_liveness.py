@@ -55,9 +55,10 @@ def test_a_claimed_job_is_not_synthesized_twice_at_once(harness: Harness, redis_
     voices = {name: FakeVoice(delay_s=0.1) for name in ("agent-first", "agent-second")}
     for name, voice in voices.items():
         running = harness.start_agent(
-            harness.config("long", agent_id=name),
+            # The holder renews its claim (1.5 s) every 0.3 s: alive through the idle agent's recheck.
+            harness.config("long", agent_id=name, heartbeat_interval_s=0.3),
             voices=FakeVoices(voice),
-            claims=claims_for(redis_url, name),
+            claims=claims_for(redis_url, name, ttl_s=1.5),
             operation_timeout_s=3,
         )
         assert running.agent.ready.wait(30)
@@ -70,10 +71,11 @@ def test_a_claimed_job_is_not_synthesized_twice_at_once(harness: Harness, redis_
     # Three re-sends of the same attempt while the holder still works on it. The broker may park
     # one in the holder's receive queue (one message at most: receiver_queue_size=1), which the
     # holder takes up after finishing, one after the other, not at once; at least two reach the
-    # idle agent, which finds the claim held and acks them.
+    # idle agent, which finds the claim held, keeps them past the claim's expiry (1.5 s) and,
+    # finding it renewed, acks them: each is claimed twice, held both times.
     for _ in range(3):
         harness.publish("long", job)
-    assert eventually(lambda: metrics.sample("tts_agent_claims_total", {"result": "held_elsewhere"}) >= held + 2)
+    assert eventually(lambda: metrics.sample("tts_agent_claims_total", {"result": "held_elsewhere"}) >= held + 4)
     completed = harness.wait_final(job.job_id, timeout_s=60)
     assert completed.type == "completed" and completed.agent_id == holder
     assert {e.agent_id for e in harness.of(job.job_id)} == {holder}
@@ -207,3 +209,26 @@ def test_a_delivery_that_synthesizes_something_new_resets_the_crash_count(redis_
     assert claims.delivery_started("job-long", 1) == 2
     claims.delivery_ended("job-long", 1, final=True)
     assert redis.Redis.from_url(redis_url).get("tts:deliveries:job-long:1") is None
+
+
+def test_a_delivery_whose_holder_died_is_taken_up_once_the_claim_lapses(harness: Harness, redis_url: str) -> None:
+    """The redelivery of a job whose holder died (claimed, never renewed again) is kept, not
+    acked, and run once the claim expires: no wait for the gateway's watchdog."""
+    voice = FakeVoice(delay_s=0.01)
+    harness.start_agent(
+        harness.config("short", agent_id="agent-survivor"),
+        voices=FakeVoices(voice),
+        claims=claims_for(redis_url, "agent-survivor", ttl_s=1.0),
+    )
+    job = harness.job(sentences_text(2))
+    # Claimed by an agent that died a moment ago: nobody renews it, it lapses in 1.2 s.
+    redis.Redis.from_url(redis_url).set(claim_key(job_id=job.job_id, attempt=1), "agent-dead", px=1200)
+    began = time.monotonic()
+    harness.publish("short", job)
+    completed = harness.wait_final(job.job_id, timeout_s=20)
+    assert completed.type == "completed" and completed.agent_id == "agent-survivor"
+    assert 1.0 < time.monotonic() - began < 10.0  # after the claim's expiry, well before any watchdog
+    assert {event.agent_id for event in harness.of(job.job_id)} == {"agent-survivor"}
+    for running in harness.agents:
+        running.shutdown()
+    assert harness.backlog("short") == []
