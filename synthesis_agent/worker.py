@@ -337,7 +337,10 @@ class Agent:
             if result == "held_elsewhere":
                 self.broker.negative_acknowledge(duplicate.queue, duplicate.message)
                 return
-            logger.warning("the holder's claim lapsed (%s): the job is taken up again", result)
+            if result == "error":
+                logger.warning("the holder's claim could not be checked (Redis unavailable): the job is taken up again")
+            else:
+                logger.warning("the holder's claim lapsed without renewal: the job is taken up again")
             if can_start:
                 self._admit(duplicate.queue, duplicate.message)  # its claim is this agent's now
                 return
