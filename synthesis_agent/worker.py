@@ -278,6 +278,10 @@ class Agent:
                 self.broker.acknowledge(job.queue, job.message)
                 self.observer.on_job_ended_elsewhere(length_class=job.label)
                 return False
+            if self._holds(job.key):
+                logger.info("this agent already holds the job; duplicate delivery acked")
+                self.broker.acknowledge(job.queue, job.message)
+                return False
             result = self.claims.claim(*job.key)
             if result is not None:
                 self.observer.on_claim(result=result)
@@ -323,8 +327,10 @@ class Agent:
         nothing and the duplicate goes back to the broker."""
         job_id, attempt = duplicate.key
         with job_context(job_id, attempt, duplicate.queue, duplicate.message.redelivery_count()):
-            if duplicate.key in self.ended:
-                logger.info("duplicate delivery acked: the attempt ended")
+            if duplicate.key in self.ended or self._holds(duplicate.key):
+                # Held here: an earlier duplicate of the same job was taken up by this agent.
+                reason = "the attempt ended" if duplicate.key in self.ended else "this agent holds the job now"
+                logger.info("duplicate delivery acked: %s", reason)
                 self.broker.acknowledge(duplicate.queue, duplicate.message)
                 return
             result = self.claims.claim(job_id, attempt)
@@ -347,6 +353,9 @@ class Agent:
             if result == "claimed":
                 self.claims.release(job_id, attempt)
             self.broker.negative_acknowledge(duplicate.queue, duplicate.message)
+
+    def _holds(self, key: tuple[str, int]) -> bool:
+        return any(held.key == key for _, held in self.scheduler)
 
     def _step(self, job: _Job) -> None:
         result = _run_step(job)

@@ -214,21 +214,25 @@ def test_a_delivery_that_synthesizes_something_new_resets_the_crash_count(redis_
 def test_a_delivery_whose_holder_died_is_taken_up_once_the_claim_lapses(harness: Harness, redis_url: str) -> None:
     """The redelivery of a job whose holder died (claimed, never renewed again) is kept, not
     acked, and run once the claim expires: no wait for the gateway's watchdog."""
-    voice = FakeVoice(delay_s=0.01)
+    voice = FakeVoice(delay_s=0.2)
     harness.start_agent(
         harness.config("short", agent_id="agent-survivor"),
         voices=FakeVoices(voice),
         claims=claims_for(redis_url, "agent-survivor", ttl_s=1.0),
     )
-    job = harness.job(sentences_text(2))
+    job = harness.job(sentences_text(3))
     # Claimed by an agent that died a moment ago: nobody renews it, it lapses in 1.2 s.
     redis.Redis.from_url(redis_url).set(claim_key(job_id=job.job_id, attempt=1), "agent-dead", px=1200)
     began = time.monotonic()
     harness.publish("short", job)
+    harness.publish("short", job)  # the broker's redelivery and a watchdog re-send: run once
     completed = harness.wait_final(job.job_id, timeout_s=20)
     assert completed.type == "completed" and completed.agent_id == "agent-survivor"
     assert 1.0 < time.monotonic() - began < 10.0  # after the claim's expiry, well before any watchdog
     assert {event.agent_id for event in harness.of(job.job_id)} == {"agent-survivor"}
+    time.sleep(1.5)  # room for a second run, were the other delivery taken up too
+    assert len(voice.calls) == 3
+    assert [event.type for event in harness.of(job.job_id)].count("completed") == 1
     for running in harness.agents:
         running.shutdown()
     assert harness.backlog("short") == []
