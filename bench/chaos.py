@@ -250,7 +250,7 @@ class Faults:
         process.kill()
         process.wait()
         self.note("SIGKILL event consumer; restarting it")
-        self.stack.start_consumer()
+        self.stack.respawn("consumer")  # as `make run` does: with the embedded broker restarted first
 
     def stop_redis(self) -> None:
         self.redis.stop()
