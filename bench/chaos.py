@@ -8,7 +8,7 @@ a schedule injects faults:
 - SIGKILL an agent every ~20 s, then restart it;
 - SIGSTOP one agent for 60 s (it holds a prefetched message and a claimed job), then SIGCONT;
 - SIGKILL the broker once and restart it on the same port and data;
-- SIGKILL the event consumer once and restart it;
+- SIGKILL the event consumer once and restart it as `make run` does (the embedded broker first);
 - stop Redis for 20 s; restart PostgreSQL once (every connection cut);
 - cancel 10 running jobs; steal a few job messages off the agents' subscription (the broker
   "loses" confirmed messages, which the gateway must notice and re-send).
