@@ -8,7 +8,8 @@ a schedule injects faults:
 - SIGKILL an agent every ~20 s, then restart it;
 - SIGSTOP one agent for 60 s (it holds a prefetched message and a claimed job), then SIGCONT;
 - SIGKILL the broker once and restart it on the same port and data;
-- SIGKILL the event consumer once and restart it as `make run` does (the embedded broker first);
+- SIGKILL the event consumer once, mid-delivery (stopped for a second first), and restart it as
+  `make run` does (the embedded broker first);
 - stop Redis for 20 s; restart PostgreSQL once (every connection cut);
 - cancel 10 running jobs; steal a few job messages off the agents' subscription (the broker
   "loses" confirmed messages, which the gateway must notice and re-send).
@@ -247,9 +248,13 @@ class Faults:
 
     def kill_consumer(self) -> None:
         process = self.stack.processes["consumer"]
+        # Stopped first for a second, so that it dies with events unread in its socket: the
+        # broker sees a reset connection, the case pulsar-lite mishandles (devstack Stack.respawn).
+        process.send_signal(signal.SIGSTOP)
+        time.sleep(1.0)
         process.kill()
         process.wait()
-        self.note("SIGKILL event consumer; restarting it")
+        self.note("SIGSTOP then SIGKILL event consumer; restarting it")
         self.stack.respawn("consumer")  # as `make run` does: with the embedded broker restarted first
 
     def stop_redis(self) -> None:
