@@ -54,7 +54,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devstack.broker import free_port
-from devstack.client import FINAL_STATUSES, ApiClient
+from devstack.client import FINAL_STATUSES, ApiClient, ApiError
 from devstack.stack import AgentSpec, Stack, StackConfig
 from devstack.throwaway import ThrowawayPostgres, ThrowawayRedis
 
@@ -464,7 +464,7 @@ def report(api: ApiClient, stack: Stack, ledger: Ledger, final: dict[str, dict[s
     expected = reference_digests(list(unique.values()), threads=1)
     wrong = []
     for job_id in succeeded:
-        digest = hashlib.sha256(pcm_of_wav(api.audio(job_id))).hexdigest()
+        digest = hashlib.sha256(pcm_of_wav(audio_with_retries(api, job_id))).hexdigest()
         if digest != expected[body_key(ledger.accepted[job_id])]:
             wrong.append(job_id)
 
@@ -482,6 +482,20 @@ def report(api: ApiClient, stack: Stack, ledger: Ledger, final: dict[str, dict[s
         flush=True,
     )
     return 0 if not (lost or doubled or wrong or unknown_reasons) else 1
+
+
+def audio_with_retries(api: ApiClient, job_id: str, *, within_s: float = 120.0) -> bytes:
+    """A job's WAV, asked again while the gateway answers 503 or the connection fails, as a careful
+    client does: the run's last fault (a Postgres restart) may come just before the report."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return api.audio(job_id)
+        except (ApiError, OSError) as error:
+            if time.monotonic() > deadline or (isinstance(error, ApiError) and error.status != 503):
+                raise
+            print(f"  audio of {job_id}: {error}; asking again", flush=True)
+            time.sleep(1.0)
 
 
 def job_story(api: ApiClient, log_dir: Path, job_id: str, *, lines: int = 60) -> str:
