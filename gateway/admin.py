@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from . import services
+from .downloads import StoredFileResponse
 from .errors import ApplicationError
 from .models import EventDeadLetter, JobStatus, OutboxMessage, SynthesisJob
 
@@ -154,7 +155,7 @@ class SynthesisJobAdmin(admin.ModelAdmin):
         if not job.audio:
             raise Http404("the job has no audio")
         handle = services.stored_audio_open(storage=job.audio.storage, name=job.audio.name)
-        return FileResponse(handle, content_type="audio/wav", filename=f"{job.id}.wav")
+        return StoredFileResponse(handle, content_type="audio/wav", filename=f"{job.id}.wav")
 
     def _run_action(self, request: HttpRequest, queryset: QuerySet[SynthesisJob], service, verb: str) -> None:
         done, refused = 0, []

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -18,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import formats, selectors, services
+from .downloads import StoredFileResponse
 from .errors import ApplicationError
 from .input_serializers import JobBatchInputSerializer, JobInputSerializer, batch_item_count
 from .models import JobStatus, SynthesisJob
@@ -281,7 +281,7 @@ class JobAudioApi(APIView):
             "the same by `Accept`; 400 lists the supported formats; 409 with the job's status before."
         ),
     )
-    def get(self, request: Request, job_id: str) -> FileResponse:
+    def get(self, request: Request, job_id: str) -> StoredFileResponse:
         job = selectors.job_get(user=request.user, job_id=job_id)
         fmt = formats.negotiate(query_format=request.query_params.get("format"), accept=request.headers.get("Accept"))
         if job.status != JobStatus.SUCCEEDED or not job.audio:
@@ -295,18 +295,18 @@ class JobAudioApi(APIView):
         if fmt.name == "pcm":
             return _pcm_response(job)
         name, _ = services.job_audio_encode(job=job, fmt=fmt)  # stored once, reused by later downloads
-        return FileResponse(
+        return StoredFileResponse(
             services.stored_audio_open(storage=job.audio.storage, name=name),
             content_type=fmt.content_type,
             filename=f"{job.id}.{fmt.extension}",
         )
 
 
-def _pcm_response(job: SynthesisJob) -> FileResponse:
+def _pcm_response(job: SynthesisJob) -> StoredFileResponse:
     """Raw 16-bit mono PCM: the stored WAV without its 44-byte header (written by `wave`)."""
     handle = services.stored_audio_open(storage=job.audio.storage, name=job.audio.name)
     handle.seek(44)
-    response = FileResponse(handle, content_type="audio/pcm", filename=f"{job.id}.pcm")
+    response = StoredFileResponse(handle, content_type="audio/pcm", filename=f"{job.id}.pcm")
     response["X-Sample-Rate"] = str(job.sample_rate)
     return response
 

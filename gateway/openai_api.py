@@ -16,10 +16,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import formats, selectors, services
+from .downloads import StoredFileResponse
 from .errors import ApplicationError
 from .models import JobStatus, SynthesisJob
 from .streaming.audio import job_audio_chunks, stream_response
@@ -195,7 +196,7 @@ async def _whole_file_response(*, job: SynthesisJob, fmt: formats.AudioFormat) -
         return openai_error(f"synthesis {job.status}: {job.error or 'no audio'}", status=500, code=job.status)
     name, _ = await sync_to_async(services.job_audio_encode)(job=job, fmt=fmt)
     opened = await sync_to_async(services.stored_audio_open)(storage=job.audio.storage, name=name)
-    response = FileResponse(opened, content_type=fmt.content_type)
+    response = StoredFileResponse(opened, content_type=fmt.content_type)
     response["X-Job-Id"] = str(job.pk)
     return response
 
