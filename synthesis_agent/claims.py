@@ -105,8 +105,11 @@ class RedisClaims:
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self.agent_id = agent_id
         self.ttl_s = ttl_s
-        self.ttl_ms = max(1, int(ttl_s * 1000))
         self._lock = threading.Lock()
+
+    @property
+    def ttl_ms(self) -> int:
+        return max(1, int(self.ttl_s * 1000))
 
     @staticmethod
     def _deliveries_key(job_id: str, attempt: int) -> str:

@@ -36,7 +36,7 @@ from .control import EndedJobs
 from .held import HeldJob as _Job
 from .logs import job_context, set_agent_id
 from .metrics import PrometheusObserver
-from .observer import AgentObserver
+from .observer import AgentObserver, ClaimResult
 from .outcomes import StepReport
 from .pipeline import JobRun, PipelineSettings, VoiceSource
 from .scheduler import Scheduler
@@ -238,7 +238,9 @@ class Agent:
 
     # --- one job ---------------------------------------------------------------------------
 
-    def _admit(self, queue: str, message: pulsar.Message) -> None:
+    def _admit(self, queue: str, message: pulsar.Message, *, claimed: ClaimResult | None = None) -> None:
+        """Start (or resume) a delivery here; `claimed`: its claim was just made (a duplicate
+        taken up), so it is not claimed, nor counted, a second time."""
         run = JobRun(
             message.data(),
             queue=queue,
@@ -248,7 +250,7 @@ class Agent:
             settings=self.settings,
         )
         job = _Job(queue=queue, message=message, run=run)
-        if run.identify() is not None and not self._claim(job):
+        if run.identify() is not None and not self._claim(job, claimed=claimed):
             return
         preempted = self.scheduler.admit(queue, job)
         if preempted is not None:
@@ -269,8 +271,9 @@ class Agent:
             elif self._publish(job, events) and run.done:
                 self._finish(job)
 
-    def _claim(self, job: _Job) -> bool:
-        """Claim a readable delivery; False when it was settled here instead (acked)."""
+    def _claim(self, job: _Job, *, claimed: ClaimResult | None = None) -> bool:
+        """Claim a readable delivery (unless `claimed` says how that just went); False when it
+        was settled here instead (acked)."""
         assert job.key is not None
         with job.context():
             if job.key in self.ended:
@@ -282,9 +285,11 @@ class Agent:
                 logger.info("this agent already holds the job; duplicate delivery acked")
                 self.broker.acknowledge(job.queue, job.message)
                 return False
-            result = self.claims.claim(*job.key)
-            if result is not None:
-                self.observer.on_claim(result=result)
+            result = claimed
+            if result is None:
+                result = self.claims.claim(*job.key)
+                if result is not None:
+                    self.observer.on_claim(result=result)
             if result == "held_elsewhere":
                 # Kept until the claim would have expired: a live holder renews it (then this is
                 # a duplicate, acked), a dead one does not (then it is this delivery's job). An ack
@@ -348,7 +353,7 @@ class Agent:
             else:
                 logger.warning("the holder's claim lapsed without renewal: the job is taken up again")
             if can_start:
-                self._admit(duplicate.queue, duplicate.message)  # its claim is this agent's now
+                self._admit(duplicate.queue, duplicate.message, claimed=result)  # the claim is this agent's now
                 return
             if result == "claimed":
                 self.claims.release(job_id, attempt)

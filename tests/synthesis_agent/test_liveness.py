@@ -221,6 +221,7 @@ def test_a_delivery_whose_holder_died_is_taken_up_once_the_claim_lapses(harness:
         claims=claims_for(redis_url, "agent-survivor", ttl_s=1.0),
     )
     job = harness.job(sentences_text(3))
+    claimed = metrics.sample("tts_agent_claims_total", {"result": "claimed"})
     # Claimed by an agent that died a moment ago: nobody renews it, it lapses in 1.2 s.
     redis.Redis.from_url(redis_url).set(claim_key(job_id=job.job_id, attempt=1), "agent-dead", px=1200)
     began = time.monotonic()
@@ -233,6 +234,8 @@ def test_a_delivery_whose_holder_died_is_taken_up_once_the_claim_lapses(harness:
     time.sleep(1.5)  # room for a second run, were the other delivery taken up too
     assert len(voice.calls) == 3
     assert [event.type for event in harness.of(job.job_id)].count("completed") == 1
+    # One claim made it this agent's: the take-up neither claims nor counts it again.
+    assert metrics.sample("tts_agent_claims_total", {"result": "claimed"}) == claimed + 1
     for running in harness.agents:
         running.shutdown()
     assert harness.backlog("short") == []
