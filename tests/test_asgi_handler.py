@@ -11,23 +11,12 @@ from asgiref import sync
 
 from tts_project.asgi import application
 
+from .asgi_scope import http_get_scope
+
 
 def _get(path: str) -> tuple[int, bytes]:
     """One GET through the project's ASGI application, as the server would send it."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_get_scope(path)
     sent: list[dict[str, Any]] = []
 
     async def run() -> None:

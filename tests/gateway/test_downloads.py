@@ -16,6 +16,7 @@ from django.core.files.base import ContentFile
 from gateway.models import JobStatus
 from tts_project.asgi import SyncChainASGIHandler
 
+from ..asgi_scope import http_get_scope
 from .conftest import SAMPLE_RATE
 from .factories import SynthesisJobFactory, api_key_for
 
@@ -39,19 +40,7 @@ def _asgi_get(path: str, *, query: str, key: str) -> tuple[int, dict[bytes, byte
     """GET through `SyncChainASGIHandler`; returns the status, headers, the body's length and
     SHA-256 (the body is not kept: it would count in the memory traced) and the peak of Python
     memory traced while the response was produced and sent."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {key}".encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_get_scope(path, query_string=query.encode(), headers=[(b"authorization", f"Bearer {key}".encode())])
 
     async def exchange() -> tuple[int, dict[bytes, bytes], int, str, int]:
         communicator = ApplicationCommunicator(SyncChainASGIHandler(), scope)
