@@ -85,6 +85,10 @@ class ThrowawayPostgres:
         self._pg_ctl("restart", "-m", "fast")
         wait_for_port("127.0.0.1", self.port)
 
+    def stop_server(self) -> None:
+        """An outage: the server stops (every connection cut) and its data stays for start()."""
+        self._pg_ctl("stop", "-m", "fast")
+
     def stop(self) -> None:
         if self.data_dir.exists():
             try:

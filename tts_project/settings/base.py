@@ -87,7 +87,16 @@ def _database(url: str) -> dict:
         # connections, and each new connection cost both processes a connect (Postgres forks a
         # backend). 0 turns it off, e.g. behind PgBouncer, for the per-thread connections.
         config["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both
-        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 10}
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            "timeout": 10,
+            # psycopg_pool retries a failed connect with a doubling delay, capped only by this
+            # (300 s by default): after a 45 s outage the next try came 10-14 s after Postgres
+            # was back, every request meanwhile a 503. Given up sooner, the next request starts
+            # a fresh try at once.
+            "reconnect_timeout": 5.0,
+        }
     if "sqlite3" in config["ENGINE"]:
         # Web workers, the event consumer and the relay write concurrently. WAL lets readers run
         # beside the one writer; IMMEDIATE takes the write lock when a transaction begins, so a
