@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 # Chunks a worker may compute past the run's last step, so that it does not idle while the run's
 # own thread spends one step on a long chunk (a sentence's encoder, durations and flow), and
 # stops soon after the run pauses. On the long text at 2 threads: 1.76 cores busy with 2, 1.87
-# with 4 (RTF 0.033 -> 0.031).
+# with 4 (RTF 0.033 -> 0.031, Zen 5). On Zen 4, 8 and 16 were slower than 4 (6.4-7.2 s against
+# 5.9-6.2 s a pass): more sentences in flight cost more CPU (11.9-13.1 s against 10.9-11.4).
 MAX_CREDITS = 4
 # How far past the sentence to deliver next the threads may run.
 MAX_SENTENCES_AHEAD = 8
