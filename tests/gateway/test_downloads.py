@@ -17,22 +17,22 @@ from gateway.models import JobStatus
 from tts_project.asgi import SyncChainASGIHandler
 
 from ..asgi_scope import http_get_scope
-from .conftest import SAMPLE_RATE
+from .conftest import SAMPLE_RATE, sine_pcm
 from .factories import SynthesisJobFactory, api_key_for
 
-# 24 MB of audio (about nine minutes): read whole, the download would hold at least that much.
+# 25 MB of audio (nine and a half minutes): read whole, the download would hold at least that much.
 WAV_SECONDS = 570
 
 
 def _wav_bytes(seconds: int) -> bytes:
+    """A WAV written as the gateway writes it (`wave`: a 44-byte header) of a one-second tone
+    repeated: no block boundary falls on a repeat, so a block sent out of place changes the bytes."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(SAMPLE_RATE)
-        # Not silence: a counting pattern, so a block out of place changes the bytes.
-        pattern = bytes(range(256)) * 86
-        wav.writeframes((pattern * (seconds * SAMPLE_RATE * 2 // len(pattern) + 1))[: seconds * SAMPLE_RATE * 2])
+        wav.writeframes(sine_pcm(seconds=1.0) * seconds)
     return buffer.getvalue()
 
 
