@@ -1,4 +1,4 @@
-"""The ASGI scope a server sends for a plain HTTP GET: for tests that call an ASGI app directly."""
+"""The ASGI scope a server sends for a plain HTTP GET (or HEAD): for tests that call an ASGI app directly."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from typing import Any
 
 
 def http_get_scope(
-    path: str, *, query_string: bytes = b"", headers: Sequence[tuple[bytes, bytes]] = (), host: str = "127.0.0.1"
+    path: str,
+    *,
+    query_string: bytes = b"",
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    host: str = "127.0.0.1",
+    method: str = "GET",
 ) -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),

@@ -36,11 +36,13 @@ def _wav_bytes(seconds: int) -> bytes:
     return buffer.getvalue()
 
 
-def _asgi_get(path: str, *, query: str, key: str) -> tuple[int, dict[bytes, bytes], int, str, int]:
-    """GET through `SyncChainASGIHandler`; returns the status, headers, the body's length and
+def _asgi_get(path: str, *, query: str, key: str, method: str = "GET") -> tuple[int, dict[bytes, bytes], int, str, int]:
+    """GET (or `method`) through `SyncChainASGIHandler`; returns the status, headers, the body's length and
     SHA-256 (the body is not kept: it would count in the memory traced) and the peak of Python
     memory traced while the response was produced and sent."""
-    scope = http_get_scope(path, query_string=query.encode(), headers=[(b"authorization", f"Bearer {key}".encode())])
+    scope = http_get_scope(
+        path, query_string=query.encode(), headers=[(b"authorization", f"Bearer {key}".encode())], method=method
+    )
 
     async def exchange() -> tuple[int, dict[bytes, bytes], int, str, int]:
         communicator = ApplicationCommunicator(SyncChainASGIHandler(), scope)
@@ -88,3 +90,17 @@ def test_a_large_wav_is_streamed_under_asgi_not_read_whole_first(
     # Django's default for a file body reads it all into a list first: the peak would exceed
     # the file's size (25 MB); block by block it stays near a few blocks.
     assert peak < len(wav) // 5, f"{peak / 1e6:.1f} MB traced for a {len(wav) / 1e6:.1f} MB file"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_head_request_gets_the_downloads_headers_and_no_body(big_job: tuple[Any, bytes], user: Any) -> None:
+    # uvicorn drops a HEAD response's body, but the handler must not read the file to produce
+    # one: the body is only ever made by reading the file (StoredFileResponse.__aiter__).
+    job, wav = big_job
+    status, headers, length, _digest, _peak = _asgi_get(
+        f"/api/v1/jobs/{job.id}/audio", query="", key=api_key_for(user), method="HEAD"
+    )
+    assert status == 200
+    assert int(headers[b"content-length"]) == len(wav)
+    assert f'filename="{job.id}.wav"'.encode() in headers[b"content-disposition"]
+    assert length == 0, f"{length} bytes of body sent for a HEAD request"
