@@ -18,7 +18,7 @@ from synthesis_agent.voice import VoiceLike, VoicePool, load_vits_voice
 from tts_contracts import JobEvent
 from vits.params import SynthesisParams
 
-from .fakes import ChunkedFakeVoice, FakeVoice, FakeVoices
+from .fakes import ChunkedFakeVoice, FakeVoice, FakeVoices, sentences_text
 from .test_chunked_steps import CHUNKED, LONG_SENTENCE, pcm_of
 from .test_pipeline import SETTINGS, DictCache, message
 
@@ -78,6 +78,36 @@ def test_a_worker_computes_at_most_max_credits_chunks_past_the_last_step() -> No
     while run.outcome is None:
         run.step()
     assert len(voice.chunk_calls) == len(set(voice.chunk_calls)) == 11
+
+
+def test_a_worker_that_completes_its_sentence_goes_on_with_the_next_without_waiting_for_a_step() -> None:
+    voice = ChunkedFakeVoice(parallel_sentences=2)
+    tiny_chunks = len(list(ChunkedFakeVoice().sentence_chunks("Tiny.", chunk_seconds=0.1)))
+    assert tiny_chunks < MAX_CREDITS
+    run = new_run(f"Short. Tiny. {LONG_SENTENCE}", voice, DictCache())
+    run.begin()
+    run.step()  # computes "Short." here and starts a worker on "Tiny."
+    deadline = time.monotonic() + 5
+    while len(voice.chunk_calls) < 1 + MAX_CREDITS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # no step comes: the worker spends its credits and stops
+    ahead = [sentence for sentence, _ in voice.chunk_calls if sentence != "Short."]
+    # All of "Tiny.", then the long sentence for the credits left, with no step in between.
+    assert ahead == ["Tiny."] * tiny_chunks + [LONG_SENTENCE] * (MAX_CREDITS - tiny_chunks)
+    while run.outcome is None:
+        run.step()
+    assert len(voice.chunk_calls) == len(set(voice.chunk_calls))
+
+
+def test_many_sentences_ahead_are_each_computed_once_and_delivered_in_order() -> None:
+    # Workers moving on by themselves while the run's thread picks: no sentence may be taken twice.
+    text = sentences_text(30, tag="many")
+    voice = ChunkedFakeVoice(parallel_sentences=3, chunk_delay_s=0.001)
+    events = steps(new_run(text, voice, DictCache()))
+    assert len(voice.chunk_calls) == len(set(voice.chunk_calls))
+    assert any("fake-worker" in thread for thread in voice.chunk_threads)
+    assert pcm_of(events) == pcm_of(steps(new_run(text, ChunkedFakeVoice(), DictCache())))
+    assert events[-1].type == "completed" and events[-1].sentence_count == 30
 
 
 def test_a_cached_sentence_ahead_is_not_computed_and_its_cache_read_is_counted_once() -> None:
