@@ -104,12 +104,14 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
         observer.on_ready(agent_id=config.agent_id, classes=config.classes, voice=default.info.id)
         metrics.serve(config.metrics_port)  # opened only now: an open port means ready for jobs
         logger.info(
-            "agent ready: queues %s%s (%s scheduling), voice %s on %s, %g s chunks, cache %s, metrics port %s",
+            "agent ready: queues %s%s (%s scheduling), voice %s on %s, %d torch thread(s), %g s chunks, cache %s, "
+            "metrics port %s",
             ",".join(config.queues),
             f" of voice {config.voice}" if config.voice else "",
             config.scheduling,
             default.info.id,
             config.device,
+            config.torch_threads,
             config.chunk_seconds,
             type(cache).__name__,
             config.metrics_port or "off",
