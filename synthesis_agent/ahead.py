@@ -70,7 +70,6 @@ class _Worker:
     def stop(self) -> None:
         """Compute no chunk after the one in progress; wait for it (its error is raised here)."""
         with self._lock:
-            self._credits = 0
             self.stopping = True
         self.future.result()
 
@@ -162,6 +161,8 @@ class SentenceBoard:
                     worker.grant()
         for worker in ended:
             worker.future.result()  # outside the lock: a failed chunk's error ends the step here
+        if len(self._workers) >= self._max_workers:
+            return  # every worker busy: `pick` prepares the sentences they may follow on with
         with self._lock:
             for index, synthesis in self._candidates(head + 1):
                 if len(self._workers) >= self._max_workers:
