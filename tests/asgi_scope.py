@@ -1,4 +1,4 @@
-"""The ASGI scope a server sends for a plain HTTP GET (or HEAD): for tests that call an ASGI app directly."""
+"""The ASGI scope a server sends for a plain HTTP request (GET by default): for tests that call an ASGI app directly."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def http_get_scope(
+def http_scope(
     path: str,
     *,
     query_string: bytes = b"",

@@ -11,12 +11,12 @@ from asgiref import sync
 
 from tts_project.asgi import application
 
-from .asgi_scope import http_get_scope
+from .asgi_scope import http_scope
 
 
 def _get(path: str) -> tuple[int, bytes]:
     """One GET through the project's ASGI application, as the server would send it."""
-    scope = http_get_scope(path)
+    scope = http_scope(path)
     sent: list[dict[str, Any]] = []
 
     async def run() -> None:

@@ -16,7 +16,7 @@ from django.core.files.base import ContentFile
 from gateway.models import JobStatus
 from tts_project.asgi import SyncChainASGIHandler
 
-from ..asgi_scope import http_get_scope
+from ..asgi_scope import http_scope
 from .conftest import SAMPLE_RATE, sine_pcm
 from .factories import SynthesisJobFactory, api_key_for
 
@@ -36,11 +36,13 @@ def _wav_bytes(seconds: int) -> bytes:
     return buffer.getvalue()
 
 
-def _asgi_get(path: str, *, query: str, key: str, method: str = "GET") -> tuple[int, dict[bytes, bytes], int, str, int]:
-    """GET (or `method`) through `SyncChainASGIHandler`; returns the status, headers, the body's length and
+def _asgi_request(
+    path: str, *, query: str, key: str, method: str = "GET"
+) -> tuple[int, dict[bytes, bytes], int, str, int]:
+    """A GET (or `method`) through `SyncChainASGIHandler`; returns the status, headers, the body's length and
     SHA-256 (the body is not kept: it would count in the memory traced) and the peak of Python
     memory traced while the response was produced and sent."""
-    scope = http_get_scope(
+    scope = http_scope(
         path, query_string=query.encode(), headers=[(b"authorization", f"Bearer {key}".encode())], method=method
     )
 
@@ -82,7 +84,7 @@ def test_a_large_wav_is_streamed_under_asgi_not_read_whole_first(
 ) -> None:
     job, wav = big_job
     key = api_key_for(user)
-    status, headers, length, digest, peak = _asgi_get(f"/api/v1/jobs/{job.id}/audio", query=query, key=key)
+    status, headers, length, digest, peak = _asgi_request(f"/api/v1/jobs/{job.id}/audio", query=query, key=key)
     assert status == 200
     assert (length, digest) == (len(wav) - header_bytes, hashlib.sha256(wav[header_bytes:]).hexdigest())
     assert int(headers[b"content-length"]) == len(wav) - header_bytes
@@ -97,7 +99,7 @@ def test_a_head_request_gets_the_downloads_headers_and_no_body(big_job: tuple[An
     # uvicorn drops a HEAD response's body, but the handler must not read the file to produce
     # one: the body is only ever made by reading the file (StoredFileResponse.__aiter__).
     job, wav = big_job
-    status, headers, length, _digest, _peak = _asgi_get(
+    status, headers, length, _digest, _peak = _asgi_request(
         f"/api/v1/jobs/{job.id}/audio", query="", key=api_key_for(user), method="HEAD"
     )
     assert status == 200

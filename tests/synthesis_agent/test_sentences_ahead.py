@@ -33,6 +33,14 @@ def steps(run: JobRun) -> list[JobEvent]:
     return events
 
 
+def wait_for_chunks(voice: ChunkedFakeVoice, count: int) -> None:
+    """Until `count` chunks are computed (5 s at most), then 0.1 s more for any that should not come."""
+    deadline = time.monotonic() + 5
+    while len(voice.chunk_calls) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+
+
 def new_run(text: str, voice: FakeVoice, cache: DictCache, **kwargs: object) -> JobRun:
     return JobRun(
         message(text, **kwargs), queue="long", redelivery_count=0, voices=FakeVoices(voice), cache=cache,
@@ -69,10 +77,7 @@ def test_a_worker_computes_at_most_max_credits_chunks_past_the_last_step() -> No
     run = new_run(text, voice, DictCache())
     run.begin()
     run.step()  # delivers "Short." and starts a worker on the long sentence
-    deadline = time.monotonic() + 5
-    while len(voice.chunk_calls) < 1 + MAX_CREDITS and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)  # no step comes: the worker must stop on its own
+    wait_for_chunks(voice, 1 + MAX_CREDITS)  # no step comes: the worker must stop on its own
     long_chunks = [call for call in voice.chunk_calls if call[0] != "Short."]
     assert len(long_chunks) == MAX_CREDITS
     while run.outcome is None:
@@ -87,10 +92,7 @@ def test_a_worker_that_completes_its_sentence_goes_on_with_the_next_without_wait
     run = new_run(f"Short. Tiny. {LONG_SENTENCE}", voice, DictCache())
     run.begin()
     run.step()  # computes "Short." here and starts a worker on "Tiny."
-    deadline = time.monotonic() + 5
-    while len(voice.chunk_calls) < 1 + MAX_CREDITS and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)  # no step comes: the worker spends its credits and stops
+    wait_for_chunks(voice, 1 + MAX_CREDITS)  # no step comes: the worker spends its credits and stops
     ahead = [sentence for sentence, _ in voice.chunk_calls if sentence != "Short."]
     # All of "Tiny.", then the long sentence for the credits left, with no step in between.
     assert ahead == ["Tiny."] * tiny_chunks + [LONG_SENTENCE] * (MAX_CREDITS - tiny_chunks)
