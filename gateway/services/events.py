@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -256,7 +257,11 @@ def _segment_progress(*, job: SynthesisJob, event: SegmentEvent, done: int) -> s
         job.progress = min(done / job.sentence_count, 0.99)  # 1.0 only once the file exists
     if job.first_segment_at is None:
         job.first_segment_at = event_time(event, not_before=job.started_at or job.queued_at)
-        metrics.TIME_TO_FIRST_SEGMENT.labels(length_class=job.length_class).observe(job.time_to_first_segment_s or 0.0)
+        observe = partial(
+            metrics.TIME_TO_FIRST_SEGMENT.labels(length_class=job.length_class).observe,
+            job.time_to_first_segment_s or 0.0,
+        )
+        transaction.on_commit(observe, robust=True)  # once, however often a rolled-back batch is applied
     return APPLIED
 
 
@@ -287,14 +292,15 @@ def _apply_completed(*, job: SynthesisJob, event: CompletedEvent, held: HeldSegm
     job.agent_id = event.agent_id or job.agent_id
     # Held segments: none of the attempt is stored, and a retry (a new attempt) deleted the older ones.
     job_mark_succeeded(job=job, at=event_time(event, not_before=job.started_at), segments_stored=pending is None)
-    metrics.JOB_LATENCY.labels(length_class=job.length_class).observe(job.latency_s or 0.0)
-    logger.info(
-        "job %s succeeded: %.2fs of audio from %d segments, %d cached sentences",
-        job.id,
-        job.audio_duration_s,
-        len(chain.segments),
-        job.cached_sentences,
+    # Counted and logged once committed: a consumer killed (or a batch rolled back) before the
+    # commit applies the event again, and the log and the metrics must still name one success.
+    summary = (
+        f"{job.audio_duration_s:.2f}s of audio from {len(chain.segments)} segments, "
+        f"{job.cached_sentences} cached sentences"
     )
+    latency = partial(metrics.JOB_LATENCY.labels(length_class=job.length_class).observe, job.latency_s or 0.0)
+    transaction.on_commit(latency, robust=True)
+    transaction.on_commit(partial(logger.info, "job %s succeeded: %s", job.id, summary), robust=True)
     return APPLIED
 
 

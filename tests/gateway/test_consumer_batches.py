@@ -110,6 +110,37 @@ def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
     assert EventDeadLetter.objects.get().job_id == str(bad.id)
 
 
+def test_a_success_applied_again_after_a_rolled_back_batch_is_logged_and_timed_once(
+    handler: EventConsumer,
+    make_event: EventFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The log's success lines are the record operators (and bench/chaos.py) count: one per job,
+    as in the database, even when the batch that first completed it was rolled back."""
+    good, bad = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
+    apply_started = events_module._apply_started
+
+    def fails_for_bad(*, job: SynthesisJob, event: StartedEvent) -> str:
+        if job.pk == bad.pk:
+            raise KeyError("a bug no retry fixes")
+        return apply_started(job=job, event=event)
+
+    monkeypatch.setattr(events_module, "_apply_started", fails_for_bad)
+    latency = metrics.JOB_LATENCY.labels(length_class=good.length_class)
+    observed_before = sum(bucket.get() for bucket in latency._buckets)
+    events = [*one_sentence_run(make_event, good), make_event("started", bad)]
+
+    with caplog.at_level("INFO", logger="gateway.services.events"), django_capture_on_commit_callbacks(execute=True):
+        assert handler.handle_events(messages(events)) == [True] * 4
+
+    assert SynthesisJob.objects.get(pk=good.pk).status == JobStatus.SUCCEEDED
+    success_lines = [record for record in caplog.records if f"job {good.id} succeeded" in record.getMessage()]
+    assert len(success_lines) == 1, [record.getMessage() for record in caplog.records]
+    assert sum(bucket.get() for bucket in latency._buckets) - observed_before == 1
+
+
 def test_an_undecodable_payload_in_a_batch_is_acked_and_the_rest_applied(
     handler: EventConsumer, make_event: EventFactory
 ) -> None:
