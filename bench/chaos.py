@@ -367,6 +367,8 @@ def run(plan: Plan, *, seed: int) -> int:
                 "DJANGO_SETTINGS_MODULE": "tts_project.settings.base",
                 # One user submits every job: the faults are under test here, not the limits.
                 "TTS_THROTTLE_SUBMIT": "100000/min",
+                # The report reads every job and WAV back within seconds (300 jobs: past 1200/min).
+                "TTS_THROTTLE_READ": "100000/min",
                 "TTS_QUOTA_MAX_ACTIVE_JOBS": "10000",
                 "DATABASE_URL": postgres.url,
                 "REDIS_URL": redis.url,
@@ -485,14 +487,14 @@ def report(api: ApiClient, stack: Stack, ledger: Ledger, final: dict[str, dict[s
 
 
 def audio_with_retries(api: ApiClient, job_id: str, *, within_s: float = 120.0) -> bytes:
-    """A job's WAV, asked again while the gateway answers 503 or the connection fails, as a careful
-    client does: the run's last fault (a Postgres restart) may come just before the report."""
+    """A job's WAV, asked again while the gateway answers 503 or 429 or the connection fails, as a
+    careful client does: the run's last fault (a Postgres restart) may come just before the report."""
     deadline = time.monotonic() + within_s
     while True:
         try:
             return api.audio(job_id)
         except (ApiError, OSError) as error:
-            if time.monotonic() > deadline or (isinstance(error, ApiError) and error.status != 503):
+            if time.monotonic() > deadline or (isinstance(error, ApiError) and error.status not in (429, 503)):
                 raise
             print(f"  audio of {job_id}: {error}; asking again", flush=True)
             time.sleep(1.0)
