@@ -84,10 +84,8 @@ def test_a_repeated_event_in_one_batch_is_a_duplicate(handler: EventConsumer, ma
     assert AudioSegment.objects.filter(job=job).count() == 1
 
 
-def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
-    handler: EventConsumer, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    good, bad = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
+def break_started_of(bad: SynthesisJob, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Applying a `started` of `bad` raises, as a bug no retry fixes would: its batch rolls back."""
     apply_started = events_module._apply_started
 
     def fails_for_bad(*, job: SynthesisJob, event: StartedEvent) -> str:
@@ -96,6 +94,13 @@ def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
         return apply_started(job=job, event=event)
 
     monkeypatch.setattr(events_module, "_apply_started", fails_for_bad)
+
+
+def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
+    handler: EventConsumer, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
+    break_started_of(bad, monkeypatch)
     events = [make_event("started", good), make_event("started", bad), make_event("segment", good)]
     applied = metrics.EVENTS_APPLIED.labels(type="started", result="applied")
     before = applied._value.get()
@@ -120,14 +125,7 @@ def test_a_success_applied_again_after_a_rolled_back_batch_is_logged_and_timed_o
     """The log's success lines are the record operators (and bench/chaos.py) count: one per job,
     as in the database, even when the batch that first completed it was rolled back."""
     good, bad = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
-    apply_started = events_module._apply_started
-
-    def fails_for_bad(*, job: SynthesisJob, event: StartedEvent) -> str:
-        if job.pk == bad.pk:
-            raise KeyError("a bug no retry fixes")
-        return apply_started(job=job, event=event)
-
-    monkeypatch.setattr(events_module, "_apply_started", fails_for_bad)
+    break_started_of(bad, monkeypatch)
     latency = metrics.JOB_LATENCY.labels(length_class=good.length_class)
     observed_before = sum(bucket.get() for bucket in latency._buckets)
     events = [*one_sentence_run(make_event, good), make_event("started", bad)]
