@@ -110,7 +110,8 @@ class SentenceBoard:
         self._left: set[int] = set()  # sentences `start` declined
         self._workers: dict[int, _Worker] = {}
         self._here: int | None = None  # the sentence the run's own thread computes in this step
-        # Guards the three maps and `_here` against the workers' `_follow_on`.
+        # Guards `_syntheses`, `_workers` and `_here` against the workers' `_follow_on` (`_left` is
+        # the run's thread's alone).
         self._lock = threading.Lock()
 
     @property
@@ -129,20 +130,32 @@ class SentenceBoard:
         synthesis = self._syntheses.get(index)
         return synthesis is not None and synthesis.chunks_done > 0 and not synthesis.done
 
+    def _reach(self, first: int) -> range:
+        return range(first, min(self._count, first + MAX_SENTENCES_AHEAD + 1))
+
+    def _prepare(self, first: int) -> None:
+        """Start the sentences within reach from `first` that are not on the board yet. On the
+        run's thread (the only one that adds sentences) and outside the lock: a start reads the
+        cache and runs the front end, and a worker following on must not wait for that."""
+        for index in self._reach(first):
+            if index in self._syntheses or index in self._left:
+                continue
+            synthesis = self._start(index)
+            if synthesis is None:
+                self._left.add(index)
+                continue
+            with self._lock:
+                self._syntheses[index] = synthesis
+
     def _candidates(self, first: int) -> list[tuple[int, SentenceSynthesis]]:
-        """Unfinished sentences from `first` on (within reach) that no worker holds, in order."""
+        """Prepared, unfinished sentences from `first` on (within reach) that no worker holds, in
+        order. Under the lock."""
         found = []
-        for index in range(first, min(self._count, first + MAX_SENTENCES_AHEAD + 1)):
+        for index in self._reach(first):
             if index in self._workers or index in self._left:
                 continue
             synthesis = self._syntheses.get(index)
-            if synthesis is None:
-                synthesis = self._start(index)
-                if synthesis is None:
-                    self._left.add(index)
-                    continue
-                self._syntheses[index] = synthesis
-            if not synthesis.done:
+            if synthesis is not None and not synthesis.done:
                 found.append((index, synthesis))
         return found
 
@@ -163,6 +176,7 @@ class SentenceBoard:
             worker.future.result()  # outside the lock: a failed chunk's error ends the step here
         if len(self._workers) >= self._max_workers:
             return  # every worker busy: `pick` prepares the sentences they may follow on with
+        self._prepare(head + 1)
         with self._lock:
             for index, synthesis in self._candidates(head + 1):
                 if len(self._workers) >= self._max_workers:
@@ -173,6 +187,7 @@ class SentenceBoard:
     def pick(self, head: int) -> SentenceSynthesis | None:
         """What the run's own thread computes now: the first unfinished sentence from `head` that
         no worker holds (None: the workers hold them all)."""
+        self._prepare(head)
         with self._lock:
             candidates = self._candidates(head)
             if not candidates:

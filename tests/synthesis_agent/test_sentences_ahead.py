@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from synthesis_agent.ahead import MAX_CREDITS
+from synthesis_agent.ahead import MAX_CREDITS, MAX_SENTENCES_AHEAD, SentenceBoard
 from synthesis_agent.cache import CachedAudio, cache_key
 from synthesis_agent.pipeline import JobRun, run_job
+from synthesis_agent.sentence import SentenceSynthesis
 from synthesis_agent.voice import VoiceLike, VoicePool, load_vits_voice
 from tts_contracts import JobEvent
 from vits.params import SynthesisParams
@@ -99,6 +100,35 @@ def test_a_worker_that_completes_its_sentence_goes_on_with_the_next_without_wait
     while run.outcome is None:
         run.step()
     assert len(voice.chunk_calls) == len(set(voice.chunk_calls))
+
+
+def test_a_worker_follows_on_while_the_runs_thread_starts_a_sentence() -> None:
+    """A start reads the cache and runs the front end (a Redis read may wait for its timeout):
+    the board must not hold its lock meanwhile, or a worker done with its sentence waits too."""
+    voice = ChunkedFakeVoice(parallel_sentences=2, chunk_delay_s=0.02)
+    sentences = ["Short.", "Tiny.", *voice.prepare(sentences_text(MAX_SENTENCES_AHEAD + 1, tag="board"))]
+    slow = len(sentences) - 1  # first within reach of `pick(2)` only
+    followed_during_slow_start: list[bool] = []
+
+    def synthesis(index: int) -> SentenceSynthesis:
+        return SentenceSynthesis(
+            voice, sentences[index], SynthesisParams(), chunk_seconds=0.1, clock=time.monotonic, parallel=False
+        )
+
+    def start(index: int) -> SentenceSynthesis:
+        if index == slow:  # wait (2 s at most) for the worker to go on from "Tiny." to sentence 2
+            deadline = time.monotonic() + 2
+            while (sentences[2], 0) not in voice.chunk_calls and time.monotonic() < deadline:
+                time.sleep(0.005)
+            followed_during_slow_start.append((sentences[2], 0) in voice.chunk_calls)
+        return synthesis(index)
+
+    board = SentenceBoard(voice, start, sentence_count=len(sentences), workers=1)
+    board.adopt(0, synthesis(0))
+    board.grant(0)  # prepares sentences 1 to MAX_SENTENCES_AHEAD + 1 and starts a worker on "Tiny."
+    board.pick(2)  # the slow start, while the worker completes "Tiny."
+    board.stop()
+    assert followed_during_slow_start == [True]
 
 
 def test_many_sentences_ahead_are_each_computed_once_and_delivered_in_order() -> None:
