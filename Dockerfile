@@ -6,9 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 
-# libsndfile for soundfile; eSpeak NG itself ships inside the espeakng-loader wheel.
+# libsndfile for soundfile; eSpeak NG itself ships inside the espeakng-loader wheel. gcc builds
+# the agents' Winograd kernel at their first voice load (vits/model/winograd.py); without it
+# they keep oneDNN's convolutions.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libsndfile1 \
+    && apt-get install -y --no-install-recommends libsndfile1 gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

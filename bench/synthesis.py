@@ -148,6 +148,12 @@ def main() -> None:
         default="auto",
         help="vits' row products (Voice.load(row_engine=...); default: measured at load)",
     )
+    parser.add_argument(
+        "--conv-engine",
+        choices=("auto", "onednn", "winograd"),
+        default="auto",
+        help="vits' residual convolutions (Voice.load(conv_engine=...); default: measured at load)",
+    )
     args = parser.parse_args()
 
     from vits import SynthesisParams, Voice  # noqa: I001 - first: vits sets the OpenMP wait policy before torch loads
@@ -162,12 +168,15 @@ def main() -> None:
         device=args.device,
         decode_workers=args.decode_workers,
         row_engine=args.row_engine,
+        conv_engine=args.conv_engine,
     )
     vits_load = time.perf_counter() - started
     intra_op = torch.get_num_threads()  # what Voice.load chose for its workers
     from vits.model.engine import row_engine
+    from vits.model.winograd import conv_engine
 
     print(f"vits row engine: {row_engine()} (--row-engine {args.row_engine})", flush=True)
+    print(f"vits conv engine: {conv_engine()} (--conv-engine {args.conv_engine})", flush=True)
     intra_voice = None
     if args.intra_op_too:  # the same model, one window at a time at intra-op --threads
         from vits.parallel import WindowWorkers

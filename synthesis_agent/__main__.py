@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
                 device=config.device,
                 threads=config.torch_threads,
                 row_engine=config.vits_row_engine,
+                conv_engine=config.vits_conv_engine,
             )
         observer = metrics.PrometheusObserver()
         try:

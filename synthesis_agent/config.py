@@ -25,6 +25,7 @@ from .outcomes import DEFAULT_CHUNK_SECONDS
 
 # vits.model.engine.ROW_ENGINES and "auto", named here so that reading the configuration does not import torch.
 ROW_ENGINE_CHOICES = ("auto", "mkl", "onednn")
+CONV_ENGINE_CHOICES = ("auto", "onednn", "winograd")
 
 
 class ConfigError(ValueError):
@@ -133,6 +134,7 @@ class AgentConfig:
     # Library of vits' row products: "auto" measures MKL and oneDNN at load (vits/model/engine.py);
     # a fleet on mixed CPUs can pin one so every agent computes the same samples.
     vits_row_engine: str = "auto"
+    vits_conv_engine: str = "auto"
     # Torch device of the voices ("cpu", "cuda", "cuda:1"): Voice.load(device=...) checks it.
     device: str = "cpu"
     # Seconds of audio synthesized per step: the agent looks for more urgent work this often.
@@ -199,6 +201,10 @@ class AgentConfig:
         row_engine = _str(env, "TTS_VITS_ROW_ENGINE", default["vits_row_engine"]).lower()
         if row_engine not in ROW_ENGINE_CHOICES:
             raise ConfigError(f"TTS_VITS_ROW_ENGINE must be one of {', '.join(ROW_ENGINE_CHOICES)}, got {row_engine!r}")
+        conv_engine = _str(env, "TTS_VITS_CONV_ENGINE", default["vits_conv_engine"]).lower()
+        if conv_engine not in CONV_ENGINE_CHOICES:
+            choices = ", ".join(CONV_ENGINE_CHOICES)
+            raise ConfigError(f"TTS_VITS_CONV_ENGINE must be one of {choices}, got {conv_engine!r}")
         background_nice = _int(env, "TTS_AGENT_BACKGROUND_NICE", default["background_nice"])
         if not 0 <= background_nice <= MAX_NICE:
             raise ConfigError(f"TTS_AGENT_BACKGROUND_NICE must be 0 (off) to {MAX_NICE}, got {background_nice}")
@@ -233,6 +239,7 @@ class AgentConfig:
             voices_dir=Path(env["TTS_VOICES_DIR"].strip()) if env.get("TTS_VOICES_DIR", "").strip() else None,
             vits_compile=_bool(env, "TTS_VITS_COMPILE", default["vits_compile"]),
             vits_row_engine=row_engine,
+            vits_conv_engine=conv_engine,
             device=device,
             chunk_seconds=chunk_seconds,
             background_nice=background_nice,

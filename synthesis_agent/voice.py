@@ -81,12 +81,14 @@ def load_vits_voice(
     device: str = "cpu",
     threads: int | None = None,
     row_engine: str = "auto",
+    conv_engine: str = "auto",
 ) -> VoiceLike:
     """The production loader; imported lazily so the agent's modules load without torch.
 
     `threads` (TTS_AGENT_THREADS) is how many cores the voice may use; vits decides how (by
     default on the CPU: that many decoder windows of a sentence at once, vits/parallel.py).
-    `row_engine` (TTS_VITS_ROW_ENGINE) names the library of the row products, or "auto".
+    `row_engine` (TTS_VITS_ROW_ENGINE) names the library of the row products, or "auto";
+    `conv_engine` (TTS_VITS_CONV_ENGINE) the decoder's residual convolutions' engine, or "auto".
     """
     from vits import Voice
 
@@ -97,6 +99,7 @@ def load_vits_voice(
         device=device,
         threads=threads,
         row_engine=row_engine,  # type: ignore[arg-type]  # checked by AgentConfig and by Voice.load
+        conv_engine=conv_engine,  # type: ignore[arg-type]  # likewise
     )
     return voice
 

@@ -24,6 +24,7 @@ from .loading.settings import VoiceSettings
 from .model import SynthesizerTrn
 from .model.engine import RowEngine, choose_row_engine
 from .model.runtime import release_free_memory, tune_allocator
+from .model.winograd import ConvEngine, choose_conv_engine
 from .parallel import WindowWorkers, default_decode_workers
 from .params import SynthesisParams
 from .streaming import DEFAULT_CHUNK_SECONDS, SentenceChunks
@@ -97,6 +98,7 @@ class Voice:
         tune_malloc: bool = True,
         decode_workers: int | None = None,
         row_engine: RowEngine | Literal["auto"] = "auto",
+        conv_engine: ConvEngine | Literal["auto"] = "auto",
     ) -> Voice:
         """Load a voice by id (default: en_US-joe-medium) or by model path.
 
@@ -111,7 +113,10 @@ class Voice:
         of synthesis. `tune_malloc` raises glibc's trim/mmap thresholds (model/runtime.py).
         `row_engine` picks the library of the row path's matrix products on the CPU ("mkl" or
         "onednn"); "auto" measures both once per process (model/engine.py, about 0.1 s), on any
-        device. The choice holds for the whole process.
+        device. `conv_engine` runs the decoder's residual convolutions by oneDNN ("onednn") or by
+        the project's Winograd kernel ("winograd", model/winograd.py); "auto" takes Winograd where
+        it builds and measures clearly faster (once per process, about 0.1 s). Both choices hold
+        for the whole process.
         Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
         that does not fit the model, ValueError for a bad thread count, worker count or device.
         """
@@ -130,6 +135,7 @@ class Voice:
         if tune_malloc:
             tune_allocator()
         choose_row_engine(row_engine)  # validated on every device; it rules the CPU tensors
+        choose_conv_engine(conv_engine)  # at the intra-op count set above
         started = time.perf_counter()
         target = DEFAULT_VOICE_ID if name is None else os.fspath(name)
         path = Path(target)

@@ -118,9 +118,9 @@ def test_device_goes_from_the_command_line_to_voice_load(monkeypatch: pytest.Mon
         return "voice"
 
     monkeypatch.setattr(vits.Voice, "load", classmethod(fake_load))
-    assert load_vits_voice("v", device="cuda:1", threads=2, row_engine="mkl") == "voice"
+    assert load_vits_voice("v", device="cuda:1", threads=2, row_engine="mkl", conv_engine="onednn") == "voice"
     assert seen["device"] == "cuda:1" and seen["voice_id"] == "v" and seen["threads"] == 2
-    assert seen["row_engine"] == "mkl"
+    assert seen["row_engine"] == "mkl" and seen["conv_engine"] == "onednn"
 
 
 def test_a_real_voice_loads_on_the_cpu_and_rejects_a_bad_device() -> None:
@@ -149,9 +149,10 @@ def test_agent_threads_go_to_voice_load(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(agent_main, "load_vits_voice", refusing_loader)
     monkeypatch.setenv("TTS_AGENT_THREADS", "2")
     monkeypatch.setenv("TTS_VITS_ROW_ENGINE", "mkl")
+    monkeypatch.setenv("TTS_VITS_CONV_ENGINE", "onednn")
     previous = torch.get_num_threads()
     try:
         assert agent_main.main(["--classes", "short"]) == 1  # the voice did not load: no start
     finally:
         torch.set_num_threads(previous)
-    assert seen["threads"] == 2 and seen["row_engine"] == "mkl"
+    assert seen["threads"] == 2 and seen["row_engine"] == "mkl" and seen["conv_engine"] == "onednn"

@@ -42,6 +42,10 @@ def test_voice_settings_come_from_the_environment() -> None:
     assert AgentConfig.from_env({"TTS_VITS_ROW_ENGINE": "oneDNN"}, agent_id="a").vits_row_engine == "onednn"
     with pytest.raises(ConfigError, match="TTS_VITS_ROW_ENGINE must be one of auto, mkl, onednn, got 'blas'"):
         AgentConfig.from_env({"TTS_VITS_ROW_ENGINE": "blas"}, agent_id="a")
+    assert config.vits_conv_engine == "auto"
+    assert AgentConfig.from_env({"TTS_VITS_CONV_ENGINE": "Winograd"}, agent_id="a").vits_conv_engine == "winograd"
+    with pytest.raises(ConfigError, match="TTS_VITS_CONV_ENGINE must be one of auto, onednn, winograd, got 'fft'"):
+        AgentConfig.from_env({"TTS_VITS_CONV_ENGINE": "fft"}, agent_id="a")
 
 
 def test_the_row_engine_names_match_vits() -> None:
@@ -49,6 +53,13 @@ def test_the_row_engine_names_match_vits() -> None:
     from vits.model.engine import ROW_ENGINES
 
     assert ("auto", *ROW_ENGINES) == ROW_ENGINE_CHOICES
+
+
+def test_the_conv_engine_names_match_vits() -> None:
+    from synthesis_agent.config import CONV_ENGINE_CHOICES
+    from vits.model.winograd import CONV_ENGINES
+
+    assert ("auto", *CONV_ENGINES) == CONV_ENGINE_CHOICES
 
 
 def test_heartbeat_interval_from_environment() -> None:

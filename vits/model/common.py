@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import winograd
 from .engine import conv_rows, linear_rows, uses_onednn
+from .winograd import WinogradConv
 
 
 class LayerNorm(nn.Module):
@@ -64,6 +66,8 @@ class RowTaps:
     bias: torch.Tensor | None
     dilation: int
     padding: int
+    # The same layer for the Winograd kernel (winograd.py), where it takes the layer's shape.
+    winograd: WinogradConv | None = None
 
 
 def prepare_row_taps(conv: nn.Conv1d, scale: torch.Tensor | float = 1.0, *, padding: int | None = None) -> RowTaps:
@@ -84,7 +88,11 @@ def prepare_row_taps(conv: nn.Conv1d, scale: torch.Tensor | float = 1.0, *, padd
         bias = None if conv.bias is None else conv.bias.detach() * factor
         per_tap = tuple(weight[:, :, j].t().contiguous() for j in range(kernel))
         image_weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        taps = RowTaps(per_tap, image_weight, bias, dilation, padding)
+        fast = None
+        own_padding = padding == int(cast(int, conv.padding[0]))
+        if own_padding and winograd.supports(conv) and winograd.worthwhile(kernel, conv.in_channels):
+            fast = winograd.WinogradConv(weight, bias, dilation)
+        taps = RowTaps(per_tap, image_weight, bias, dilation, padding, fast)
     return taps
 
 
@@ -98,8 +106,12 @@ def rows_conv(
     inside), and no im2col buffer. With wide channels MKL's GEMM runs these faster than
     oneDNN's convolution on an AVX2 EPYC (20 % on the flow's 192-channel layers); where oneDNN
     was measured faster (`engine.row_engine`), its convolution reads the rows as they are.
-    With `inplace` the result is written into `residual`.
+    With `inplace` the result is written into `residual`. Where the Winograd engine is on
+    (winograd.py) and the layer fits it, the kernel computes it instead, fewer multiplications.
     """
+    by_winograd = taps.winograd is not None and winograd.active() and winograd.rows_fit(x)
+    if by_winograd and (residual is None or winograd.rows_fit(residual)):
+        return cast(WinogradConv, taps.winograd).rows(x, residual, inplace=inplace)
     if uses_onednn(x):
         return conv_rows(
             x,

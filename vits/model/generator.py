@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import winograd
 from .common import RowTaps, prepare_row_taps, rows_conv
 from .config import GeneratorConfig
 from .engine import uses_onednn
@@ -53,8 +54,14 @@ class _Conv:
         self.by_rows = not self.transposed and conv.in_channels >= ROWS_MIN_CHANNELS
         self.weight4d: torch.Tensor | None = None
         self.taps: RowTaps | None = None
+        # Residual-block convolutions also carry Winograd weights, used where that engine is on.
+        self.winograd: winograd.WinogradConv | None = None
 
     def prepare(self, scale: float = 1.0) -> None:
+        conv = self.conv
+        fits = not self.transposed and scale == 1.0 and winograd.supports(cast(nn.Conv1d, conv))
+        if fits and winograd.worthwhile(int(conv.kernel_size[0]), conv.in_channels):
+            self.winograd = winograd.WinogradConv.of(cast(nn.Conv1d, conv))
         if self.by_rows:  # the row taps carry the channels-last copy too
             self.taps = prepare_row_taps(cast(nn.Conv1d, self.conv), scale)
             self.weight4d = self.taps.image_weight
@@ -150,13 +157,23 @@ class ResBlock1(nn.Module):
         """Samples read left and right of an output position (every conv runs in series)."""
         return series_reach([*self.convs1, *self.convs2])  # type: ignore[list-item]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor) -> torch.Tensor:
-        """`activated` is the masked lrelu(x), computed once for all blocks of a stage."""
+    def uses_activated(self, x: torch.Tensor, mask: torch.Tensor | None) -> bool:
+        return not _by_winograd(self._fast1[0], x, mask)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor | None) -> torch.Tensor:
+        """`activated` is the masked lrelu(x), computed once for all blocks of a stage where one
+        of them reads it (`uses_activated`), else None."""
         shared = True  # x (the stage input) is read by the other blocks: never written
         for c1, c2 in zip(self._fast1, self._fast2, strict=True):
-            a = activated if shared else _masked(F.leaky_relu(x, LRELU_SLOPE), mask)
-            xt = c1(a)
-            x = c2.add(_masked(F.leaky_relu(xt, LRELU_SLOPE, inplace=True), mask), x, inplace=not shared)
+            if _by_winograd(c1, x, mask):
+                xt = cast(winograd.WinogradConv, c1.winograd)(x, None, LRELU_SLOPE)
+            else:
+                a = activated if shared and activated is not None else _masked(F.leaky_relu(x, LRELU_SLOPE), mask)
+                xt = c1(a)
+            if _by_winograd(c2, xt, mask):
+                x = cast(winograd.WinogradConv, c2.winograd)(xt, x, LRELU_SLOPE)
+            else:
+                x = c2.add(_masked(F.leaky_relu(xt, LRELU_SLOPE, inplace=True), mask), x, inplace=not shared)
             shared = False
         return _masked(x, mask)
 
@@ -175,13 +192,26 @@ class ResBlock2(nn.Module):
         """Samples read left and right of an output position (every conv runs in series)."""
         return series_reach(list(self.convs))  # type: ignore[arg-type]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor) -> torch.Tensor:
-        """`activated` is the masked lrelu(x), computed once for all blocks of a stage."""
-        first, *rest = self._fast
-        x = first.add(activated, x)  # x (the stage input) is read by the other blocks: not in place
-        for conv in rest:
-            x = conv.add(_masked(F.leaky_relu(x, LRELU_SLOPE), mask), x, inplace=True)
+    def uses_activated(self, x: torch.Tensor, mask: torch.Tensor | None) -> bool:
+        return not _by_winograd(self._fast[0], x, mask)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, activated: torch.Tensor | None) -> torch.Tensor:
+        """`activated` is the masked lrelu(x), computed once for all blocks of a stage where one
+        of them reads it (`uses_activated`), else None."""
+        for index, conv in enumerate(self._fast):
+            if _by_winograd(conv, x, mask):  # lrelu applied while reading; a new tensor
+                x = cast(winograd.WinogradConv, conv.winograd)(x, x, LRELU_SLOPE)
+                continue
+            a = activated if index == 0 and activated is not None else _masked(F.leaky_relu(x, LRELU_SLOPE), mask)
+            # The first reads the stage input, which the other blocks read too: not in place.
+            x = conv.add(a, x, inplace=index > 0)
         return _masked(x, mask)
+
+
+def _by_winograd(conv: _Conv, x: torch.Tensor, mask: torch.Tensor | None) -> bool:
+    """Whether `conv` runs by the Winograd kernel on `x` (winograd.py): the engine is on, the
+    layer has its weights, and x is one unpadded channels-last float32 image."""
+    return mask is None and conv.winograd is not None and winograd.applies(x)
 
 
 class Generator(nn.Module):
@@ -286,7 +316,8 @@ class Generator(nn.Module):
                 mask = torch.repeat_interleave(mask, rate, dim=3)
                 x = x.mul_(mask)
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            activated = _masked(F.leaky_relu(x, LRELU_SLOPE), mask)  # every block starts with it
+            needed = any(cast(ResBlock1 | ResBlock2, block).uses_activated(x, mask) for block in blocks)
+            activated = _masked(F.leaky_relu(x, LRELU_SLOPE), mask) if needed else None  # blocks start with it
             xs = blocks[0](x, mask, activated)
             for block in blocks[1:]:
                 xs += block(x, mask, activated)

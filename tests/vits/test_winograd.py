@@ -1,0 +1,169 @@
+"""The Winograd kernel (`vits.model.winograd`): the same convolutions as torch's, fewer
+multiplications; the engine is chosen per process and falls back to oneDNN where it cannot build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vits import SynthesisParams, Voice
+from vits.model import winograd
+
+needs_kernel = pytest.mark.skipif(winograd.library() is None, reason="the Winograd kernel does not build here")
+ZERO = SynthesisParams(noise_scale=0.0, noise_w=0.0)
+
+
+@pytest.fixture
+def restore_conv_engine() -> Iterator[None]:
+    before = winograd.conv_engine()
+    yield
+    winograd.set_conv_engine(before)
+
+
+def _conv(in_channels: int, out_channels: int, kernel: int, dilation: int) -> nn.Conv1d:
+    generator = torch.Generator().manual_seed(kernel * 100 + dilation)
+    conv = nn.Conv1d(in_channels, out_channels, kernel, dilation=dilation, padding=(kernel - 1) * dilation // 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) / (in_channels * kernel) ** 0.5)
+        conv.bias.copy_(torch.randn(out_channels, generator=generator) * 0.1)
+    return conv
+
+
+def _reference(conv: nn.Conv1d, x_rows: torch.Tensor, slope: float, residual: torch.Tensor | None) -> torch.Tensor:
+    """residual + conv(leaky_relu(x)) in float64, on rows [T, C]."""
+    conv = conv.requires_grad_(False)
+    activated = F.leaky_relu(x_rows.double(), slope) if slope != 1.0 else x_rows.double()
+    out = F.conv1d(
+        activated.t().unsqueeze(0),
+        conv.weight.double(),
+        conv.bias.double(),
+        padding=conv.padding,
+        dilation=conv.dilation,
+    )[0].t()
+    return out if residual is None else out + residual.double()
+
+
+def test_the_transforms_compute_a_filter_exactly_in_float64() -> None:
+    rng = np.random.default_rng(0)
+    for kernel, tile in winograd.TILE_OUTPUTS.items():
+        at, g, bt = winograd.transforms(tile, kernel)
+        d = rng.standard_normal(tile + kernel - 1)
+        taps = rng.standard_normal(kernel)
+        expected = [sum(taps[k] * d[i + k] for k in range(kernel)) for i in range(tile)]
+        np.testing.assert_allclose(at @ ((g @ taps) * (bt @ d)), expected, atol=1e-12)
+
+
+@needs_kernel
+@pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (3, 2), (5, 2), (5, 6), (7, 3), (7, 12)])
+@pytest.mark.parametrize("rows", [1, 5, 37, 301])  # inside one tile, a few tiles, several blocks
+@pytest.mark.parametrize(("in_channels", "out_channels"), [(32, 32), (64, 64), (24, 48)])
+def test_the_kernel_equals_the_convolution(
+    kernel: int, dilation: int, rows: int, in_channels: int, out_channels: int
+) -> None:
+    conv = _conv(in_channels, out_channels, kernel, dilation)
+    fast = winograd.WinogradConv.of(conv)
+    x = torch.randn(rows, in_channels, generator=torch.Generator().manual_seed(rows))
+    residual = torch.randn(rows, out_channels)
+    with torch.no_grad():
+        for slope, res in ((1.0, None), (0.1, None), (0.1, residual)):
+            got = fast.rows(x, res, slope=slope)
+            expected = _reference(conv, x, slope, res)
+            assert got.shape == (rows, out_channels)
+            assert float((got.double() - expected).abs().max()) <= 3e-5, (slope, res is None)
+
+
+@needs_kernel
+def test_the_kernel_adds_in_place_and_leaves_its_input_alone() -> None:
+    conv = _conv(32, 32, 5, 2)
+    fast = winograd.WinogradConv.of(conv)
+    x = torch.randn(200, 32)
+    before = x.clone()
+    residual = torch.randn(200, 32)
+    expected = _reference(conv, x, 0.1, residual)
+    with torch.no_grad():
+        out = fast.rows(x, residual, inplace=True, slope=0.1)
+    assert out.data_ptr() == residual.data_ptr()
+    assert torch.equal(x, before)
+    assert float((residual.double() - expected).abs().max()) <= 3e-5
+
+
+@needs_kernel
+def test_an_image_runs_through_its_rows() -> None:
+    conv = _conv(32, 32, 3, 1)
+    fast = winograd.WinogradConv.of(conv)
+    image = torch.randn(1, 32, 1, 90).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = fast(image, image, 0.1)
+    assert got.shape == image.shape and got.is_contiguous(memory_format=torch.channels_last)
+    expected = _reference(conv, image[0, :, 0].t(), 0.1, image[0, :, 0].t())
+    assert float((got[0, :, 0].t().double() - expected).abs().max()) <= 3e-5
+
+
+@needs_kernel
+def test_bad_inputs_are_refused_with_the_reason() -> None:
+    fast = winograd.WinogradConv.of(_conv(32, 32, 3, 1))
+    with pytest.raises(ValueError, match="rows"):
+        fast.rows(torch.randn(10, 16))
+    with pytest.raises(ValueError, match="rows"):
+        fast.rows(torch.randn(10, 32, dtype=torch.float64))
+    with pytest.raises(ValueError, match="residual"):
+        fast.rows(torch.randn(10, 32), torch.randn(9, 32))
+    with pytest.raises(ValueError, match="inplace"):
+        fast.rows(torch.randn(10, 32), inplace=True)
+    with pytest.raises(ValueError, match="does not take"):
+        winograd.WinogradConv.of(nn.Conv1d(32, 32, 4, padding=2))
+    assert not winograd.supports(nn.Conv1d(32, 32, 3, padding=1, stride=2))
+    assert not winograd.supports(nn.Conv1d(32, 20, 3, padding=1))  # outputs not a multiple of 16
+
+
+@needs_kernel
+@pytest.mark.usefixtures("restore_conv_engine")
+def test_the_voice_sounds_the_same_on_either_engine(voice: Voice) -> None:
+    """Encoder, flow and decoder through the kernel against oneDNN's convolutions; the chunks
+    (windows cut at other tile offsets) against the whole sentence."""
+    text = "The kernel and oneDNN read the same weights, so the voice must not change."
+    winograd.set_conv_engine("onednn")
+    by_onednn = voice.synthesize(text, ZERO).samples
+    winograd.set_conv_engine("winograd")
+    by_winograd = voice.synthesize(text, ZERO).samples
+    (sentence,) = voice.prepare(text)
+    chunks = np.concatenate([c.samples for c in voice.sentence_chunks(sentence, ZERO, chunk_seconds=0.4)])
+    assert len(by_onednn) == len(by_winograd) == len(chunks)
+    assert float(np.abs(by_winograd - by_onednn).max()) <= 1e-4
+    assert float(np.abs(chunks - by_winograd).max()) <= 1e-4
+
+
+def test_without_a_compiler_the_decoder_keeps_onednn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(winograd, "_engine", winograd.conv_engine())  # put back as it was, unchecked
+    monkeypatch.setattr(winograd, "_library", None)
+    monkeypatch.setattr(winograd, "_library_error", None)
+    monkeypatch.setattr(winograd, "_measured", None)
+    monkeypatch.setattr(winograd.shutil, "which", lambda name: None)
+    assert winograd.library() is None
+    assert winograd.choose_conv_engine("auto") == "onednn"
+    with pytest.raises(ValueError, match="no C compiler"):
+        winograd.set_conv_engine("winograd")
+    with pytest.raises(ValueError, match="conv engine must be one of"):
+        winograd.set_conv_engine("fft")  # type: ignore[arg-type]
+
+
+@needs_kernel
+@pytest.mark.usefixtures("restore_conv_engine")
+def test_auto_measures_once_and_keeps_its_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(winograd, "_measured", None)
+    calls: list[int] = []
+    real = winograd._measure
+
+    def counted() -> winograd.ConvEngine:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(winograd, "_measure", counted)
+    first = winograd.choose_conv_engine("auto")
+    assert winograd.choose_conv_engine("auto") == first == winograd.conv_engine()
+    assert calls == [1]

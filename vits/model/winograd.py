@@ -1,0 +1,345 @@
+"""Winograd convolutions for the decoder's residual blocks: fewer multiplications where the
+decoder spends most of its time.
+
+The residual blocks' convolutions (kernel 3, 5 or 7, dilated, 32 to 128 channels, stride 1) are
+the bulk of synthesis, and oneDNN already runs them near the CPU's peak. Winograd's F(m, r)
+computes m outputs of an r-tap filter from m + r - 1 products per channel pair instead of m r:
+with 8 transform points, F(6, 3), F(4, 5) and F(2, 7) need 2.25x, 2.5x and 1.75x fewer. The
+kernel (`winograd.c`, AVX2 + FMA) also applies the blocks' leaky ReLU while reading and adds
+the bias and the residual while writing, so no activated copy of a 10-30 MB signal is made.
+
+The C source is compiled on first use with the system's C compiler into a per-user cache
+(about 1 s, once per source version). Without a compiler, on a CPU without AVX2 or where
+`choose_conv_engine` measures it slower (`Voice.load(conv_engine=...)`), the decoder keeps
+oneDNN's convolutions. Results differ from oneDNN's in the last bits (about 1e-6 of the signal
+per layer; the transform points 0, +-1, +-2, +-1/2 and infinity keep the error small).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("winograd.c")
+COMPILE_FLAGS = ("-O3", "-std=c11", "-mavx2", "-mfma", "-shared", "-fPIC")
+# Outputs per tile by kernel size: m + r - 1 = 8 transform points for each.
+TILE_OUTPUTS = {3: 6, 5: 4, 7: 2}
+_POINTS = (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2))
+# The kernel's register block covers 16 output channels.
+CHANNEL_QUANTUM = 16
+
+ConvEngine = Literal["onednn", "winograd"]
+CONV_ENGINES: tuple[ConvEngine, ...] = ("onednn", "winograd")
+# Winograd must take at most this share of oneDNN's time to be chosen: agents measuring on a
+# loaded machine must choose alike (the two engines' audio differs in the last bits).
+_WINOGRAD_MARGIN = 0.8
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_library_error: str | None = None
+_engine: ConvEngine = "onednn"
+_measured: ConvEngine | None = None
+
+
+def transforms(m: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(AT [m, n], G [n, r], BT [n, n]) of F(m, r) on n = m + r - 1 points (Toom-Cook, float64).
+
+    The linear convolution of a degree-(r-1) and a degree-(m-1) polynomial is evaluated at the
+    points (and infinity, the leading coefficient), multiplied and interpolated; the FIR filter
+    y_i = sum_k g_k d_(i+k) is its transpose: y = AT ((G g) * (BT d))."""
+    n = m + r - 1
+    if n - 1 > len(_POINTS):
+        raise ValueError(f"F({m}, {r}) needs {n} transform points; at most {len(_POINTS) + 1} are defined")
+    points = _POINTS[: n - 1]
+
+    def evaluation(degree: int) -> np.ndarray:
+        rows = [[float(p**k) for k in range(degree)] for p in points]
+        rows.append([1.0 if k == degree - 1 else 0.0 for k in range(degree)])
+        return np.array(rows)
+
+    return evaluation(m).T.copy(), evaluation(r), np.linalg.inv(evaluation(n)).T.copy()
+
+
+def _cache_dir() -> Path:
+    home_cache = Path.home() / ".cache" / "vits"
+    try:
+        home_cache.mkdir(parents=True, exist_ok=True)
+        if os.access(home_cache, os.W_OK):
+            return home_cache
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"vits-{os.getuid()}"
+
+
+def _build() -> ctypes.CDLL:
+    """Compile winograd.c (once per source and flags) and load it."""
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        raise OSError(f"the CPU lacks AVX2 (torch reports {torch.backends.cpu.get_cpu_capability()})")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise OSError("no C compiler (cc or gcc) on PATH")
+    source = SOURCE.read_bytes()
+    digest = hashlib.sha256(source + " ".join(COMPILE_FLAGS).encode()).hexdigest()[:16]
+    directory = _cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"winograd-{digest}.so"
+    if not target.exists():
+        partial = directory / f".winograd-{digest}-{os.getpid()}-{threading.get_ident()}.so"
+        done = subprocess.run(
+            [compiler, *COMPILE_FLAGS, "-o", str(partial), str(SOURCE)], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise OSError(f"{compiler} failed on {SOURCE.name}: {done.stderr.strip()[:500]}")
+        os.replace(partial, target)  # atomic: a concurrent builder's copy is identical
+    library = ctypes.CDLL(str(target))
+    function = library.vits_winograd_conv
+    function.restype = ctypes.c_int
+    function.argtypes = [
+        ctypes.c_void_p,  # x
+        ctypes.c_void_p,  # res (NULL: none)
+        ctypes.c_void_p,  # y
+        ctypes.c_long,  # T
+        ctypes.c_int,  # Cin
+        ctypes.c_int,  # Cout
+        ctypes.c_int,  # dilation
+        ctypes.c_int,  # m
+        ctypes.c_int,  # r
+        ctypes.c_void_p,  # U
+        ctypes.c_void_p,  # bias
+        ctypes.c_void_p,  # BT
+        ctypes.c_void_p,  # AT
+        ctypes.c_float,  # slope
+    ]
+    return library
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel, or None (the reason is logged once) where it cannot be built here."""
+    global _library, _library_error
+    with _lock:
+        if _library is None and _library_error is None:
+            try:
+                _library = _build()
+            except OSError as error:
+                _library_error = str(error)
+                logger.warning("Winograd convolutions unavailable, the decoder keeps oneDNN's: %s", error)
+        return _library
+
+
+def conv_engine() -> ConvEngine:
+    """The engine the decoder's residual convolutions use now in this process."""
+    return _engine
+
+
+def set_conv_engine(engine: ConvEngine) -> None:
+    """Use `engine` for the residual convolutions ("winograd" needs the kernel built, see `library`)."""
+    global _engine
+    if engine not in CONV_ENGINES:
+        raise ValueError(f"conv engine must be one of {', '.join(CONV_ENGINES)}, got {engine!r}")
+    if engine == "winograd" and library() is None:
+        raise ValueError(f"the Winograd kernel is unavailable here: {_library_error}")
+    _engine = engine
+
+
+def choose_conv_engine(requested: ConvEngine | Literal["auto"]) -> ConvEngine:
+    """Set `requested`, or for "auto" Winograd where it is built and measures clearly faster than
+    oneDNN on a decoder-sized layer (measured once per process). Returns the engine set."""
+    global _measured
+    if requested != "auto":
+        set_conv_engine(requested)
+        return requested
+    if _measured is None:
+        _measured = _measure()
+    set_conv_engine(_measured)
+    return _measured
+
+
+def _measure() -> ConvEngine:
+    if library() is None:
+        return "onednn"
+    if torch.get_num_threads() != 1:
+        # The kernel runs on its calling thread; at intra-op N oneDNN would use N threads per call.
+        logger.info(
+            "conv engine: oneDNN (intra-op threads %d; the Winograd kernel runs single-threaded)",
+            torch.get_num_threads(),
+        )
+        return "onednn"
+    generator = torch.Generator().manual_seed(0)
+    conv = nn.Conv1d(32, 32, 5, dilation=2, padding=4)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.1)
+    fast = WinogradConv.of(conv)
+    x = torch.randn(1, 32, 1, 8192, generator=generator).contiguous(memory_format=torch.channels_last)
+    weight = conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+    def onednn() -> None:
+        F.conv2d(F.leaky_relu(x, 0.1), weight, conv.bias, padding=(0, 4), dilation=(1, 2)).add_(x)
+
+    def winograd() -> None:
+        fast(x, x, 0.1)
+
+    spent = {"onednn": 0.0, "winograd": 0.0}
+    runs = (("onednn", onednn), ("winograd", winograd))
+    with torch.no_grad():
+        for _, run in runs:
+            run()  # warm-up: oneDNN builds its kernel
+        for round_index in range(6):
+            for name, run in runs if round_index % 2 == 0 else runs[::-1]:
+                start = time.process_time()
+                for _ in range(3):
+                    run()
+                spent[name] += time.process_time() - start
+    chosen: ConvEngine = "winograd" if spent["winograd"] <= _WINOGRAD_MARGIN * spent["onednn"] else "onednn"
+    logger.info(
+        "conv engine: %s (Winograd %.2f ms, oneDNN %.2f ms per layer)",
+        chosen,
+        spent["winograd"] / 18 * 1e3,
+        spent["onednn"] / 18 * 1e3,
+    )
+    return chosen
+
+
+def active() -> bool:
+    """Whether the Winograd engine is on (and not inside a torch.compile trace)."""
+    return _engine == "winograd" and not torch.compiler.is_compiling()
+
+
+def applies(x: torch.Tensor) -> bool:
+    """Whether the Winograd engine is on and takes `x` (one float32 channels-last CPU image)."""
+    return active() and image_fits(x)
+
+
+def image_fits(x: torch.Tensor) -> bool:
+    """One float32 channels-last CPU image [1, C, 1, T]: its memory is contiguous rows [T, C]."""
+    return (
+        x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and x.dim() == 4
+        and x.shape[0] == 1
+        and x.shape[2] == 1
+        and x.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
+def supports(conv: nn.Conv1d) -> bool:
+    """Stride-1, odd-kernel, ungrouped float32 CPU convolutions with 'same' padding, a multiple
+    of 8 input and of 16 output channels."""
+    kernel, dilation = int(conv.kernel_size[0]), int(conv.dilation[0])
+    padding = conv.padding
+    return (
+        isinstance(padding, tuple)
+        and int(padding[0]) == (kernel - 1) * dilation // 2
+        and conv.groups == 1
+        and int(conv.stride[0]) == 1
+        and conv.weight.dtype == torch.float32
+        and conv.weight.device.type == "cpu"
+        and shape_fits(kernel, conv.in_channels, conv.out_channels)
+    )
+
+
+def shape_fits(kernel: int, in_channels: int, out_channels: int) -> bool:
+    return kernel in TILE_OUTPUTS and in_channels % 8 == 0 and out_channels % CHANNEL_QUANTUM == 0
+
+
+def worthwhile(kernel: int, in_channels: int) -> bool:
+    """Where the kernel ran faster than oneDNN on an AVX2 EPYC (Zen 3): kernels 3 and 5 (1.5-2x),
+    kernel 7 from 64 input channels (1.1-1.3x); F(2, 7) on 32 channels ran at 0.9-1.2x oneDNN's
+    speed there, so those layers stay with oneDNN."""
+    return kernel < 7 or in_channels >= 64
+
+
+class WinogradConv:
+    """One convolution's transformed weights, and the call into the kernel."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> None:
+        """`weight` [out, in, k] and `bias` [out] of a 'same'-padded, stride-1 Conv1d."""
+        outputs, inputs, kernel = weight.shape
+        if not shape_fits(kernel, inputs, outputs) or weight.device.type != "cpu":
+            raise ValueError(f"the Winograd kernel does not take a [{outputs}, {inputs}, {kernel}] CPU weight")
+        self.kernel = int(kernel)
+        self.dilation = int(dilation)
+        self.in_channels, self.out_channels = int(inputs), int(outputs)
+        self.tile = TILE_OUTPUTS[self.kernel]
+        at, g, bt = transforms(self.tile, self.kernel)
+        weight = weight.detach().to(torch.float64)
+        # U[p][in][out] = sum_k G[p][k] W[out][in][k], packed by panels of 16 outputs: [out/16][p][in][16]
+        u = torch.einsum("pk,oik->pio", torch.from_numpy(g), weight).to(torch.float32)
+        points, inputs, outputs = u.shape
+        self.u = u.reshape(points, inputs, outputs // CHANNEL_QUANTUM, CHANNEL_QUANTUM).permute(2, 0, 1, 3).contiguous()
+        bias = bias.detach() if bias is not None else torch.zeros(outputs)
+        self.bias = bias.to(torch.float32).contiguous()
+        self.bt = torch.from_numpy(bt).to(torch.float32).contiguous()
+        self.at = torch.from_numpy(at).to(torch.float32).contiguous()
+
+    @classmethod
+    def of(cls, conv: nn.Conv1d) -> WinogradConv:
+        if not supports(conv):
+            raise ValueError(f"the Winograd kernel does not take {conv}")
+        return cls(conv.weight, conv.bias, int(conv.dilation[0]))
+
+    def __call__(self, x: torch.Tensor, residual: torch.Tensor | None, slope: float) -> torch.Tensor:
+        """residual + conv(leaky_relu(x, slope)) for a [1, C, 1, T] channels-last float32 image;
+        slope 1.0 = no activation, residual None = none. A new image; x is only read."""
+        if not (image_fits(x) and x.shape[1] == self.in_channels):
+            raise ValueError(f"the Winograd kernel takes one channels-last [1, {self.in_channels}, 1, T] image")
+        rows = x[0, :, 0].t()  # the image's memory as rows [T, C], no copy
+        res = None if residual is None else residual.contiguous(memory_format=torch.channels_last)[0, :, 0].t()
+        return self.rows(rows, res, slope=slope).t().unsqueeze(0).unsqueeze(2)
+
+    def rows(
+        self, x: torch.Tensor, residual: torch.Tensor | None = None, *, inplace: bool = False, slope: float = 1.0
+    ) -> torch.Tensor:
+        """residual + conv(leaky_relu(x, slope)) on rows x [T, in] -> [T, out]; with `inplace`
+        the result is written into `residual`. x is only read."""
+        lib = library()
+        if lib is None:
+            raise RuntimeError(f"the Winograd kernel is unavailable here: {_library_error}")
+        if not (rows_fit(x) and x.shape[1] == self.in_channels):
+            raise ValueError(f"the Winograd kernel takes contiguous float32 CPU rows [T, {self.in_channels}]")
+        if residual is not None and (residual.shape != (x.shape[0], self.out_channels) or not rows_fit(residual)):
+            raise ValueError(f"the residual must be contiguous float32 CPU rows [{x.shape[0]}, {self.out_channels}]")
+        if inplace and residual is None:
+            raise ValueError("inplace needs a residual to write into")
+        out = residual if inplace and residual is not None else x.new_empty((x.shape[0], self.out_channels))
+        status = lib.vits_winograd_conv(
+            x.data_ptr(),
+            None if residual is None else residual.data_ptr(),
+            out.data_ptr(),
+            x.shape[0],
+            self.in_channels,
+            self.out_channels,
+            self.dilation,
+            self.tile,
+            self.kernel,
+            self.u.data_ptr(),
+            self.bias.data_ptr(),
+            self.bt.data_ptr(),
+            self.at.data_ptr(),
+            slope,
+        )
+        if status != 0:
+            raise RuntimeError(f"the Winograd kernel refused its arguments (status {status})")
+        return out
+
+
+def rows_fit(x: torch.Tensor) -> bool:
+    """Contiguous float32 CPU rows [T, C] (the channels-last image's memory is such rows)."""
+    return x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 2 and x.is_contiguous()
