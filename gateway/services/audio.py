@@ -122,12 +122,16 @@ MOVE_WAIT_S = 2.0
 
 
 def stored_audio_open(*, storage: Storage, name: str) -> File:
-    """Open a job's stored audio file (its WAV or an encoding) for reading.
+    """Open a job's stored audio file (its WAV or an encoding) for reading; `name` is what the
+    job's committed row names.
 
     The row names the file at commit, and the move into place runs after the commit's other
     on-commit work (a batch's segment publishes come first), so a client that saw the job end
     can ask a moment before the file is there. While its temporary file exists the move is
-    pending: wait for it, at most MOVE_WAIT_S; a file that is simply missing raises at once.
+    pending: wait for it, at most MOVE_WAIT_S. A move still pending then was cut short (the
+    consumer was killed between its commit and the move): complete it here rather than fail
+    until the media sweep's orphan age (an hour) has passed. A file that is simply missing
+    raises at once.
     """
     deadline = time.monotonic() + MOVE_WAIT_S
     while True:
@@ -135,9 +139,24 @@ def stored_audio_open(*, storage: Storage, name: str) -> File:
             return storage.open(name, "rb")
         except FileNotFoundError:
             pending = glob.glob(glob.escape(storage.path(name)) + ".*" + TEMP_SUFFIX)
-            if not pending or time.monotonic() > deadline:
+            if not pending:
                 return storage.open(name, "rb")  # moved meanwhile, or raises: truly missing
+            if time.monotonic() > deadline:
+                _complete_interrupted_move(pending, storage.path(name))
+                return storage.open(name, "rb")
             time.sleep(0.02)
+
+
+def _complete_interrupted_move(pending: list[str], final_path: str) -> None:
+    """Move the newest temporary file into place (every temporary file of a job's name holds the
+    complete audio of one application of its success; the newest is the committed one unless a
+    later application rolled back). Another reader or the woken consumer may win the race."""
+    newest = max(pending, key=lambda path: os.stat(path).st_mtime if os.path.exists(path) else 0.0)
+    try:
+        os.replace(newest, final_path)
+    except FileNotFoundError:
+        return  # moved by someone else meanwhile
+    logger.warning("completed the move of %s into place, cut short after its commit", final_path)
 
 
 def pcm_groups(segments: list[AudioSegment], *, max_bytes: int = PCM_READ_BYTES) -> list[list[AudioSegment]]:

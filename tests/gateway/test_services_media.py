@@ -148,3 +148,28 @@ def test_a_reader_waits_for_a_committed_move_and_not_for_a_missing_file(media_ro
     with pytest.raises(FileNotFoundError):
         services.stored_audio_open(storage=default_storage, name="audio/2026/11/30/missing.wav")
     assert time.monotonic() - began < 0.5  # no temporary file: nothing to wait for
+
+
+def test_a_reader_completes_a_move_cut_short_after_its_commit(
+    media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/chaos.py killed the consumer between a commit and its move: the job had succeeded,
+    its row named the WAV, and the audio answered 500 until the hourly media sweep."""
+    from django.core.files.storage import default_storage
+
+    from gateway.services import audio
+
+    monkeypatch.setattr(audio, "MOVE_WAIT_S", 0.1)
+    day = media_root / "audio" / "2026" / "11" / "30"
+    day.mkdir(parents=True)
+    final = day / "job.wav"
+    older = day / "job.wav.aaaaaaaaaaaa.tmp"  # a rolled-back application's leftover
+    committed = day / "job.wav.bbbbbbbbbbbb.tmp"
+    older.write_bytes(b"RIFF older")
+    age(older, 60)
+    committed.write_bytes(b"RIFF committed")
+    name = str(final.relative_to(media_root))
+    with services.stored_audio_open(storage=default_storage, name=name) as handle:
+        assert handle.read() == b"RIFF committed"
+    assert final.read_bytes() == b"RIFF committed" and not committed.exists()
+    assert older.exists()  # the sweep removes it once it is an hour old
