@@ -74,7 +74,8 @@ def test_the_kernel_equals_the_convolution(
             got = fast.rows(x, res, slope=slope)
             expected = _reference(conv, x, slope, res)
             assert got.shape == (rows, out_channels)
-            assert float((got.double() - expected).abs().max()) <= 3e-5, (slope, res is None)
+            # float32 direct convolution: about 3e-6 here; the transforms amplify rounding (F(4, 7) most).
+            assert float((got.double() - expected).abs().max()) <= 1e-4, (slope, res is None)
 
 
 @needs_kernel
@@ -142,7 +143,7 @@ def test_without_a_compiler_the_decoder_keeps_onednn(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(winograd, "_engine", winograd.conv_engine())  # put back as it was, unchecked
     monkeypatch.setattr(winograd, "_library", None)
     monkeypatch.setattr(winograd, "_library_error", None)
-    monkeypatch.setattr(winograd, "_measured", None)
+    monkeypatch.setattr(winograd, "_decided", None)
     monkeypatch.setattr(winograd.shutil, "which", lambda name: None)
     assert winograd.library() is None
     assert winograd.choose_conv_engine("auto") == "onednn"
@@ -153,17 +154,27 @@ def test_without_a_compiler_the_decoder_keeps_onednn(monkeypatch: pytest.MonkeyP
 
 
 @needs_kernel
-@pytest.mark.usefixtures("restore_conv_engine")
-def test_auto_measures_once_and_keeps_its_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(winograd, "_measured", None)
-    calls: list[int] = []
-    real = winograd._measure
-
-    def counted() -> winograd.ConvEngine:
-        calls.append(1)
-        return real()
-
-    monkeypatch.setattr(winograd, "_measure", counted)
-    first = winograd.choose_conv_engine("auto")
-    assert winograd.choose_conv_engine("auto") == first == winograd.conv_engine()
-    assert calls == [1]
+def test_auto_is_decided_by_the_machine_not_by_a_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents on one kind of machine must compute the same samples (bench/chaos.py compares PCM
+    byte for byte): the choice depends on the CPU and the thread count only."""
+    monkeypatch.setattr(winograd, "_engine", winograd.conv_engine())
+    monkeypatch.setattr(winograd, "_decided", None)
+    capability = {"value": "AVX2"}
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability["value"])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert winograd.automatic() == "winograd"
+        capability["value"] = "AVX512"
+        assert winograd.automatic() == "onednn"
+        capability["value"] = "AVX2"
+        torch.set_num_threads(2)
+        assert winograd.automatic() == "onednn"  # single-threaded kernel against 2 intra-op threads
+    finally:
+        torch.set_num_threads(threads)
+    first = winograd.choose_conv_engine("auto")  # decided once per process, kept after
+    torch.set_num_threads(1 if threads != 1 else 2)
+    try:
+        assert winograd.choose_conv_engine("auto") == first == winograd.conv_engine()
+    finally:
+        torch.set_num_threads(threads)

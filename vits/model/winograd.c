@@ -17,39 +17,43 @@
 #include <immintrin.h>
 #include <stdlib.h>
 
-#define POINTS 8 /* m + r - 1: F(6, 3), F(4, 5) and F(2, 7) */
+/* m + r - 1, the transform points: 8 (F(6, 3), F(4, 5), F(2, 7)) or 10 (F(4, 7)). Each count
+   gets its own copy of the loops below (`points` is a constant there), so that every input of a
+   tile stays in a register. */
+#define MAX_POINTS 10
+#define INLINE static inline __attribute__((always_inline))
 #define MR 6
 #define NR 16
 
 /* V[p][row][c] for the tiles first .. first + tiles - 1 (rows 0 ..), zero-padded reads. Dense
    over the 8 x 8 transform: every input stays in a register, which a zero-skipping loop over
    run-time indices would not allow. */
-static void transform_inputs(const float *x, long T, int C, int dil, int m, int h, long first, int tiles,
-                             int block, const float *BT, float slope, float *V) {
+INLINE void transform_inputs(const float *x, long T, int C, int dil, int m, int h, long first, int tiles,
+                             int block, const float *BT, float slope, float *V, const int points) {
     const __m256 slope_v = _mm256_set1_ps(slope);
     const int activate = slope != 1.0f;
     for (int row = 0; row < tiles; row++) {
         long tile = first + row;
         long s = tile / dil, phase = tile % dil;
         long base = s * m * dil + phase - (long)h * dil;
-        const float *src[POINTS];
-        for (int i = 0; i < POINTS; i++) {
+        const float *src[MAX_POINTS];
+        for (int i = 0; i < points; i++) {
             long t = base + (long)i * dil;
             src[i] = (t >= 0 && t < T) ? x + t * C : NULL;
         }
         for (int c = 0; c < C; c += 8) {
-            __m256 in[POINTS];
-#pragma GCC unroll 8
-            for (int i = 0; i < POINTS; i++) {
+            __m256 in[MAX_POINTS];
+#pragma GCC unroll 10
+            for (int i = 0; i < points; i++) {
                 __m256 v = src[i] == NULL ? _mm256_setzero_ps() : _mm256_loadu_ps(src[i] + c);
                 in[i] = activate ? _mm256_max_ps(v, _mm256_mul_ps(v, slope_v)) : v;
             }
-#pragma GCC unroll 8
-            for (int p = 0; p < POINTS; p++) {
-                __m256 acc = _mm256_mul_ps(_mm256_broadcast_ss(BT + p * POINTS), in[0]);
-#pragma GCC unroll 8
-                for (int i = 1; i < POINTS; i++)
-                    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(BT + p * POINTS + i), in[i], acc);
+#pragma GCC unroll 10
+            for (int p = 0; p < points; p++) {
+                __m256 acc = _mm256_mul_ps(_mm256_broadcast_ss(BT + p * points), in[0]);
+#pragma GCC unroll 10
+                for (int i = 1; i < points; i++)
+                    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(BT + p * points + i), in[i], acc);
                 _mm256_storeu_ps(V + ((size_t)p * block + row) * C + c, acc);
             }
         }
@@ -101,25 +105,20 @@ static inline void kernel_6x16(const float *A, long lda, const float *B, long ld
     _mm256_storeu_ps(out + 5 * NR + 8, c51);
 }
 
-/* Tiles per block: the block's transformed inputs (POINTS x tiles x C floats) take about
+/* Tiles per block: the block's transformed inputs (points x tiles x C floats) take about
    128 KB, so they stay in the L2 cache while every output-channel panel reads them. */
 static int block_tiles(int C) {
     int tiles = 4096 / C / MR * MR;
     return tiles < MR ? MR : tiles;
 }
 
-/* Returns 0, or -1 for arguments this kernel does not take (the caller then keeps oneDNN).
-   U is packed by output-channel panel: U[Cout / NR][POINTS][Cin][NR], so that a panel's rows
-   are contiguous and it stays in the L1/L2 cache across a block's tiles. */
-int vits_winograd_conv(const float *x, const float *res, float *y, long T, int Cin, int Cout, int dil, int m,
-                       int r, const float *U, const float *bias, const float *BT, const float *AT, float slope) {
-    if (T <= 0 || Cin <= 0 || Cin % 8 != 0 || Cout <= 0 || Cout % NR != 0 || dil <= 0 || m <= 0 || r <= 0 ||
-        r % 2 == 0 || m + r - 1 != POINTS)
-        return -1;
+INLINE int winograd_conv(const float *x, const float *res, float *y, long T, int Cin, int Cout, int dil, int m,
+                         int r, const float *U, const float *bias, const float *BT, const float *AT, float slope,
+                         const int points) {
     const int h = (r - 1) / 2;
     const int block = block_tiles(Cin);
-    float *V = aligned_alloc(64, sizeof(float) * POINTS * (size_t)block * Cin);
-    float products[POINTS * MR * NR];
+    float *V = aligned_alloc(64, sizeof(float) * points * (size_t)block * Cin);
+    float products[MAX_POINTS * MR * NR];
     if (V == NULL)
         return -2;
     /* Tiles: every phase of every super-tile of m d outputs; the last ones may run past T. */
@@ -129,11 +128,11 @@ int vits_winograd_conv(const float *x, const float *res, float *y, long T, int C
         int count = (int)(tiles - first < block ? tiles - first : block);
         int padded = (count + MR - 1) / MR * MR;
         /* Rows past `count` are transformed and multiplied too (finite values, never written out). */
-        transform_inputs(x, T, Cin, dil, m, h, first, padded, block, BT, slope, V);
+        transform_inputs(x, T, Cin, dil, m, h, first, padded, block, BT, slope, V, points);
         for (int co = 0; co < Cout; co += NR) {
-            const float *panel = U + (size_t)(co / NR) * POINTS * Cin * NR;
+            const float *panel = U + (size_t)(co / NR) * points * Cin * NR;
             for (int row0 = 0; row0 < padded; row0 += MR) {
-                for (int p = 0; p < POINTS; p++)
+                for (int p = 0; p < points; p++)
                     kernel_6x16(V + ((size_t)p * block + row0) * Cin, Cin, panel + (size_t)p * Cin * NR, NR, Cin,
                                 products + p * MR * NR);
                 for (int row = 0; row < MR && row0 + row < count; row++) {
@@ -149,9 +148,9 @@ int vits_winograd_conv(const float *x, const float *res, float *y, long T, int C
                             acc0 = _mm256_add_ps(acc0, _mm256_loadu_ps(res + t * Cout + co));
                             acc1 = _mm256_add_ps(acc1, _mm256_loadu_ps(res + t * Cout + co + 8));
                         }
-#pragma GCC unroll 8
-                        for (int p = 0; p < POINTS; p++) {
-                            __m256 a = _mm256_broadcast_ss(AT + o * POINTS + p);
+#pragma GCC unroll 10
+                        for (int p = 0; p < points; p++) {
+                            __m256 a = _mm256_broadcast_ss(AT + o * points + p);
                             const float *mp = products + (p * MR + row) * NR;
                             acc0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(mp), acc0);
                             acc1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(mp + 8), acc1);
@@ -165,4 +164,19 @@ int vits_winograd_conv(const float *x, const float *res, float *y, long T, int C
     }
     free(V);
     return 0;
+}
+
+/* Returns 0, or -1 for arguments this kernel does not take (the caller then keeps oneDNN).
+   U is packed by output-channel panel: U[Cout / NR][points][Cin][NR], so that a panel's rows
+   are contiguous and it stays in the L1/L2 cache across a block's tiles. */
+int vits_winograd_conv(const float *x, const float *res, float *y, long T, int Cin, int Cout, int dil, int m,
+                       int r, const float *U, const float *bias, const float *BT, const float *AT, float slope) {
+    if (T <= 0 || Cin <= 0 || Cin % 8 != 0 || Cout <= 0 || Cout % NR != 0 || dil <= 0 || m <= 0 || r <= 0 ||
+        r % 2 == 0)
+        return -1;
+    if (m + r - 1 == 8)
+        return winograd_conv(x, res, y, T, Cin, Cout, dil, m, r, U, bias, BT, AT, slope, 8);
+    if (m + r - 1 == 10)
+        return winograd_conv(x, res, y, T, Cin, Cout, dil, m, r, U, bias, BT, AT, slope, 10);
+    return -1;
 }

@@ -4,15 +4,17 @@ decoder spends most of its time.
 The residual blocks' convolutions (kernel 3, 5 or 7, dilated, 32 to 128 channels, stride 1) are
 the bulk of synthesis, and oneDNN already runs them near the CPU's peak. Winograd's F(m, r)
 computes m outputs of an r-tap filter from m + r - 1 products per channel pair instead of m r:
-with 8 transform points, F(6, 3), F(4, 5) and F(2, 7) need 2.25x, 2.5x and 1.75x fewer. The
+F(6, 3) and F(4, 5) on 8 transform points and F(4, 7) on 10 need 2.25x, 2.5x and 2.8x fewer. The
 kernel (`winograd.c`, AVX2 + FMA) also applies the blocks' leaky ReLU while reading and adds
 the bias and the residual while writing, so no activated copy of a 10-30 MB signal is made.
 
 The C source is compiled on first use with the system's C compiler into a per-user cache
-(about 1 s, once per source version). Without a compiler, on a CPU without AVX2 or where
-`choose_conv_engine` measures it slower (`Voice.load(conv_engine=...)`), the decoder keeps
-oneDNN's convolutions. Results differ from oneDNN's in the last bits (about 1e-6 of the signal
-per layer; the transform points 0, +-1, +-2, +-1/2 and infinity keep the error small).
+(about 1 s, once per source version). Without a compiler, or where `automatic` says oneDNN
+(`Voice.load(conv_engine=...)`), the decoder keeps oneDNN's convolutions.
+
+Results differ from oneDNN's in the last bits: on unit-scale signals about 5e-6 per layer for
+F(6, 3) and F(4, 5) (transform points 0, +-1, +-2, +-1/2, infinity) and 2-3e-5 for F(4, 7)
+(+-3/2 too), against 2e-6 for oneDNN's direct convolution.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -33,29 +34,28 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("winograd.c")
 COMPILE_FLAGS = ("-O3", "-std=c11", "-mavx2", "-mfma", "-shared", "-fPIC")
-# Outputs per tile by kernel size: m + r - 1 = 8 transform points for each.
-TILE_OUTPUTS = {3: 6, 5: 4, 7: 2}
-_POINTS = (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2))
+# Outputs per tile by kernel size: F(6, 3) and F(4, 5) on 8 transform points, F(4, 7) on 10.
+TILE_OUTPUTS = {3: 6, 5: 4, 7: 4}
+_POINTS = (
+    *(Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2)),
+    *(Fraction(3, 2), Fraction(-3, 2)),  # F(4, 7) only: 10 points
+)
 # The kernel's register block covers 16 output channels.
 CHANNEL_QUANTUM = 16
 
 ConvEngine = Literal["onednn", "winograd"]
 CONV_ENGINES: tuple[ConvEngine, ...] = ("onednn", "winograd")
-# Winograd must take at most this share of oneDNN's time to be chosen: agents measuring on a
-# loaded machine must choose alike (the two engines' audio differs in the last bits).
-_WINOGRAD_MARGIN = 0.8
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _library_error: str | None = None
 _engine: ConvEngine = "onednn"
-_measured: ConvEngine | None = None
+_decided: ConvEngine | None = None
 
 
 def transforms(m: int, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -160,61 +160,42 @@ def set_conv_engine(engine: ConvEngine) -> None:
 
 
 def choose_conv_engine(requested: ConvEngine | Literal["auto"]) -> ConvEngine:
-    """Set `requested`, or for "auto" Winograd where it is built and measures clearly faster than
-    oneDNN on a decoder-sized layer (measured once per process). Returns the engine set."""
-    global _measured
+    """Set `requested`, or for "auto" the engine `automatic` names for this machine (decided once
+    per process). Returns the engine set."""
+    global _decided
     if requested != "auto":
         set_conv_engine(requested)
         return requested
-    if _measured is None:
-        _measured = _measure()
-    set_conv_engine(_measured)
-    return _measured
+    if _decided is None:
+        _decided = automatic()
+    set_conv_engine(_decided)
+    return _decided
 
 
-def _measure() -> ConvEngine:
+def automatic() -> ConvEngine:
+    """Winograd where the kernel builds, the CPU's widest vectors are AVX2 and torch runs one
+    intra-op thread (the agent's default: one per decode worker); else oneDNN.
+
+    Decided by the machine, not timed: every agent and every restart on a kind of machine must
+    compute the same samples (the engines differ in the last bits, and bench/chaos.py compares
+    each job's PCM with a reference process's, byte for byte). Timed at load, three agents
+    starting at once on a loaded machine did not all choose alike. Why these conditions: on AVX2
+    (Zen 3) the kernel took 0.5-0.75x oneDNN's time per layer; with AVX-512, oneDNN's direct
+    convolution has twice the vector width this kernel uses (not measured against it); and the
+    kernel runs on its calling thread, where oneDNN would use every intra-op thread.
+    """
     if library() is None:
+        return "onednn"  # library() logged why
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability != "AVX2":
+        logger.info("conv engine: oneDNN (the CPU offers %s; the Winograd kernel is AVX2)", capability)
         return "onednn"
     if torch.get_num_threads() != 1:
-        # The kernel runs on its calling thread; at intra-op N oneDNN would use N threads per call.
-        logger.info(
-            "conv engine: oneDNN (intra-op threads %d; the Winograd kernel runs single-threaded)",
-            torch.get_num_threads(),
-        )
+        threads = torch.get_num_threads()
+        logger.info("conv engine: oneDNN (intra-op threads %d; the Winograd kernel runs single-threaded)", threads)
         return "onednn"
-    generator = torch.Generator().manual_seed(0)
-    conv = nn.Conv1d(32, 32, 5, dilation=2, padding=4)
-    with torch.no_grad():
-        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.1)
-    fast = WinogradConv.of(conv)
-    x = torch.randn(1, 32, 1, 8192, generator=generator).contiguous(memory_format=torch.channels_last)
-    weight = conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
-
-    def onednn() -> None:
-        F.conv2d(F.leaky_relu(x, 0.1), weight, conv.bias, padding=(0, 4), dilation=(1, 2)).add_(x)
-
-    def winograd() -> None:
-        fast(x, x, 0.1)
-
-    spent = {"onednn": 0.0, "winograd": 0.0}
-    runs = (("onednn", onednn), ("winograd", winograd))
-    with torch.no_grad():
-        for _, run in runs:
-            run()  # warm-up: oneDNN builds its kernel
-        for round_index in range(6):
-            for name, run in runs if round_index % 2 == 0 else runs[::-1]:
-                start = time.process_time()
-                for _ in range(3):
-                    run()
-                spent[name] += time.process_time() - start
-    chosen: ConvEngine = "winograd" if spent["winograd"] <= _WINOGRAD_MARGIN * spent["onednn"] else "onednn"
-    logger.info(
-        "conv engine: %s (Winograd %.2f ms, oneDNN %.2f ms per layer)",
-        chosen,
-        spent["winograd"] / 18 * 1e3,
-        spent["onednn"] / 18 * 1e3,
-    )
-    return chosen
+    logger.info("conv engine: Winograd (AVX2, one intra-op thread)")
+    return "winograd"
 
 
 def active() -> bool:
@@ -260,16 +241,16 @@ def shape_fits(kernel: int, in_channels: int, out_channels: int) -> bool:
 
 
 def worthwhile(kernel: int, in_channels: int) -> bool:
-    """Where the kernel ran faster than oneDNN on an AVX2 EPYC (Zen 3): kernels 3 and 5 (1.5-2x),
-    kernel 7 from 64 input channels (1.1-1.3x); F(2, 7) on 32 channels ran at 0.9-1.2x oneDNN's
-    speed there, so those layers stay with oneDNN."""
-    return kernel < 7 or in_channels >= 64
+    """Where the kernel ran faster than oneDNN on an AVX2 EPYC (Zen 3): every layer it takes.
+    (F(2, 7) on 8 points was not, on 32 channels: 0.9-1.2x oneDNN's time with its leaky ReLU;
+    F(4, 7) on 10 points took 0.65-0.75x.) Kept as the place to exclude a shape."""
+    return in_channels > 0 and kernel in TILE_OUTPUTS
 
 
 class WinogradConv:
     """One convolution's transformed weights, and the call into the kernel."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int, tile: int | None = None) -> None:
         """`weight` [out, in, k] and `bias` [out] of a 'same'-padded, stride-1 Conv1d."""
         outputs, inputs, kernel = weight.shape
         if not shape_fits(kernel, inputs, outputs) or weight.device.type != "cpu":
@@ -277,7 +258,7 @@ class WinogradConv:
         self.kernel = int(kernel)
         self.dilation = int(dilation)
         self.in_channels, self.out_channels = int(inputs), int(outputs)
-        self.tile = TILE_OUTPUTS[self.kernel]
+        self.tile = TILE_OUTPUTS[self.kernel] if tile is None else tile
         at, g, bt = transforms(self.tile, self.kernel)
         weight = weight.detach().to(torch.float64)
         # U[p][in][out] = sum_k G[p][k] W[out][in][k], packed by panels of 16 outputs: [out/16][p][in][16]
