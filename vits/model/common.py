@@ -90,7 +90,7 @@ def prepare_row_taps(conv: nn.Conv1d, scale: torch.Tensor | float = 1.0, *, padd
         image_weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         fast = None
         own_padding = padding == int(cast(int, conv.padding[0]))
-        if own_padding and winograd.supports(conv) and winograd.worthwhile(kernel, conv.in_channels):
+        if own_padding and winograd.supports(conv):
             fast = winograd.WinogradConv(weight, bias, dilation)
         taps = RowTaps(per_tap, image_weight, bias, dilation, padding, fast)
     return taps

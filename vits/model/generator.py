@@ -58,18 +58,17 @@ class _Conv:
         self.winograd: winograd.WinogradConv | None = None
 
     def prepare(self, scale: float = 1.0) -> None:
-        conv = self.conv
-        fits = not self.transposed and scale == 1.0 and winograd.supports(cast(nn.Conv1d, conv))
-        if fits and winograd.worthwhile(int(conv.kernel_size[0]), conv.in_channels):
-            self.winograd = winograd.WinogradConv.of(cast(nn.Conv1d, conv))
-        if self.by_rows:  # the row taps carry the channels-last copy too
+        if self.by_rows:  # the row taps carry the channels-last copy and the Winograd weights too
             self.taps = prepare_row_taps(cast(nn.Conv1d, self.conv), scale)
             self.weight4d = self.taps.image_weight
+            self.winograd = self.taps.winograd
             return
         weight = self.conv.weight.detach()
         if scale != 1.0:
             weight = weight * scale
         self.weight4d = weight.unsqueeze(2).contiguous(memory_format=_CL)
+        if not self.transposed and scale == 1.0 and winograd.supports(cast(nn.Conv1d, self.conv)):
+            self.winograd = winograd.WinogradConv.of(cast(nn.Conv1d, self.conv))
 
     def _rows(self, x: torch.Tensor) -> torch.Tensor | None:
         """x [1, c, 1, t] as rows [t, c] when this layer runs by rows, else None. Where oneDNN

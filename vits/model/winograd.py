@@ -240,17 +240,10 @@ def shape_fits(kernel: int, in_channels: int, out_channels: int) -> bool:
     return kernel in TILE_OUTPUTS and in_channels % 8 == 0 and out_channels % CHANNEL_QUANTUM == 0
 
 
-def worthwhile(kernel: int, in_channels: int) -> bool:
-    """Where the kernel ran faster than oneDNN on an AVX2 EPYC (Zen 3): every layer it takes.
-    (F(2, 7) on 8 points was not, on 32 channels: 0.9-1.2x oneDNN's time with its leaky ReLU;
-    F(4, 7) on 10 points took 0.65-0.75x.) Kept as the place to exclude a shape."""
-    return in_channels > 0 and kernel in TILE_OUTPUTS
-
-
 class WinogradConv:
     """One convolution's transformed weights, and the call into the kernel."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int, tile: int | None = None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> None:
         """`weight` [out, in, k] and `bias` [out] of a 'same'-padded, stride-1 Conv1d."""
         outputs, inputs, kernel = weight.shape
         if not shape_fits(kernel, inputs, outputs) or weight.device.type != "cpu":
@@ -258,7 +251,10 @@ class WinogradConv:
         self.kernel = int(kernel)
         self.dilation = int(dilation)
         self.in_channels, self.out_channels = int(inputs), int(outputs)
-        self.tile = TILE_OUTPUTS[self.kernel] if tile is None else tile
+        # Every layer it takes ran faster than oneDNN on an AVX2 EPYC (Zen 3). F(2, 7) on 8 points,
+        # tried first for kernel 7, did not on 32 channels (0.9-1.2x oneDNN's time with its
+        # leaky ReLU); F(4, 7) on 10 points took 0.65-0.75x.
+        self.tile = TILE_OUTPUTS[self.kernel]
         at, g, bt = transforms(self.tile, self.kernel)
         weight = weight.detach().to(torch.float64)
         # U[p][in][out] = sum_k G[p][k] W[out][in][k], packed by panels of 16 outputs: [out/16][p][in][16]
