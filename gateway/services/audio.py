@@ -128,11 +128,12 @@ def stored_audio_open(*, storage: Storage, name: str) -> File:
     The row names the file at commit, and the move into place runs after the commit's other
     on-commit work (a batch's segment publishes come first), so a client that saw the job end
     can ask a moment before the file is there. While its temporary file exists the move is
-    pending: wait for it, at most MOVE_WAIT_S. A move still pending then was cut short (the
-    consumer was killed between its commit and the move): complete it here rather than fail
-    until the media sweep's orphan age (an hour) has passed. A file that is simply missing
-    raises at once.
+    pending: wait for it, at most MOVE_WAIT_S. A move still pending then, of a temporary file
+    nobody wrote to during the wait, was cut short (the consumer was killed between its commit
+    and the move): complete it here rather than fail until the media sweep's orphan age (an
+    hour) has passed. A file that is simply missing raises at once.
     """
+    began = time.time()
     deadline = time.monotonic() + MOVE_WAIT_S
     while True:
         try:
@@ -142,21 +143,31 @@ def stored_audio_open(*, storage: Storage, name: str) -> File:
             if not pending:
                 return storage.open(name, "rb")  # moved meanwhile, or raises: truly missing
             if time.monotonic() > deadline:
-                _complete_interrupted_move(pending, storage.path(name))
+                _complete_interrupted_move(pending, storage.path(name), written_before=began)
                 return storage.open(name, "rb")
             time.sleep(0.02)
 
 
-def _complete_interrupted_move(pending: list[str], final_path: str) -> None:
-    """Move the newest temporary file into place (every temporary file of a job's name holds the
-    complete audio of one application of its success; the newest is the committed one unless a
-    later application rolled back). Another reader or the woken consumer may win the race."""
-    newest = max(pending, key=lambda path: os.stat(path).st_mtime if os.path.exists(path) else 0.0)
+def _complete_interrupted_move(pending: list[str], final_path: str, *, written_before: float) -> None:
+    """Move the newest temporary file last written before `written_before` into place (every
+    complete temporary file of a job's name holds the audio of one application of its success;
+    the newest is the committed one unless a later application rolled back). One written since
+    may still be being written: left alone. Another reader or the woken consumer may win the race."""
+    finished = [(mtime, path) for path in pending if (mtime := _mtime(path)) is not None and mtime < written_before]
+    if not finished:
+        return
     try:
-        os.replace(newest, final_path)
+        os.replace(max(finished)[1], final_path)
     except FileNotFoundError:
         return  # moved by someone else meanwhile
     logger.warning("completed the move of %s into place, cut short after its commit", final_path)
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None  # moved or removed meanwhile
 
 
 def pcm_groups(segments: list[AudioSegment], *, max_bytes: int = PCM_READ_BYTES) -> list[list[AudioSegment]]:

@@ -173,3 +173,10 @@ def test_a_reader_completes_a_move_cut_short_after_its_commit(
         assert handle.read() == b"RIFF committed"
     assert final.read_bytes() == b"RIFF committed" and not committed.exists()
     assert older.exists()  # the sweep removes it once it is an hour old
+
+    being_written = day / "other.wav.cccccccccccc.tmp"  # written to during the wait: not complete
+    being_written.write_bytes(b"RIFF par")
+    age(being_written, -60)
+    with pytest.raises(FileNotFoundError):
+        services.stored_audio_open(storage=default_storage, name=str((day / "other.wav").relative_to(media_root)))
+    assert being_written.exists() and not (day / "other.wav").exists()

@@ -134,6 +134,8 @@ def _build() -> ctypes.CDLL:
 def library() -> ctypes.CDLL | None:
     """The compiled kernel, or None (the reason is logged once) where it cannot be built here."""
     global _library, _library_error
+    if _library is not None:  # every convolution asks: no lock once it is built
+        return _library
     with _lock:
         if _library is None and _library_error is None:
             try:
