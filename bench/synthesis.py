@@ -152,7 +152,7 @@ def main() -> None:
         "--conv-engine",
         choices=("auto", "onednn", "winograd"),
         default="auto",
-        help="vits' residual convolutions (Voice.load(conv_engine=...); default: measured at load)",
+        help="vits' residual convolutions (Voice.load(conv_engine=...); default: by the CPU, see winograd.automatic)",
     )
     args = parser.parse_args()
 

@@ -4,6 +4,7 @@ multiplications; the engine is chosen per process and falls back to oneDNN where
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,12 +162,21 @@ def test_auto_is_decided_by_the_machine_not_by_a_timing(monkeypatch: pytest.Monk
     monkeypatch.setattr(winograd, "_decided", None)
     capability = {"value": "AVX2"}
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability["value"])
+    family = {"value": ("GenuineIntel", 6)}
+    monkeypatch.setattr(winograd, "cpu_family", lambda: family["value"])
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         assert winograd.automatic() == "winograd"
         capability["value"] = "AVX512"
-        assert winograd.automatic() == "onednn"
+        assert winograd.automatic() == "onednn"  # 512-bit units: oneDNN has twice the width
+        family["value"] = ("AuthenticAMD", 25)
+        assert winograd.automatic() == "winograd"  # Zen 4: AVX-512 on 256-bit units
+        family["value"] = ("AuthenticAMD", 26)
+        assert winograd.automatic() == "onednn"  # Zen 5: 512-bit units, not measured
+        capability["value"] = "DEFAULT"
+        family["value"] = ("AuthenticAMD", 25)
+        assert winograd.automatic() == "onednn"  # a Zen 4 whose AVX-512 torch does not use
         capability["value"] = "AVX2"
         torch.set_num_threads(2)
         assert winograd.automatic() == "onednn"  # single-threaded kernel against 2 intra-op threads
@@ -178,3 +188,15 @@ def test_auto_is_decided_by_the_machine_not_by_a_timing(monkeypatch: pytest.Monk
         assert winograd.choose_conv_engine("auto") == first == winograd.conv_engine()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_cpu_family_reads_the_vendor_and_family_or_says_unknown(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n\n"
+        "processor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+    )
+    assert winograd.cpu_family(cpuinfo) == ("AuthenticAMD", 25)
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: unknown\n")
+    assert winograd.cpu_family(cpuinfo) == ("", -1)
+    assert winograd.cpu_family(tmp_path / "missing") == ("", -1)

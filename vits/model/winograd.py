@@ -175,29 +175,59 @@ def choose_conv_engine(requested: ConvEngine | Literal["auto"]) -> ConvEngine:
 
 
 def automatic() -> ConvEngine:
-    """Winograd where the kernel builds, the CPU's widest vectors are AVX2 and torch runs one
-    intra-op thread (the agent's default: one per decode worker); else oneDNN.
+    """Winograd where the kernel builds, the CPU's vector units are 256 bits wide (AVX2; or
+    AVX-512 run on 256-bit units, as AMD family 25, Zen 4, does) and torch runs one intra-op
+    thread (the agent's default: one per decode worker); else oneDNN.
 
     Decided by the machine, not timed: every agent and every restart on a kind of machine must
     compute the same samples (the engines differ in the last bits, and bench/chaos.py compares
     each job's PCM with a reference process's, byte for byte). Timed at load, three agents
-    starting at once on a loaded machine did not all choose alike. Why these conditions: on AVX2
-    (Zen 3) the kernel took 0.5-0.75x oneDNN's time per layer; with AVX-512, oneDNN's direct
-    convolution has twice the vector width this kernel uses (not measured against it); and the
-    kernel runs on its calling thread, where oneDNN would use every intra-op thread.
+    starting at once on a loaded machine did not all choose alike. Why these conditions: with
+    256-bit units the kernel took 0.5-0.75x oneDNN's time per layer (Zen 3), and a whole sentence
+    0.68x (Zen 4); where AVX-512 has 512-bit units (Intel's server cores, Zen 5), oneDNN's direct
+    convolution has twice this kernel's vector width (not measured against it); and the kernel
+    runs on its calling thread, where oneDNN would use every intra-op thread.
     """
     if library() is None:
         return "onednn"  # library() logged why
     capability = torch.backends.cpu.get_cpu_capability()
-    if capability != "AVX2":
-        logger.info("conv engine: oneDNN (the CPU offers %s; the Winograd kernel is AVX2)", capability)
+    if capability == "AVX512" and cpu_family() == ("AuthenticAMD", 25):
+        units = "AVX-512 on 256-bit units, AMD family 25"
+    elif capability == "AVX2":
+        units = "AVX2"
+    else:
+        vendor, family = cpu_family()
+        logger.info(
+            "conv engine: oneDNN (torch's CPU capability %s, %s family %d; the kernel is for 256-bit vector units)",
+            capability,
+            vendor or "unknown vendor",
+            family,
+        )
         return "onednn"
     if torch.get_num_threads() != 1:
         threads = torch.get_num_threads()
         logger.info("conv engine: oneDNN (intra-op threads %d; the Winograd kernel runs single-threaded)", threads)
         return "onednn"
-    logger.info("conv engine: Winograd (AVX2, one intra-op thread)")
+    logger.info("conv engine: Winograd (%s, one intra-op thread)", units)
     return "winograd"
+
+
+def cpu_family(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, int]:
+    """(vendor, family) of the first CPU in `cpuinfo`, ("", -1) where it cannot be read."""
+    vendor, family = "", -1
+    try:
+        lines = cpuinfo.read_text(errors="replace").splitlines()
+    except OSError:
+        return vendor, family
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.strip() == "vendor_id" and not vendor:
+            vendor = value.strip()
+        elif name.strip() == "cpu family" and family < 0 and value.strip().isdigit():
+            family = int(value.strip())
+        if vendor and family >= 0:
+            break
+    return vendor, family
 
 
 def active() -> bool:
