@@ -21,6 +21,7 @@ ceiling (as many bare synthesis loops as agents, side by side, no service around
 
     .venv/bin/python bench/isolation.py            # full run, about 20-30 minutes on 2 cores
     .venv/bin/python bench/isolation.py --quick    # a short look (fewer, shorter jobs)
+    .venv/bin/python bench/isolation.py --phases burst --conv-engine onednn   # the burst on oneDNN
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -71,6 +72,9 @@ LONG_SENTENCES = [
     "The council plans new parks, cleaner transport and housing that families on modest incomes can afford.",
 ]
 
+
+# TTS_VITS_CONV_ENGINE's values (vits.model.winograd): the agents' and the bound's engine.
+ConvEngineChoice = Literal["auto", "onednn", "winograd"]
 
 # The old layout, capacity reserved for short jobs: measured with `--agents reserved`.
 RESERVED_AGENTS = (AgentSpec(classes=("short",)), AgentSpec(classes=("medium", "long")))
@@ -171,6 +175,7 @@ def wait_idle(api: ApiClient, timeout_s: float, poll_s: float = 1.0) -> None:
 
 def start_stack(name: str, args: argparse.Namespace, *, scheduling: str, agents: Sequence[AgentSpec]) -> Stack:
     env = {"TTS_SCHEDULING": scheduling, "TTS_CACHE_ENABLED": "0", "TTS_AGENT_THREADS": str(args.agent_threads)}
+    env["TTS_VITS_CONV_ENGINE"] = args.conv_engine
     # One demo user submits everything, phase after phase, and the rate counters live in Redis
     # across stacks: the per-user limits would measure the limits, not the service.
     env |= {"TTS_THROTTLE_SUBMIT": "", "TTS_QUOTA_MAX_ACTIVE_JOBS": "100000"}
@@ -284,7 +289,7 @@ def run_burst(args: argparse.Namespace) -> BurstResult:
     )
 
 
-def pure_synthesis_s(threads: int, rounds: int = 3) -> tuple[float, float]:
+def pure_synthesis_s(threads: int, conv_engine: ConvEngineChoice, rounds: int = 3) -> tuple[float, float]:
     """Mean (wall, CPU) seconds `vits` takes for one burst job (text to audio, nothing else), in
     this process, at the agents' thread count, while no stack runs: the wall time is what the
     bound divides the cores by; the CPU time is what the same work costs however busy the machine."""
@@ -293,7 +298,7 @@ def pure_synthesis_s(threads: int, rounds: int = 3) -> tuple[float, float]:
     from vits import Voice
 
     torch.set_num_threads(threads)
-    voice = Voice.load()
+    voice = Voice.load(conv_engine=conv_engine)  # what the agents use (TTS_VITS_CONV_ENGINE)
     voice.synthesize(BURST_TEXTS[0])  # warm-up
     walls, cpus = [], []
     for text in BURST_TEXTS:
@@ -308,14 +313,14 @@ def pure_synthesis_s(threads: int, rounds: int = 3) -> tuple[float, float]:
     return statistics.mean(walls), statistics.mean(cpus)
 
 
-def _co_run_worker(threads: int, seconds: float, start: Any, rates: Any) -> None:
+def _co_run_worker(threads: int, conv_engine: ConvEngineChoice, seconds: float, start: Any, rates: Any) -> None:
     """One process of `co_run_jobs_per_s`: warm up, wait for the others, synthesize for `seconds`."""
     import torch
 
     from vits import Voice
 
     torch.set_num_threads(threads)
-    voice = Voice.load()
+    voice = Voice.load(conv_engine=conv_engine)
     for text in BURST_TEXTS:
         voice.synthesize(text)
     start.wait()
@@ -326,7 +331,7 @@ def _co_run_worker(threads: int, seconds: float, start: Any, rates: Any) -> None
     rates.put(done / elapsed)
 
 
-def co_run_jobs_per_s(threads: int, processes: int, seconds: float) -> float:
+def co_run_jobs_per_s(threads: int, conv_engine: ConvEngineChoice, processes: int, seconds: float) -> float:
     """Burst jobs per second of `processes` bare synthesis loops running side by side.
 
     The ceiling of the machine itself: no service, no broker, no database, only the agents'
@@ -336,7 +341,10 @@ def co_run_jobs_per_s(threads: int, processes: int, seconds: float) -> float:
     """
     context = multiprocessing.get_context("spawn")
     start, rates = context.Barrier(processes), context.Queue()
-    workers = [context.Process(target=_co_run_worker, args=(threads, seconds, start, rates)) for _ in range(processes)]
+    workers = [
+        context.Process(target=_co_run_worker, args=(threads, conv_engine, seconds, start, rates))
+        for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
     total = sum(rates.get(timeout=600) for _ in workers)
@@ -376,6 +384,12 @@ def main() -> int:
         default=None,
         help="TTS_AGENT_BACKGROUND_NICE of the agents (default: the agent's, 19; 0 = lower classes step inline)",
     )
+    parser.add_argument(
+        "--conv-engine",
+        choices=("auto", "onednn", "winograd"),
+        default="auto",
+        help="TTS_VITS_CONV_ENGINE of the agents and of the pure synthesis the bound is taken from",
+    )
     parser.add_argument("--database", default="tts_bench", help="Postgres database to recreate for each phase")
     parser.add_argument("--burst-jobs", type=int, default=100)
     parser.add_argument("--burst-clients", type=int, default=20)
@@ -387,7 +401,8 @@ def main() -> int:
     print(
         f"isolation benchmark: {args.short_jobs} short jobs every {args.interval_s}s; "
         f"{args.long_jobs} long jobs of >= {args.long_chars} chars; {cores} cores; "
-        f"{args.agent_threads} torch thread(s) per agent; {args.agents} agents; cache off; "
+        f"{args.agent_threads} torch thread(s) per agent; {args.agents} agents; conv engine {args.conv_engine}; "
+        "cache off; "
         f"background nice {'default' if args.background_nice is None else args.background_nice}",
         flush=True,
     )
@@ -397,9 +412,14 @@ def main() -> int:
         "c": ("(c) FIFO baseline, under long load", "fifo", True),
     }
     wanted = [key.strip() for key in args.phases.split(",") if key.strip()]
-    pure_s, pure_cpu_s = pure_synthesis_s(args.agent_threads) if "burst" in wanted else (float("nan"),) * 2
+    nothing = (float("nan"),) * 2
+    pure_s, pure_cpu_s = pure_synthesis_s(args.agent_threads, args.conv_engine) if "burst" in wanted else nothing
     co_run_s = 5.0 if args.quick else 15.0
-    co_run = co_run_jobs_per_s(args.agent_threads, len(DEFAULT_AGENTS), co_run_s) if "burst" in wanted else 0.0
+    co_run = (
+        co_run_jobs_per_s(args.agent_threads, args.conv_engine, len(DEFAULT_AGENTS), co_run_s)
+        if "burst" in wanted
+        else 0.0
+    )
     results: dict[str, PhaseResult] = {}
     for key in wanted:
         if key in phases:
@@ -409,11 +429,11 @@ def main() -> int:
     if burst is not None:
         # Measured again after the burst: this shared machine's speed drifts by up to 25 % over
         # minutes (seen on an AMD EPYC), so the bound uses the mean of both, which bracket it.
-        pure_after_s, pure_after_cpu_s = pure_synthesis_s(args.agent_threads)
+        pure_after_s, pure_after_cpu_s = pure_synthesis_s(args.agent_threads, args.conv_engine)
         pure_before_s = pure_s
         pure_s, pure_cpu_s = (pure_s + pure_after_s) / 2, (pure_cpu_s + pure_after_cpu_s) / 2
         co_run_before = co_run
-        co_run_after = co_run_jobs_per_s(args.agent_threads, len(DEFAULT_AGENTS), co_run_s)
+        co_run_after = co_run_jobs_per_s(args.agent_threads, args.conv_engine, len(DEFAULT_AGENTS), co_run_s)
         co_run = (co_run_before + co_run_after) / 2
 
     print("\n=== short-job latency, POST to audio ready ===")
