@@ -6,12 +6,18 @@ could authenticate with.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from .account_models import ApiKey
@@ -64,7 +70,7 @@ def api_key_resolve(*, raw_key: str) -> ApiKey | None:
     """The usable key matching `raw_key` (with its owner), or None: unknown, revoked or expired."""
     if not raw_key or len(raw_key) > 200:
         return None
-    key = ApiKey.objects.select_related("owner").filter(hashed_key=hash_key(raw_key)).first()
+    key = _key_with_owner(hash_key(raw_key))
     now = timezone.now()
     if key is None or not key.is_usable(now=now):
         return None
@@ -72,3 +78,49 @@ def api_key_resolve(*, raw_key: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+# Every API request resolves its key: written as SQL (built once per process from the models'
+# tables and columns), as the submit's quota queries are. The ORM spent about 0.9 ms of CPU
+# compiling this one query where the SQL costs 0.15 ms (measured on Postgres, on a 2-core EPYC).
+@functools.cache
+def _key_with_owner_sql(vendor: str) -> str:
+    """For the database `vendor` (the cache key): the key's columns and its owner's, by hash."""
+    quote = connection.ops.quote_name
+    keys, users = ApiKey._meta, get_user_model()._meta
+
+    def columns(alias: str, fields: Sequence[Field]) -> str:
+        return ", ".join(f"{alias}.{quote(field.column)}" for field in fields)
+
+    owner_column = quote(keys.get_field("owner").column)
+    return (
+        f"SELECT {columns('k', keys.concrete_fields)}, {columns('u', users.concrete_fields)} "
+        f"FROM {quote(keys.db_table)} k INNER JOIN {quote(users.db_table)} u ON u.{quote(users.pk.column)} = "
+        f"k.{owner_column} WHERE k.{quote(keys.get_field('hashed_key').column)} = %s"
+    )
+
+
+def _key_with_owner(hashed_key: str) -> ApiKey | None:
+    """The key stored under `hashed_key` with its owner attached (no second query for
+    `key.owner`), or None; the same objects `select_related("owner")` would build."""
+    with connection.cursor() as cursor:
+        cursor.execute(_key_with_owner_sql(connection.vendor), [hashed_key])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    key_fields, user_fields = ApiKey._meta.concrete_fields, get_user_model()._meta.concrete_fields
+    key = _from_row(ApiKey, key_fields, row[: len(key_fields)])
+    key.owner = _from_row(get_user_model(), user_fields, row[len(key_fields) :])
+    return key
+
+
+def _from_row(model: type[Model], fields: Sequence[Field], values: Sequence[Any]) -> Any:
+    """An instance from raw column values, through the converters the ORM applies (SQLite's
+    datetimes come back as text, for one)."""
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        column = field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+            value = convert(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [field.attname for field in fields], converted)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import textwrap
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from gateway.account_models import ApiKey
-from gateway.apikeys import api_key_create, api_key_revoke
+from gateway.apikeys import api_key_create, api_key_resolve, api_key_revoke
 
 from .factories import StaffFactory, UserFactory
 
@@ -55,6 +61,69 @@ def test_expired_key_stops_working() -> None:
     assert client.get(ME).status_code == 200
     ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert client.get(ME).status_code == 401
+
+
+def test_resolve_builds_what_the_orm_would_with_the_owner_in_one_query() -> None:
+    """The lookup is hand-written SQL: every field of the key and of its owner must come back as
+    the ORM gives it (types, time zones), and `key.owner` must cost no second query."""
+    owner = StaffFactory(first_name="Ada")
+    created, raw_key = api_key_create(owner=owner, name="ci", expires_at=timezone.now() + timedelta(days=3))
+    ApiKey.objects.filter(pk=created.pk).update(last_used_at=timezone.now())  # no write on resolve
+    expected = ApiKey.objects.select_related("owner").get(pk=created.pk)
+    with CaptureQueriesContext(connection) as queries:
+        key = api_key_resolve(raw_key=raw_key)
+        assert key is not None
+        resolved_owner = key.owner
+    assert len(queries) == 1, [query["sql"] for query in queries]
+    for field in ApiKey._meta.concrete_fields:
+        assert getattr(key, field.attname) == getattr(expected, field.attname), field.name
+        assert type(getattr(key, field.attname)) is type(getattr(expected, field.attname)), field.name
+    for field in type(owner)._meta.concrete_fields:
+        assert getattr(resolved_owner, field.attname) == getattr(expected.owner, field.attname), field.name
+    assert key.expires_at is not None and key.expires_at.tzinfo is not None
+    assert resolved_owner.is_staff and resolved_owner.first_name == "Ada"
+    assert not key._state.adding and key._state.db == "default"  # saved rows, as the ORM's
+
+
+# Run on the embedded default's database in a process of its own (the suite's is Postgres):
+# SQLite returns datetimes as text and booleans as integers, which the lookup must convert.
+_SQLITE_RESOLVE = textwrap.dedent(
+    """
+    import django
+    django.setup()
+    from datetime import timedelta
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.utils import timezone
+    from gateway.account_models import ApiKey
+    from gateway.apikeys import api_key_create, api_key_resolve
+    call_command("migrate", verbosity=0)
+    owner = get_user_model().objects.create_user("sqlite-key", password="unused", is_staff=True)
+    created, raw_key = api_key_create(owner=owner, name="t", expires_at=timezone.now() + timedelta(days=1))
+    key = api_key_resolve(raw_key=raw_key)
+    expected = ApiKey.objects.select_related("owner").get(pk=created.pk)
+    pairs = [(key, expected, ApiKey), (key.owner, expected.owner, get_user_model())]
+    for got, want, model in pairs:
+        for field in model._meta.concrete_fields:
+            a, b = getattr(got, field.attname), getattr(want, field.attname)
+            assert a == b and type(a) is type(b), (field.name, a, b)
+    print("resolved", type(key.expires_at).__name__, type(key.owner.is_staff).__name__)
+    """
+)
+
+
+@pytest.mark.integration
+def test_resolve_converts_sqlite_values_as_the_orm_does(tmp_path: Path) -> None:
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "tts_project.settings.base",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'keys.sqlite3'}",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _SQLITE_RESOLVE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resolved datetime bool" in result.stdout
 
 
 def test_inactive_owner_is_refused() -> None:
