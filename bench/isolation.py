@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -47,6 +47,9 @@ from devstack.broker import free_port
 from devstack.client import ApiClient
 from devstack.postgres import postgres_available, recreate_database
 from devstack.stack import DEFAULT_AGENTS, AgentSpec, Stack, StackConfig
+
+if TYPE_CHECKING:  # vits (and torch) load in the functions that synthesize, not at import
+    from vits.model.winograd import ConvEngine
 
 SHORT_TEXTS = [
     "Your order has shipped.",
@@ -72,9 +75,6 @@ LONG_SENTENCES = [
     "The council plans new parks, cleaner transport and housing that families on modest incomes can afford.",
 ]
 
-
-# TTS_VITS_CONV_ENGINE's values (vits.model.winograd): the agents' and the bound's engine.
-ConvEngineChoice = Literal["auto", "onednn", "winograd"]
 
 # The old layout, capacity reserved for short jobs: measured with `--agents reserved`.
 RESERVED_AGENTS = (AgentSpec(classes=("short",)), AgentSpec(classes=("medium", "long")))
@@ -289,7 +289,7 @@ def run_burst(args: argparse.Namespace) -> BurstResult:
     )
 
 
-def pure_synthesis_s(threads: int, conv_engine: ConvEngineChoice, rounds: int = 3) -> tuple[float, float]:
+def pure_synthesis_s(threads: int, conv_engine: ConvEngine | Literal["auto"], rounds: int = 3) -> tuple[float, float]:
     """Mean (wall, CPU) seconds `vits` takes for one burst job (text to audio, nothing else), in
     this process, at the agents' thread count, while no stack runs: the wall time is what the
     bound divides the cores by; the CPU time is what the same work costs however busy the machine."""
@@ -313,7 +313,9 @@ def pure_synthesis_s(threads: int, conv_engine: ConvEngineChoice, rounds: int = 
     return statistics.mean(walls), statistics.mean(cpus)
 
 
-def _co_run_worker(threads: int, conv_engine: ConvEngineChoice, seconds: float, start: Any, rates: Any) -> None:
+def _co_run_worker(
+    threads: int, conv_engine: ConvEngine | Literal["auto"], seconds: float, start: Any, rates: Any
+) -> None:
     """One process of `co_run_jobs_per_s`: warm up, wait for the others, synthesize for `seconds`."""
     import torch
 
@@ -331,7 +333,7 @@ def _co_run_worker(threads: int, conv_engine: ConvEngineChoice, seconds: float, 
     rates.put(done / elapsed)
 
 
-def co_run_jobs_per_s(threads: int, conv_engine: ConvEngineChoice, processes: int, seconds: float) -> float:
+def co_run_jobs_per_s(threads: int, conv_engine: ConvEngine | Literal["auto"], processes: int, seconds: float) -> float:
     """Burst jobs per second of `processes` bare synthesis loops running side by side.
 
     The ceiling of the machine itself: no service, no broker, no database, only the agents'

@@ -26,8 +26,8 @@
 #define NR 16
 
 /* V[p][row][c] for the tiles first .. first + tiles - 1 (rows 0 ..), zero-padded reads. Dense
-   over the 8 x 8 transform: every input stays in a register, which a zero-skipping loop over
-   run-time indices would not allow. */
+   over the points x points transform: every input stays in a register, which a zero-skipping
+   loop over run-time indices would not allow. */
 INLINE void transform_inputs(const float *x, long T, int C, int dil, int m, int h, long first, int tiles,
                              int block, const float *BT, float slope, float *V, const int points) {
     const __m256 slope_v = _mm256_set1_ps(slope);

@@ -191,12 +191,12 @@ def automatic() -> ConvEngine:
     if library() is None:
         return "onednn"  # library() logged why
     capability = torch.backends.cpu.get_cpu_capability()
-    if capability == "AVX512" and cpu_family() == ("AuthenticAMD", 25):
-        units = "AVX-512 on 256-bit units, AMD family 25"
-    elif capability == "AVX2":
+    vendor, family = cpu_family()
+    if capability == "AVX2":
         units = "AVX2"
+    elif capability == "AVX512" and (vendor, family) == ("AuthenticAMD", 25):
+        units = "AVX-512 on 256-bit units, AMD family 25"
     else:
-        vendor, family = cpu_family()
         logger.info(
             "conv engine: oneDNN (torch's CPU capability %s, %s family %d; the kernel is for 256-bit vector units)",
             capability,
