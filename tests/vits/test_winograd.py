@@ -62,7 +62,7 @@ def test_the_transforms_compute_a_filter_exactly_in_float64() -> None:
 @needs_kernel
 @pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (3, 2), (5, 2), (5, 6), (7, 3), (7, 12)])
 @pytest.mark.parametrize("rows", [1, 5, 37, 301])  # inside one tile, a few tiles, several blocks
-@pytest.mark.parametrize(("in_channels", "out_channels"), [(32, 32), (64, 64), (24, 48)])
+@pytest.mark.parametrize(("in_channels", "out_channels"), [(32, 32), (64, 64), (48, 96)])
 def test_the_kernel_equals_the_convolution(
     kernel: int, dilation: int, rows: int, in_channels: int, out_channels: int
 ) -> None:
@@ -120,7 +120,54 @@ def test_bad_inputs_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="does not take"):
         winograd.WinogradConv.of(nn.Conv1d(32, 32, 4, padding=2))
     assert not winograd.supports(nn.Conv1d(32, 32, 3, padding=1, stride=2))
-    assert not winograd.supports(nn.Conv1d(32, 20, 3, padding=1))  # outputs not a multiple of 16
+    assert not winograd.supports(nn.Conv1d(32, 20, 3, padding=1))  # outputs not a multiple of a panel
+    assert winograd.shape_fits(3, 24, 48, lanes=8) and not winograd.shape_fits(3, 24, 48, lanes=16)
+    with pytest.raises(ValueError, match="8 or 16 lanes"):
+        winograd.build(4)
+
+
+needs_avx512 = pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() != "AVX512", reason="the CPU runs no AVX-512 (torch's capability)"
+)
+
+
+@needs_kernel
+@needs_avx512
+@pytest.mark.parametrize(("kernel", "dilation", "rows"), [(3, 1, 301), (5, 3, 77), (7, 2, 5), (7, 1, 1000)])
+def test_the_avx512_build_computes_the_avx2_builds_bits(kernel: int, dilation: int, rows: int) -> None:
+    """Both builds do each output's multiply-adds in the same order: a machine's choice of build
+    changes the speed, never the samples (bench/chaos.py compares PCM byte for byte)."""
+    conv = _conv(64, 64, kernel, dilation)
+    narrow = winograd.WinogradConv(conv.weight, conv.bias, dilation, lanes=8)
+    wide = winograd.WinogradConv(conv.weight, conv.bias, dilation, lanes=16)
+    x, residual = torch.randn(rows, 64), torch.randn(rows, 64)
+    with torch.no_grad():
+        by_avx2 = narrow.rows(x, residual, slope=0.1)
+        by_avx512 = wide.rows(x, residual, slope=0.1)
+    assert torch.equal(by_avx2, by_avx512)
+    assert float((by_avx512.double() - _reference(conv, x, 0.1, residual)).abs().max()) <= 1e-4
+
+
+def test_the_build_width_follows_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    capability = {"value": "AVX512"}
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability["value"])
+    family = {"value": ("AuthenticAMD", 26)}
+    monkeypatch.setattr(winograd, "cpu_family", lambda: family["value"])
+
+    def lanes() -> int:
+        winograd.kernel_lanes.cache_clear()
+        return winograd.kernel_lanes()
+
+    try:
+        assert lanes() == 16  # Zen 5: 512-bit units
+        family["value"] = ("GenuineIntel", 6)
+        assert lanes() == 16
+        family["value"] = ("AuthenticAMD", 25)
+        assert lanes() == 8  # Zen 4: AVX-512 on 256-bit units, the AVX2 build measured
+        capability["value"] = "AVX2"
+        assert lanes() == 8
+    finally:
+        winograd.kernel_lanes.cache_clear()  # the next call decides for the real machine again
 
 
 @needs_kernel
@@ -143,6 +190,7 @@ def test_the_voice_sounds_the_same_on_either_engine(voice: Voice) -> None:
 def test_without_a_compiler_the_decoder_keeps_onednn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(winograd, "_engine", winograd.conv_engine())  # put back as it was, unchecked
     monkeypatch.setattr(winograd, "_library", None)
+    monkeypatch.setattr(winograd, "_builds", {})
     monkeypatch.setattr(winograd, "_library_error", None)
     monkeypatch.setattr(winograd, "_decided", None)
     monkeypatch.setattr(winograd.shutil, "which", lambda name: None)
@@ -173,7 +221,9 @@ def test_auto_is_decided_by_the_machine_not_by_a_timing(monkeypatch: pytest.Monk
         family["value"] = ("AuthenticAMD", 25)
         assert winograd.automatic() == "winograd"  # Zen 4: AVX-512 on 256-bit units
         family["value"] = ("AuthenticAMD", 26)
-        assert winograd.automatic() == "onednn"  # Zen 5: 512-bit units, not measured
+        assert winograd.automatic() == "winograd"  # Zen 5: 512-bit units, the AVX-512 build
+        family["value"] = ("AuthenticAMD", 23)
+        assert winograd.automatic() == "onednn"  # not an AVX-512 family measured
         capability["value"] = "DEFAULT"
         family["value"] = ("AuthenticAMD", 25)
         assert winograd.automatic() == "onednn"  # a Zen 4 whose AVX-512 torch does not use

@@ -5,8 +5,9 @@ The residual blocks' convolutions (kernel 3, 5 or 7, dilated, 32 to 128 channels
 the bulk of synthesis, and oneDNN already runs them near the CPU's peak. Winograd's F(m, r)
 computes m outputs of an r-tap filter from m + r - 1 products per channel pair instead of m r:
 F(6, 3) and F(4, 5) on 8 transform points and F(4, 7) on 10 need 2.25x, 2.5x and 2.8x fewer. The
-kernel (`winograd.c`, AVX2 + FMA) also applies the blocks' leaky ReLU while reading and adds
-the bias and the residual while writing, so no activated copy of a 10-30 MB signal is made.
+kernel (`winograd.c`, built for AVX2 + FMA or for AVX-512F, see `kernel_lanes`) also applies the
+blocks' leaky ReLU while reading and adds the bias and the residual while writing, so no
+activated copy of a 10-30 MB signal is made.
 
 The C source is compiled on first use with the system's C compiler into a per-user cache
 (about 1 s, once per source version). Without a compiler, or where `automatic` says oneDNN
@@ -20,6 +21,7 @@ F(6, 3) and F(4, 5) (transform points 0, +-1, +-2, +-1/2, infinity) and 2-3e-5 f
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -38,22 +40,27 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("winograd.c")
-COMPILE_FLAGS = ("-O3", "-std=c11", "-mavx2", "-mfma", "-shared", "-fPIC")
+COMPILE_FLAGS = ("-O3", "-std=c11", "-shared", "-fPIC")
+# The kernel's builds by floats per vector: AVX2 + FMA (256 bits), AVX-512F (512 bits).
+LANE_FLAGS = {8: ("-mavx2", "-mfma"), 16: ("-mavx512f", "-mavx2", "-mfma")}
 # Outputs per tile by kernel size: F(6, 3) and F(4, 5) on 8 transform points, F(4, 7) on 10.
 TILE_OUTPUTS = {3: 6, 5: 4, 7: 4}
 _POINTS = (
     *(Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2)),
     *(Fraction(3, 2), Fraction(-3, 2)),  # F(4, 7) only: 10 points
 )
-# The kernel's register block covers 16 output channels.
-CHANNEL_QUANTUM = 16
+
+# AMD families with AVX-512 where `auto` takes the kernel: 25 (Zen 4), 26 (Zen 5).
+MEASURED_AVX512_FAMILIES = (25, 26)
 
 ConvEngine = Literal["onednn", "winograd"]
 CONV_ENGINES: tuple[ConvEngine, ...] = ("onednn", "winograd")
 
 _lock = threading.Lock()
+_build_lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _library_error: str | None = None
+_builds: dict[int, ctypes.CDLL] = {}
 _engine: ConvEngine = "onednn"
 _decided: ConvEngine | None = None
 
@@ -88,47 +95,74 @@ def _cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"vits-{os.getuid()}"
 
 
-def _build() -> ctypes.CDLL:
-    """Compile winograd.c (once per source and flags) and load it."""
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
-        raise OSError(f"the CPU lacks AVX2 (torch reports {torch.backends.cpu.get_cpu_capability()})")
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise OSError("no C compiler (cc or gcc) on PATH")
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source + " ".join(COMPILE_FLAGS).encode()).hexdigest()[:16]
-    directory = _cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"winograd-{digest}.so"
-    if not target.exists():
-        partial = directory / f".winograd-{digest}-{os.getpid()}-{threading.get_ident()}.so"
-        done = subprocess.run(
-            [compiler, *COMPILE_FLAGS, "-o", str(partial), str(SOURCE)], capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            partial.unlink(missing_ok=True)
-            raise OSError(f"{compiler} failed on {SOURCE.name}: {done.stderr.strip()[:500]}")
-        os.replace(partial, target)  # atomic: a concurrent builder's copy is identical
-    library = ctypes.CDLL(str(target))
-    function = library.vits_winograd_conv
-    function.restype = ctypes.c_int
-    function.argtypes = [
-        ctypes.c_void_p,  # x
-        ctypes.c_void_p,  # res (NULL: none)
-        ctypes.c_void_p,  # y
-        ctypes.c_long,  # T
-        ctypes.c_int,  # Cin
-        ctypes.c_int,  # Cout
-        ctypes.c_int,  # dilation
-        ctypes.c_int,  # m
-        ctypes.c_int,  # r
-        ctypes.c_void_p,  # U
-        ctypes.c_void_p,  # bias
-        ctypes.c_void_p,  # BT
-        ctypes.c_void_p,  # AT
-        ctypes.c_float,  # slope
-    ]
-    return library
+def build(lanes: int) -> ctypes.CDLL:
+    """Compile winograd.c for `lanes` floats per vector (8: AVX2, 16: AVX-512F; once per source
+    and flags) and load it. OSError where this CPU or this system cannot."""
+    if lanes not in LANE_FLAGS:
+        raise ValueError(f"the kernel is built for 8 or 16 lanes, not {lanes}")
+    with _build_lock:
+        if lanes in _builds:
+            return _builds[lanes]
+        capability = torch.backends.cpu.get_cpu_capability()
+        if capability not in ("AVX2", "AVX512"):
+            raise OSError(f"the CPU lacks AVX2 (torch reports {capability})")
+        if lanes == 16 and capability != "AVX512":
+            raise OSError(f"the CPU lacks AVX-512 (torch reports {capability})")
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            raise OSError("no C compiler (cc or gcc) on PATH")
+        flags = (*COMPILE_FLAGS, *LANE_FLAGS[lanes])
+        digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+        directory = _cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"winograd-{digest}.so"
+        if not target.exists():
+            partial = directory / f".winograd-{digest}-{os.getpid()}-{threading.get_ident()}.so"
+            done = subprocess.run(
+                [compiler, *flags, "-o", str(partial), str(SOURCE)], capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                partial.unlink(missing_ok=True)
+                raise OSError(f"{compiler} failed on {SOURCE.name}: {done.stderr.strip()[:500]}")
+            os.replace(partial, target)  # atomic: a concurrent builder's copy is identical
+        compiled = ctypes.CDLL(str(target))
+        compiled.vits_winograd_lanes.restype = ctypes.c_int
+        if compiled.vits_winograd_lanes() != lanes:
+            raise OSError(f"{target.name} was built for {compiled.vits_winograd_lanes()} lanes, not {lanes}")
+        function = compiled.vits_winograd_conv
+        function.restype = ctypes.c_int
+        function.argtypes = [
+            ctypes.c_void_p,  # x
+            ctypes.c_void_p,  # res (NULL: none)
+            ctypes.c_void_p,  # y
+            ctypes.c_long,  # T
+            ctypes.c_int,  # Cin
+            ctypes.c_int,  # Cout
+            ctypes.c_int,  # dilation
+            ctypes.c_int,  # m
+            ctypes.c_int,  # r
+            ctypes.c_void_p,  # U
+            ctypes.c_void_p,  # bias
+            ctypes.c_void_p,  # BT
+            ctypes.c_void_p,  # AT
+            ctypes.c_float,  # slope
+        ]
+        _builds[lanes] = compiled
+        return compiled
+
+
+@functools.cache
+def kernel_lanes() -> int:
+    """Floats per vector of the build this process uses (decided once): 16 (AVX-512F) where torch
+    runs AVX-512 code on 512-bit units, 8 (AVX2) elsewhere. (`WinogradConv(lanes=...)` takes
+    either build where the CPU runs it.)
+
+    AMD family 25 (Zen 4) runs AVX-512 on 256-bit units, where the AVX2 build was measured
+    (0.68x oneDNN's time per sentence). Every build computes the same bits (winograd.c), so the
+    choice changes only the speed."""
+    if torch.backends.cpu.get_cpu_capability() == "AVX512" and cpu_family() != ("AuthenticAMD", 25):
+        return 16
+    return 8
 
 
 def library() -> ctypes.CDLL | None:
@@ -139,7 +173,7 @@ def library() -> ctypes.CDLL | None:
     with _lock:
         if _library is None and _library_error is None:
             try:
-                _library = _build()
+                _library = build(kernel_lanes())
             except OSError as error:
                 _library_error = str(error)
                 logger.warning("Winograd convolutions unavailable, the decoder keeps oneDNN's: %s", error)
@@ -175,18 +209,18 @@ def choose_conv_engine(requested: ConvEngine | Literal["auto"]) -> ConvEngine:
 
 
 def automatic() -> ConvEngine:
-    """Winograd where the kernel builds, the CPU's vector units are 256 bits wide (AVX2; or
-    AVX-512 run on 256-bit units, as AMD family 25, Zen 4, does) and torch runs one intra-op
-    thread (the agent's default: one per decode worker); else oneDNN.
+    """Winograd where the kernel builds, torch runs one intra-op thread (the agent's default: one
+    per decode worker) and the kernel was measured faster than oneDNN on this kind of CPU: AVX2
+    (Zen 3), AVX-512 on AMD family 25 (Zen 4: 256-bit units, the AVX2 build) and on AMD family 26
+    (Zen 5: 512-bit units, the AVX-512 build); else oneDNN.
 
     Decided by the machine, not timed: every agent and every restart on a kind of machine must
     compute the same samples (the engines differ in the last bits, and bench/chaos.py compares
     each job's PCM with a reference process's, byte for byte). Timed at load, three agents
-    starting at once on a loaded machine did not all choose alike. Why these conditions: with
-    256-bit units the kernel took 0.5-0.75x oneDNN's time per layer (Zen 3), and a whole sentence
-    0.68x (Zen 4); where AVX-512 has 512-bit units (Intel's server cores, Zen 5), oneDNN's direct
-    convolution has twice this kernel's vector width (not measured against it); and the kernel
-    runs on its calling thread, where oneDNN would use every intra-op thread.
+    starting at once on a loaded machine did not all choose alike. Measured per sentence against
+    oneDNN: 0.5-0.75x per layer on Zen 3, 0.68x on Zen 4; on Zen 5 the AVX-512 build (see
+    vits/README.md). Intel's AVX-512 server cores were not measured, and keep oneDNN; and the
+    kernel runs on its calling thread, where oneDNN would use every intra-op thread.
     """
     if library() is None:
         return "onednn"  # library() logged why
@@ -194,11 +228,11 @@ def automatic() -> ConvEngine:
     vendor, family = cpu_family()
     if capability == "AVX2":
         units = "AVX2"
-    elif capability == "AVX512" and (vendor, family) == ("AuthenticAMD", 25):
-        units = "AVX-512 on 256-bit units, AMD family 25"
+    elif capability == "AVX512" and vendor == "AuthenticAMD" and family in MEASURED_AVX512_FAMILIES:
+        units = f"AVX-512 on AMD family {family}, the {kernel_lanes() * 32}-bit build"
     else:
         logger.info(
-            "conv engine: oneDNN (torch's CPU capability %s, %s family %d; the kernel is for 256-bit vector units)",
+            "conv engine: oneDNN (torch's CPU capability %s, %s family %d: the kernel was not measured faster there)",
             capability,
             vendor or "unknown vendor",
             family,
@@ -253,8 +287,8 @@ def image_fits(x: torch.Tensor) -> bool:
 
 
 def supports(conv: nn.Conv1d) -> bool:
-    """Stride-1, odd-kernel, ungrouped float32 CPU convolutions with 'same' padding, a multiple
-    of 8 input and of 16 output channels."""
+    """Stride-1, odd-kernel, ungrouped float32 CPU convolutions with 'same' padding, input
+    channels a multiple of the build's lanes and output channels of twice that."""
     kernel, dilation = int(conv.kernel_size[0]), int(conv.dilation[0])
     padding = conv.padding
     return (
@@ -268,17 +302,22 @@ def supports(conv: nn.Conv1d) -> bool:
     )
 
 
-def shape_fits(kernel: int, in_channels: int, out_channels: int) -> bool:
-    return kernel in TILE_OUTPUTS and in_channels % 8 == 0 and out_channels % CHANNEL_QUANTUM == 0
+def shape_fits(kernel: int, in_channels: int, out_channels: int, lanes: int | None = None) -> bool:
+    lanes = kernel_lanes() if lanes is None else lanes
+    return kernel in TILE_OUTPUTS and in_channels % lanes == 0 and out_channels % (2 * lanes) == 0
 
 
 class WinogradConv:
     """One convolution's transformed weights, and the call into the kernel."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int) -> None:
-        """`weight` [out, in, k] and `bias` [out] of a 'same'-padded, stride-1 Conv1d."""
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int, *, lanes: int | None = None
+    ) -> None:
+        """`weight` [out, in, k] and `bias` [out] of a 'same'-padded, stride-1 Conv1d, for the
+        kernel's build of `lanes` floats per vector (default: this process's, `kernel_lanes`)."""
         outputs, inputs, kernel = weight.shape
-        if not shape_fits(kernel, inputs, outputs) or weight.device.type != "cpu":
+        self.lanes = kernel_lanes() if lanes is None else lanes
+        if not shape_fits(kernel, inputs, outputs, self.lanes) or weight.device.type != "cpu":
             raise ValueError(f"the Winograd kernel does not take a [{outputs}, {inputs}, {kernel}] CPU weight")
         self.kernel = int(kernel)
         self.dilation = int(dilation)
@@ -289,10 +328,12 @@ class WinogradConv:
         self.tile = TILE_OUTPUTS[self.kernel]
         at, g, bt = transforms(self.tile, self.kernel)
         weight = weight.detach().to(torch.float64)
-        # U[p][in][out] = sum_k G[p][k] W[out][in][k], packed by panels of 16 outputs: [out/16][p][in][16]
+        # U[p][in][out] = sum_k G[p][k] W[out][in][k], packed by panels of 2 vectors of outputs:
+        # [out / panel][p][in][panel]
         u = torch.einsum("pk,oik->pio", torch.from_numpy(g), weight).to(torch.float32)
         points, inputs, outputs = u.shape
-        self.u = u.reshape(points, inputs, outputs // CHANNEL_QUANTUM, CHANNEL_QUANTUM).permute(2, 0, 1, 3).contiguous()
+        panel = 2 * self.lanes
+        self.u = u.reshape(points, inputs, outputs // panel, panel).permute(2, 0, 1, 3).contiguous()
         bias = bias.detach() if bias is not None else torch.zeros(outputs)
         self.bias = bias.to(torch.float32).contiguous()
         self.bt = torch.from_numpy(bt).to(torch.float32).contiguous()
@@ -318,7 +359,7 @@ class WinogradConv:
     ) -> torch.Tensor:
         """residual + conv(leaky_relu(x, slope)) on rows x [T, in] -> [T, out]; with `inplace`
         the result is written into `residual`. x is only read."""
-        lib = library()
+        lib = _builds.get(self.lanes) or (library() if self.lanes == kernel_lanes() else build(self.lanes))
         if lib is None:
             raise RuntimeError(f"the Winograd kernel is unavailable here: {_library_error}")
         if not (rows_fit(x) and x.shape[1] == self.in_channels):
