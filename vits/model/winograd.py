@@ -217,10 +217,11 @@ def automatic() -> ConvEngine:
     Decided by the machine, not timed: every agent and every restart on a kind of machine must
     compute the same samples (the engines differ in the last bits, and bench/chaos.py compares
     each job's PCM with a reference process's, byte for byte). Timed at load, three agents
-    starting at once on a loaded machine did not all choose alike. Measured per sentence against
-    oneDNN: 0.5-0.75x per layer on Zen 3, 0.68x on Zen 4; on Zen 5 the AVX-512 build (see
-    vits/README.md). Intel's AVX-512 server cores were not measured, and keep oneDNN; and the
-    kernel runs on its calling thread, where oneDNN would use every intra-op thread.
+    starting at once on a loaded machine did not all choose alike. Measured against oneDNN:
+    0.5-0.75x its time per layer on Zen 3; per sentence 0.68x on Zen 4 (the AVX2 build) and 0.72x
+    on Zen 5 (the AVX-512 build; each against onnxruntime in its run: 0.633 and 0.879). Intel's
+    AVX-512 server cores were not measured, and keep oneDNN; and the kernel runs on its calling
+    thread, where oneDNN would use every intra-op thread.
     """
     if library() is None:
         return "onednn"  # library() logged why
