@@ -115,6 +115,9 @@ class PhaseResult:
     long_makespan_s: float = float("nan")
     failures: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    # CPU seconds from the first submit until every job was final: the agents', and the stack's.
+    agents_cpu_s: float = float("nan")
+    stack_cpu_s: float = float("nan")
 
 
 def latency_of(job: dict) -> float:
@@ -207,6 +210,7 @@ def run_phase(name: str, args: argparse.Namespace, *, scheduling: str, with_long
     with start_stack(name, args, scheduling=scheduling, agents=agents) as stack:
         api = ApiClient(stack.gateway_url, stack.api_token)
         warm_up(api, len(agents))
+        cpu_before = stack_cpu_s(stack)
         long_ids: list[str] = []
         if with_long:
             long_ids = [api.submit(long_text(i, args.long_chars))["id"] for i in range(args.long_jobs)]
@@ -226,6 +230,9 @@ def run_phase(name: str, args: argparse.Namespace, *, scheduling: str, with_long
                 result.long_latencies.append(latency_of(job))
             else:
                 result.failures.append(f"long {job['id']}: {job['status']} {job['error']}")
+        cpu_used = {name: seconds - cpu_before[name] for name, seconds in stack_cpu_s(stack).items()}
+        result.agents_cpu_s = sum(seconds for name, seconds in cpu_used.items() if name.startswith("agent"))
+        result.stack_cpu_s = sum(cpu_used.values())
         finished = [job for job in long_jobs if job["finished_at"]]
         if finished and len(finished) == len(long_jobs):
             first_submit = min(parse_time(job["queued_at"]) for job in long_jobs)
@@ -445,6 +452,12 @@ def main() -> int:
     for key, result in results.items():
         if phases[key][2]:
             print(f"{phases[key][0]:42s} {describe(result.long_latencies)}  makespan={result.long_makespan_s:.1f}s")
+    for key, result in results.items():
+        if phases[key][2]:
+            print(
+                f"{phases[key][0]:42s} cpu: agents {result.agents_cpu_s:.1f}s, "
+                f"whole stack {result.stack_cpu_s:.1f}s (from the first submit until all jobs were final)"
+            )
     print("\n=== ratios (goals: b/a <= 1.2, long makespan b/c <= 1.05) ===")
     if "a" in results:
         base = percentile(results["a"].short_latencies, 0.95)
@@ -453,6 +466,9 @@ def main() -> int:
                 print(f"{key}/a = {percentile(results[key].short_latencies, 0.95) / base:.2f}")
     if "b" in results and "c" in results:
         print(f"long makespan b/c = {results['b'].long_makespan_s / results['c'].long_makespan_s:.2f}")
+        # Where a makespan ratio above 1 comes from: the agents doing more (or slower) work, or not
+        # getting the cores.
+        print(f"agents cpu b/c = {results['b'].agents_cpu_s / results['c'].agents_cpu_s:.2f}")
     failures = [f for r in results.values() for f in r.failures]
     if burst is not None:
         bound = cores / pure_s
