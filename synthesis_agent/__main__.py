@@ -117,16 +117,16 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
             type(cache).__name__,
             config.metrics_port or "off",
         )
-        if stop.is_set():
+        if stop.is_set():  # stopped while starting: a clean stop too, logged like the others
             agent.close()
-            return 0
-        try:
-            agent.run(stop)
-        except Exception:
-            # Crash-only: closing the client (done by run) hands unacked jobs back to the broker;
-            # the orchestrator restarts the process.
-            logger.exception("the agent loop failed; its jobs went back to the broker")
-            return 1
+        else:
+            try:
+                agent.run(stop)
+            except Exception:
+                # Crash-only: closing the client (done by run) hands unacked jobs back to the broker;
+                # the orchestrator restarts the process.
+                logger.exception("the agent loop failed; its jobs went back to the broker")
+                return 1
     logger.info("agent stopped")
     return 0
 

@@ -187,6 +187,35 @@ def test_real_voice_job_through_the_agent(harness: Harness, real_voices: VoicePo
     assert float(np.sqrt(np.mean(samples**2))) > 0.01  # speech, not silence
 
 
+def test_a_stop_during_start_up_is_a_clean_logged_exit(harness: Harness, redis_url: str, tmp_path: Path) -> None:
+    """SIGTERM while the voice loads: the agent connects, takes no job, exits 0 and says it stopped
+    (this path once returned without the log line, and the SIGTERM test above flaked on it)."""
+    log = tmp_path / "stopped-while-loading.log"
+    environment = dict(
+        os.environ,
+        PULSAR_URL=harness.url,
+        TTS_TOPIC_PREFIX=harness.prefix,
+        REDIS_URL=redis_url,
+        TTS_SHUTDOWN_GRACE_S="0.5",
+        TTS_AGENT_THREADS="1",
+        PYTHONPATH=str(REPO_ROOT),
+        TTS_DEFAULT_VOICE="fake-voice",
+        FAKE_SIGTERM_WHILE_LOADING="1",
+    )
+    with log.open("wb") as output:
+        code = subprocess.run(
+            [sys.executable, "-m", "tests.synthesis_agent.fake_agent", "--classes", "long", "--agent-id", "agent-a"],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        ).returncode
+    text = log.read_text()
+    assert code == 0, text[-2000:]
+    assert "agent ready" in text and "agent stopped" in text, text[-2000:]
+
+
 def test_idle_agent_exits_0_on_sigterm_and_2_on_bad_configuration(
     harness: Harness, redis_url: str, tmp_path: Path
 ) -> None:
