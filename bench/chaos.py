@@ -114,8 +114,11 @@ FULL = Plan(
     jobs=300, clients=10, submit_seconds=90, kill_agent_every_s=20, sigstop_s=60, redis_down_s=20, cancels=10,
     steals=4, timeout_s=2400,
 )  # fmt: skip
+# Submissions span the one-time faults (the last, PostgreSQL's restart, comes at 46 s), so each of
+# them hits jobs in flight: with 20 s, a faster synthesis once ended the run before Redis and
+# PostgreSQL went down.
 QUICK = Plan(
-    jobs=60, clients=10, submit_seconds=20, kill_agent_every_s=20, sigstop_s=25, redis_down_s=10, cancels=3,
+    jobs=60, clients=10, submit_seconds=50, kill_agent_every_s=20, sigstop_s=25, redis_down_s=10, cancels=3,
     steals=2, timeout_s=420,
 )  # fmt: skip
 
@@ -173,6 +176,7 @@ class Faults:
         self.stack, self.postgres, self.redis, self.plan = stack, postgres, redis, plan
         self.log: list[str] = []
         self.stop = threading.Event()
+        self.scheduled_done = threading.Event()  # every one-time fault has happened
         self._stopped_agent: str | None = None
 
     def note(self, text: str) -> None:
@@ -198,6 +202,8 @@ class Faults:
             while once and once[0][0] <= elapsed:
                 once.pop(0)[1]()
                 once.sort(key=lambda item: item[0])
+            if not once:
+                self.scheduled_done.set()
             if elapsed >= next_kill:
                 victim = self.kill_agent(victim)
                 next_kill += plan.kill_agent_every_s
@@ -311,7 +317,9 @@ def cancel_running(api: ApiClient, ledger: Ledger, *, wanted: int, deadline: flo
             status, _, _ = api.request("POST", f"/api/v1/jobs/{job['id']}/cancel")
             if status == 200:
                 ledger.cancelled.add(job["id"])
-        time.sleep(1.0)
+        # A job shows as running from its first sentence on, and with the sentence cache warm a
+        # long one may finish within a second: a 1 s poll once saw none in a whole quick run.
+        time.sleep(0.2)
 
 
 def pcm_of_wav(data: bytes) -> bytes:
@@ -417,6 +425,11 @@ def run(plan: Plan, *, seed: int) -> int:
             thread.join()
         faults.note(f"{len(ledger.accepted)} jobs accepted; submit retries by status: {dict(ledger.submit_errors)}")
 
+        final = wait_all(api, ledger, deadline=started + plan.timeout_s)
+        # Jobs that ended before a fault was due would leave it untested: wait for the schedule,
+        # then for the jobs again (a fault after they ended must not have changed them).
+        if not faults.scheduled_done.wait(timeout=max(0.0, started + plan.timeout_s - time.monotonic())):
+            faults.note("the fault schedule did not finish within the run's time limit")
         final = wait_all(api, ledger, deadline=started + plan.timeout_s)
         faults.stop.set()
         fault_thread.join(timeout=30)
