@@ -56,9 +56,9 @@ def real_voices() -> VoicePool:
     return pool
 
 
-def start_agent_process(harness: Harness, module: str, redis_url: str, log: Path, **env: str) -> tuple[Any, int]:
-    port = free_port()
-    environment = dict(
+def agent_environment(harness: Harness, redis_url: str, **env: str) -> dict[str, str]:
+    """An agent process's environment against the harness's broker and topics."""
+    return dict(
         os.environ,
         PULSAR_URL=harness.url,
         TTS_TOPIC_PREFIX=harness.prefix,
@@ -68,6 +68,11 @@ def start_agent_process(harness: Harness, module: str, redis_url: str, log: Path
         PYTHONPATH=str(REPO_ROOT),
         **env,
     )
+
+
+def start_agent_process(harness: Harness, module: str, redis_url: str, log: Path, **env: str) -> tuple[Any, int]:
+    port = free_port()
+    environment = agent_environment(harness, redis_url, **env)
     process = subprocess.Popen(
         [sys.executable, "-m", module, "--classes", "long", "--agent-id", "agent-a", "--metrics-port", str(port)],
         cwd=REPO_ROOT,
@@ -191,17 +196,7 @@ def test_a_stop_during_start_up_is_a_clean_logged_exit(harness: Harness, redis_u
     """SIGTERM while the voice loads: the agent connects, takes no job, exits 0 and says it stopped
     (this path once returned without the log line, and the SIGTERM test above flaked on it)."""
     log = tmp_path / "stopped-while-loading.log"
-    environment = dict(
-        os.environ,
-        PULSAR_URL=harness.url,
-        TTS_TOPIC_PREFIX=harness.prefix,
-        REDIS_URL=redis_url,
-        TTS_SHUTDOWN_GRACE_S="0.5",
-        TTS_AGENT_THREADS="1",
-        PYTHONPATH=str(REPO_ROOT),
-        TTS_DEFAULT_VOICE="fake-voice",
-        FAKE_SIGTERM_WHILE_LOADING="1",
-    )
+    environment = agent_environment(harness, redis_url, TTS_DEFAULT_VOICE="fake-voice", FAKE_SIGTERM_WHILE_LOADING="1")
     with log.open("wb") as output:
         code = subprocess.run(
             [sys.executable, "-m", "tests.synthesis_agent.fake_agent", "--classes", "long", "--agent-id", "agent-a"],
