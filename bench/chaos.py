@@ -425,9 +425,8 @@ def run(plan: Plan, *, seed: int) -> int:
             thread.join()
         faults.note(f"{len(ledger.accepted)} jobs accepted; submit retries by status: {dict(ledger.submit_errors)}")
 
-        final = wait_all(api, ledger, deadline=started + plan.timeout_s)
-        # Jobs that ended before a fault was due would leave it untested: wait for the schedule,
-        # then for the jobs again (a fault after they ended must not have changed them).
+        # Jobs that ended before a fault was due would leave it untested: the schedule runs out
+        # first, then the jobs are read (a fault after they ended must not have changed them).
         if not faults.scheduled_done.wait(timeout=max(0.0, started + plan.timeout_s - time.monotonic())):
             faults.note("the fault schedule did not finish within the run's time limit")
         final = wait_all(api, ledger, deadline=started + plan.timeout_s)

@@ -189,7 +189,6 @@ def test_the_voice_sounds_the_same_on_either_engine(voice: Voice) -> None:
 
 def test_without_a_compiler_the_decoder_keeps_onednn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(winograd, "_engine", winograd.conv_engine())  # put back as it was, unchecked
-    monkeypatch.setattr(winograd, "_library", None)
     monkeypatch.setattr(winograd, "_builds", {})
     monkeypatch.setattr(winograd, "_library_error", None)
     monkeypatch.setattr(winograd, "_decided", None)

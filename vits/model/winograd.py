@@ -58,9 +58,8 @@ CONV_ENGINES: tuple[ConvEngine, ...] = ("onednn", "winograd")
 
 _lock = threading.Lock()
 _build_lock = threading.Lock()
-_library: ctypes.CDLL | None = None
 _library_error: str | None = None
-_builds: dict[int, ctypes.CDLL] = {}
+_builds: dict[int, ctypes.CDLL] = {}  # by lanes, once built
 _engine: ConvEngine = "onednn"
 _decided: ConvEngine | None = None
 
@@ -166,18 +165,18 @@ def kernel_lanes() -> int:
 
 
 def library() -> ctypes.CDLL | None:
-    """The compiled kernel, or None (the reason is logged once) where it cannot be built here."""
-    global _library, _library_error
-    if _library is not None:  # every convolution asks: no lock once it is built
-        return _library
+    """This process's build of the kernel (`kernel_lanes`), or None (the reason is logged once)
+    where it cannot be built here."""
+    global _library_error
+    lanes = kernel_lanes()
     with _lock:
-        if _library is None and _library_error is None:
+        if lanes not in _builds and _library_error is None:
             try:
-                _library = build(kernel_lanes())
+                build(lanes)
             except OSError as error:
                 _library_error = str(error)
                 logger.warning("Winograd convolutions unavailable, the decoder keeps oneDNN's: %s", error)
-        return _library
+        return _builds.get(lanes)
 
 
 def conv_engine() -> ConvEngine:
