@@ -146,7 +146,7 @@ def main() -> None:
         "--row-engine",
         choices=("auto", "mkl", "onednn"),
         default="auto",
-        help="vits' row products (Voice.load(row_engine=...); default: measured at load)",
+        help="vits' row products (Voice.load(row_engine=...); default: by the CPU's kind)",
     )
     parser.add_argument(
         "--conv-engine",

@@ -131,7 +131,7 @@ class AgentConfig:
     torch_threads: int = 1
     voices_dir: Path | None = None
     vits_compile: bool = False
-    # Library of vits' row products: "auto" measures MKL and oneDNN at load (vits/model/engine.py);
+    # Library of vits' row products: "auto" picks by the CPU's kind (vits/model/engine.py);
     # a fleet on mixed CPUs can pin one so every agent computes the same samples.
     vits_row_engine: str = "auto"
     vits_conv_engine: str = "auto"

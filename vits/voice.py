@@ -112,10 +112,10 @@ class Voice:
         see README). `device` ("cpu", "cuda", "cuda:1", ...) holds the weights and every tensor
         of synthesis. `tune_malloc` raises glibc's trim/mmap thresholds (model/runtime.py).
         `row_engine` picks the library of the row path's matrix products on the CPU ("mkl" or
-        "onednn"); "auto" measures both once per process (model/engine.py, about 0.1 s), on any
+        "onednn"); "auto" picks by the CPU's kind (model/engine.py `automatic`), on any
         device. `conv_engine` runs the decoder's residual convolutions by oneDNN ("onednn") or by
         the project's Winograd kernel ("winograd", model/winograd.py); "auto" takes Winograd where
-        it builds and measures clearly faster (once per process, about 0.1 s). Both choices hold
+        it builds and was measured faster on that kind of CPU (model/winograd.py `automatic`). Both choices hold
         for the whole process.
         Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
         that does not fit the model, ValueError for a bad thread count, worker count or device.

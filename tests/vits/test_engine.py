@@ -1,5 +1,5 @@
 """The row engines (`vits.model.engine`): MKL's products and oneDNN's convolutions compute the
-same layers, whichever the machine measures faster; the choice is validated and kept per process."""
+same layers; "auto" picks one by the CPU's kind, and the choice is validated."""
 
 from __future__ import annotations
 
@@ -85,13 +85,38 @@ def test_float64_and_other_devices_keep_torch_products() -> None:
 
 
 @pytest.mark.usefixtures("restore_engine")
-def test_the_choice_is_validated_measured_and_kept() -> None:
+def test_the_choice_is_validated_and_set() -> None:
     with pytest.raises(ValueError, match="row engine must be one of mkl, onednn"):
         engine.set_row_engine("blas")  # type: ignore[arg-type]
-    assert engine.measure_row_engine(frames=64, rounds=2) in engine.ROW_ENGINES
     assert engine.choose_row_engine("mkl") == "mkl" == engine.row_engine()
-    first = engine.choose_row_engine("auto")
-    assert engine.row_engine() == first == engine.choose_row_engine("auto")  # measured once per process
+    assert engine.choose_row_engine("auto") == engine.automatic() == engine.row_engine()
+
+
+@needs_onednn
+@pytest.mark.usefixtures("restore_engine")
+def test_auto_is_decided_by_the_machine_not_by_a_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine = {"capability": "AVX512", "cpu": ("AuthenticAMD", 26)}
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: machine["capability"])
+    monkeypatch.setattr(engine, "cpu_family", lambda: machine["cpu"])
+    chosen = {}
+    for name, capability, cpu in (
+        ("zen 5", "AVX512", ("AuthenticAMD", 26)),
+        ("later amd", "AVX512", ("AuthenticAMD", 27)),
+        ("zen 4", "AVX512", ("AuthenticAMD", 25)),
+        ("zen 3", "AVX2", ("AuthenticAMD", 25)),
+        ("intel avx-512", "AVX512", ("GenuineIntel", 6)),
+        ("unknown", "AVX512", ("", -1)),
+    ):
+        machine.update(capability=capability, cpu=cpu)
+        chosen[name] = [engine.automatic() for _ in range(3)]  # the same every time: nothing is timed
+    assert chosen == {
+        "zen 5": ["onednn"] * 3,
+        "later amd": ["onednn"] * 3,
+        "zen 4": ["mkl"] * 3,
+        "zen 3": ["mkl"] * 3,
+        "intel avx-512": ["mkl"] * 3,
+        "unknown": ["mkl"] * 3,
+    }
 
 
 @needs_onednn

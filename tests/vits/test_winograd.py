@@ -4,7 +4,6 @@ multiplications; the engine is chosen per process and falls back to oneDNN where
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,15 +236,3 @@ def test_auto_is_decided_by_the_machine_not_by_a_timing(monkeypatch: pytest.Monk
         assert winograd.choose_conv_engine("auto") == first == winograd.conv_engine()
     finally:
         torch.set_num_threads(threads)
-
-
-def test_cpu_family_reads_the_vendor_and_family_or_says_unknown(tmp_path: Path) -> None:
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(
-        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n\n"
-        "processor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
-    )
-    assert winograd.cpu_family(cpuinfo) == ("AuthenticAMD", 25)
-    cpuinfo.write_text("processor\t: 0\ncpu family\t: unknown\n")
-    assert winograd.cpu_family(cpuinfo) == ("", -1)
-    assert winograd.cpu_family(tmp_path / "missing") == ("", -1)

@@ -1,4 +1,4 @@
-"""Which library runs the row path's matrix products, MKL or oneDNN: measured once per process.
+"""Which library runs the row path's matrix products, MKL or oneDNN: decided by the machine.
 
 The row path (`common.rows_conv`, `Conv1x1.rows`, the attention's Q/K/V product) is matrix
 products over [time, channels] rows. Which library does them faster depends on the CPU, not
@@ -6,35 +6,34 @@ on the model:
 - AVX2 AMD EPYC (Zen 3): MKL's SGEMM beat oneDNN's convolution on these layers.
 - AVX-512 AMD EPYC (Zen 5): MKL picks its kernels by CPU vendor and ran its AVX2 code at about
   105 GFLOP/s on one thread. oneDNN used AVX-512 at 200-245 GFLOP/s on the same layers.
+- AVX-512 AMD EPYC (Zen 4, 256-bit units): the two within noise of each other.
 
-So `measure_row_engine` times a flow-sized layer both ways and keeps the faster. Float32 on
-the CPU only: oneDNN has no float64 kernels, so the float64 tests and other devices always
-take the plain torch products.
+The engines compute different last bits, so the choice is a rule by CPU kind (`automatic`),
+never a timing: every agent on a kind of machine must give the same samples. Float32 on the
+CPU only: oneDNN has no float64 kernels, so the float64 tests and other devices always take
+the plain torch products.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Literal
 
 import torch
+
+from .machine import cpu_family
 
 logger = logging.getLogger(__name__)
 
 RowEngine = Literal["mkl", "onednn"]
 ROW_ENGINES: tuple[RowEngine, ...] = ("mkl", "onednn")
-# oneDNN must beat MKL by this factor to be chosen, so that on a machine where the two are close,
-# noise does not make agents (or an agent and its restart) pick differently: the engines' audio
-# differs in the last bits. Where oneDNN won, it won by 2x.
-_ONEDNN_MARGIN = 1.25
+# AMD families whose AVX-512 runs on 512-bit units, where oneDNN's AVX-512 code beat MKL's AVX2 code 2x.
+ONEDNN_AMD_FAMILY_FROM = 26
 # oneDNN's row products run on a multiple of this many rows (`_padded`).
 ROW_QUANTUM = 16
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 _engine: RowEngine = "mkl"
-_measured: RowEngine | None = None
 
 
 def row_engine() -> RowEngine:
@@ -53,15 +52,33 @@ def set_row_engine(engine: RowEngine) -> None:
 
 
 def choose_row_engine(requested: RowEngine | Literal["auto"]) -> RowEngine:
-    """Set the engine `requested`, or for "auto" the one `measure_row_engine` finds faster (measured
-    on the first call in the process, reused after). Returns the engine set."""
-    global _measured
-    if requested == "auto":
-        if _measured is None:
-            _measured = measure_row_engine()
-        requested = _measured
-    set_row_engine(requested)
-    return requested
+    """Set the engine `requested`, or for "auto" the machine's (`automatic`). Returns the engine set."""
+    engine = automatic() if requested == "auto" else requested
+    set_row_engine(engine)
+    return engine
+
+
+def automatic() -> RowEngine:
+    """oneDNN where torch runs AVX-512 code on an AMD CPU of family 26 or later (512-bit units,
+    where MKL runs its AVX2 code); MKL elsewhere: Zen 3 (MKL measured faster), Zen 4 (the two
+    within noise), Intel (MKL's own AVX-512 code; oneDNN not measured against it).
+
+    Not timed: timed at load (CPU time, the faster by a 1.25x margin), a restarted agent in a
+    quick chaos run on a Zen 4 measured MKL at 6.24 ms against oneDNN's 4.71 ms while the other
+    agents measured 3.9-5.0 ms for both, chose oneDNN alone, and the PCM of 6 jobs it (and the
+    sentence cache it filled) served differed from the reference by up to 2 in 16 bits.
+    """
+    if not ONEDNN_AVAILABLE:
+        return "mkl"
+    vendor, family = cpu_family()
+    capability = torch.backends.cpu.get_cpu_capability()
+    engine: RowEngine = (
+        "onednn" if capability == "AVX512" and vendor == "AuthenticAMD" and family >= ONEDNN_AMD_FAMILY_FROM else "mkl"
+    )
+    logger.info(
+        "row engine %s (torch's CPU capability %s, %s family %d)", engine, capability, vendor or "unknown", family
+    )
+    return engine
 
 
 def uses_onednn(x: torch.Tensor) -> bool:
@@ -134,56 +151,3 @@ def _padded(x: torch.Tensor) -> torch.Tensor:
 
 def _image(rows: torch.Tensor) -> torch.Tensor:
     return rows.t().unsqueeze(0).unsqueeze(2)
-
-
-def measure_row_engine(frames: int = 400, channels: int = 192, kernel: int = 5, rounds: int = 9) -> RowEngine:
-    """The faster engine for a flow-sized layer (a k=`kernel` convolution to 2x`channels` and a
-    1x1 back) at the current intra-op thread count: the least CPU time of `rounds`, oneDNN only
-    when it wins by a clear margin. About 0.1-0.2 s.
-
-    Times the row path's own functions under each engine, the two alternating round by round
-    and in process CPU time, not wall time: agents starting side by side (or any other load)
-    slow whatever runs while they do, and timed one engine after the other an agent once saw
-    MKL at 6.45 ms against oneDNN's 5.02 (both 3.3-3.5 ms alone) and chose differently from the
-    others, whose audio then differed in the last bits. The process-wide engine is switched
-    meanwhile; both compute the same layer, and the first `Voice.load` of a process, which
-    measures, runs before any synthesis.
-    """
-    from .common import prepare_row_taps, rows_conv  # common builds on this module
-
-    if not ONEDNN_AVAILABLE:
-        return "mkl"
-    global _engine
-    chosen_before = _engine
-    with torch.random.fork_rng(devices=[]):  # the process's random state stays as it was
-        torch.manual_seed(0)
-        taps = prepare_row_taps(torch.nn.Conv1d(channels, 2 * channels, kernel, padding=kernel // 2))
-        back = torch.randn(channels, 2 * channels) / channels
-        x = torch.randn(frames, channels)
-    seconds: dict[RowEngine, float] = dict.fromkeys(ROW_ENGINES, float("inf"))
-    try:
-        with torch.inference_mode():
-            for warm_up in (True, True, *([False] * rounds)):  # oneDNN builds its kernels on first use
-                for name in ROW_ENGINES:
-                    _engine = name
-                    took = _cpu_seconds(lambda: linear_rows(rows_conv(x, taps), back, None))
-                    if not warm_up:
-                        seconds[name] = min(seconds[name], took)
-    finally:
-        _engine = chosen_before
-    engine: RowEngine = "onednn" if seconds["onednn"] * _ONEDNN_MARGIN < seconds["mkl"] else "mkl"
-    logger.info(
-        "row engine %s (one flow-sized layer, CPU time: mkl %.2f ms, onednn %.2f ms at %d thread(s))",
-        engine,
-        1000 * seconds["mkl"],
-        1000 * seconds["onednn"],
-        torch.get_num_threads(),
-    )
-    return engine
-
-
-def _cpu_seconds(run: Callable[[], torch.Tensor]) -> float:
-    """CPU seconds of this process (every thread: intra-op workers too) spent in `run()`."""
-    started = time.process_time()
-    run()
-    return time.process_time() - started

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .machine import cpu_family
+
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("winograd.c")
@@ -244,24 +246,6 @@ def automatic() -> ConvEngine:
         return "onednn"
     logger.info("conv engine: Winograd (%s, one intra-op thread)", units)
     return "winograd"
-
-
-def cpu_family(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, int]:
-    """(vendor, family) of the first CPU in `cpuinfo`, ("", -1) where it cannot be read."""
-    vendor, family = "", -1
-    try:
-        lines = cpuinfo.read_text(errors="replace").splitlines()
-    except OSError:
-        return vendor, family
-    for line in lines:
-        name, _, value = line.partition(":")
-        if name.strip() == "vendor_id" and not vendor:
-            vendor = value.strip()
-        elif name.strip() == "cpu family" and family < 0 and value.strip().isdigit():
-            family = int(value.strip())
-        if vendor and family >= 0:
-            break
-    return vendor, family
 
 
 def active() -> bool:
