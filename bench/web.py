@@ -5,9 +5,11 @@ uvicorn workers, the event consumer) once per entry point and round, alternating
 the web workers' CPU (and Postgres's) per request:
   health: GET /healthz from 4 client threads (the floor every request pays);
   submit: POST /api/v1/jobs of one sentence from 20 client threads (the burst's request).
-`tts_project.asgi:application` builds Django's middleware chain in sync mode and enters it once
-per request; `django.core.asgi:get_asgi_application()` is Django's handler as it comes (each
-middleware's process_request and process_response in a thread of their own).
+`tts_project.asgi:application` serves a sync view in one hop to a fixed pool of request threads
+(signals, middleware chain and view together, as a threaded WSGI server would);
+`django.core.asgi:get_asgi_application()` is Django's handler as it comes (a new thread per
+request, the signals through `sync_to_async`, each middleware's process_request and
+process_response in a thread hop of their own).
 
     .venv/bin/python bench/web.py              # 2 rounds, about 2 minutes on 2 cores
     .venv/bin/python bench/web.py --rounds 1 --submits 200

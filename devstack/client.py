@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
@@ -30,7 +31,8 @@ class ApiClient:
 
     def request(
         self, method: str, path: str, payload: Any = None, *, headers: dict[str, str] | None = None
-    ) -> tuple[int, bytes, dict[str, str]]:
+    ) -> tuple[int, bytes, Message]:
+        """The status, the body and the headers (names match in any case, as in HTTP)."""
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", f"Token {self.token}")
@@ -40,9 +42,9 @@ class ApiClient:
             request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.status, response.read(), dict(response.headers)
+                return response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
-            return error.code, error.read(), dict(error.headers)
+            return error.code, error.read(), error.headers
 
     def json(self, method: str, path: str, payload: Any = None, *, expect: int | tuple[int, ...] = 200) -> Any:
         status, body, _ = self.request(method, path, payload)

@@ -1,22 +1,27 @@
-"""The ASGI entry point runs the middleware chain and a sync view in one thread per request."""
+"""The ASGI entry point: a sync view is served in one hop to a request thread, an async view on
+the event loop through Django's own handler."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import pytest
 from asgiref import sync
+from django.core import signals
+from django.core.checks import Warning as CheckWarning
 
+from gateway.checks import request_thread_warnings, request_threads_fit_the_pool
 from tts_project.asgi import application
 
 from .asgi_scope import http_scope
 
 
-def _get(path: str) -> tuple[int, bytes]:
+def _get(path: str, *, headers: tuple[tuple[bytes, bytes], ...] = ()) -> tuple[int, bytes]:
     """One GET through the project's ASGI application, as the server would send it."""
-    scope = http_scope(path)
+    scope = http_scope(path, headers=headers)
     sent: list[dict[str, Any]] = []
 
     async def run() -> None:
@@ -42,8 +47,29 @@ def _get(path: str) -> tuple[int, bytes]:
     return status, b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
 
 
-def test_a_request_enters_a_thread_a_few_times_not_twice_per_middleware(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def request_signals() -> Any:
+    """The thread that sent each request_started and request_finished."""
+    seen: list[tuple[str, str]] = []
+
+    def started(**kwargs: Any) -> None:
+        seen.append(("started", threading.current_thread().name))
+
+    def finished(**kwargs: Any) -> None:
+        seen.append(("finished", threading.current_thread().name))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    yield seen
+    signals.request_started.disconnect(started)
+    signals.request_finished.disconnect(finished)
+
+
+def test_a_sync_view_runs_in_one_request_thread_with_no_async_hops(
+    monkeypatch: pytest.MonkeyPatch, request_signals: list[tuple[str, str]]
+) -> None:
     assert _get("/healthz")[0] == 200  # warm: the first request loads the URLconf
+    request_signals.clear()
     switches: list[str] = []
     original = sync.SyncToAsync.__init__
 
@@ -54,7 +80,39 @@ def test_a_request_enters_a_thread_a_few_times_not_twice_per_middleware(monkeypa
     monkeypatch.setattr(sync.SyncToAsync, "__init__", counting)
     status, body = _get("/healthz")
     assert (status, json.loads(body)) == (200, {"status": "ok"})
-    # New switches per request: request_started's receivers and the response's close (the chain's
-    # own, built once, runs the middleware and the view). Django's async chain made 15 here, one
-    # for each process_request and process_response.
-    assert len(switches) <= 3, switches
+    # Django's stock handler made 15 thread switches here (one per process_request and
+    # process_response), and one request-started, one request-finished and one close hop besides.
+    assert switches == []
+    # Both signals in the same request thread: request_finished hands back the connection it used.
+    assert [kind for kind, _ in request_signals] == ["started", "finished"]
+    assert request_signals[0][1] == request_signals[1][1]
+    assert request_signals[0][1].startswith("request")
+
+
+def test_an_unknown_path_gets_the_sync_chains_404() -> None:
+    assert _get("/no/such/page")[0] == 404
+
+
+def test_routes_are_sorted_by_their_views_kind() -> None:
+    asynchronous = ("/api/v1/jobs/abc/audio/stream", "/api/v1/jobs/abc/events", "/v1/audio/speech", "/v1/models")
+    synchronous = ("/api/v1/jobs", "/api/v1/jobs/abc", "/api/v1/jobs/abc/audio", "/healthz", "/admin/", "/nope")
+    assert [application._routes_to_async_view(http_scope(path)) for path in asynchronous] == [True] * 4
+    assert [application._routes_to_async_view(http_scope(path)) for path in synchronous] == [False] * 6
+
+
+def test_an_async_view_runs_on_the_event_loop_through_djangos_handler(request_signals: list[tuple[str, str]]) -> None:
+    # No key: the async view answers 401 itself, with the project's error body.
+    status, body = _get("/v1/models")
+    assert status == 401, body
+    assert json.loads(body)["error"]["code"] in {"not_authenticated", "authentication_failed", "invalid_api_key"}
+    # Django's handler sent the signals, never a request thread of this handler.
+    assert [kind for kind, _ in request_signals] == ["started", "finished"]
+    assert not any(name.startswith("request") for _, name in request_signals)
+
+
+def test_request_threads_beyond_the_database_pool_are_reported() -> None:
+    assert request_thread_warnings(request_threads=6, pool_size=10) == []  # the defaults fit
+    [warning] = request_thread_warnings(request_threads=8, pool_size=10)
+    assert isinstance(warning, CheckWarning) and warning.id == "tts.W001"
+    assert "TTS_WEB_THREADS=8" in warning.msg and "12 connections" in warning.msg
+    assert request_threads_fit_the_pool() == []  # this process's own settings

@@ -106,3 +106,29 @@ def test_a_head_request_gets_the_downloads_headers_and_no_body(big_job: tuple[An
     assert int(headers[b"content-length"]) == len(wav)
     assert f'filename="{job.id}.wav"'.encode() in headers[b"content-disposition"]
     assert length == 0, f"{length} bytes of body sent for a HEAD request"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_download_stops_reading_when_the_client_goes_away(big_job: tuple[Any, bytes], user: Any) -> None:
+    job, wav = big_job
+    scope = http_scope(
+        f"/api/v1/jobs/{job.id}/audio", headers=[(b"authorization", f"Bearer {api_key_for(user)}".encode())]
+    )
+
+    async def exchange() -> int:
+        communicator = ApplicationCommunicator(SyncChainASGIHandler(), scope)
+        await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await communicator.receive_output(timeout=30)
+        assert start["status"] == 200
+        first = await communicator.receive_output(timeout=30)
+        assert first["more_body"]
+        await communicator.send_input({"type": "http.disconnect"})
+        await communicator.wait(timeout=30)  # the application returns: nothing left running
+        sent = len(first["body"])
+        while not communicator.output_queue.empty():
+            sent += len((await communicator.receive_output()).get("body", b""))
+        return sent
+
+    sent = async_to_sync(exchange)()
+    # Block by block (100 of 256 KB here), the read ends within a few blocks of the disconnect.
+    assert sent < len(wav) // 4, f"{sent / 1e6:.1f} MB of {len(wav) / 1e6:.1f} MB sent after the client left"

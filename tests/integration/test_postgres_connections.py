@@ -1,8 +1,9 @@
 """Many clients at once against the gateway on Postgres: every submission accepted, and the
 connections bounded by the processes' pools, not by the number of requests.
 
-Under ASGI every request runs its sync code in a thread of its own; with persistent per-thread
-connections 20 concurrent clients once opened Postgres's 100 connections and got 503s.
+Under Django's stock ASGI handler every request ran its sync code in a thread of its own; with
+persistent per-thread connections 20 concurrent clients once opened Postgres's 100 connections and
+got 503s.
 """
 
 from __future__ import annotations

@@ -62,8 +62,9 @@ def sse_events(stack: RunningStack, job_id: str, *, last_event_id: str | None = 
     connection.close()
 
 
-def stream_audio(stack: RunningStack, job_id: str, fmt: str) -> tuple[bytes, dict[str, str], float]:
-    """The whole streamed body, its headers, and when the first byte came (monotonic)."""
+def stream_audio(stack: RunningStack, job_id: str, fmt: str) -> tuple[bytes, http.client.HTTPMessage, float]:
+    """The whole streamed body, its headers (names match in any case, as HTTP says: uvicorn's
+    httptools protocol sends them in lower case), and when the first byte came (monotonic)."""
     connection = _connection(stack)
     connection.request(
         "GET", f"/api/v1/jobs/{job_id}/audio/stream?format={fmt}", headers={"Authorization": f"Token {stack.api_token}"}
@@ -73,7 +74,7 @@ def stream_audio(stack: RunningStack, job_id: str, fmt: str) -> tuple[bytes, dic
     first = response.read1(65536)
     first_at = time.monotonic()
     body = first + response.read()
-    headers = dict(response.getheaders())
+    headers = response.msg
     connection.close()
     return body, headers, first_at
 

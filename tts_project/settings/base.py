@@ -81,9 +81,9 @@ def _database(url: str) -> dict:
     config["CONN_HEALTH_CHECKS"] = True
     pool_size = env.int("DATABASE_POOL_MAX_SIZE", default=10)
     if "postgresql" in config["ENGINE"] and pool_size > 0:
-        # One pool per process, shared by its threads. Under ASGI every request runs its sync
-        # code in a thread of its own, so persistent per-thread connections (CONN_MAX_AGE) were
-        # opened per request and left open: 20 concurrent clients exhausted Postgres's 100
+        # One pool per process, shared by its threads. Under Django's stock ASGI handler every
+        # request ran its sync code in a thread of its own, so persistent per-thread connections
+        # (CONN_MAX_AGE) were opened per request and left open: 20 concurrent clients exhausted Postgres's 100
         # connections, and each new connection cost both processes a connect (Postgres forks a
         # backend). 0 turns it off, e.g. behind PgBouncer, for the per-thread connections.
         config["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both
@@ -171,6 +171,12 @@ STORAGES = {
 WHITENOISE_MANIFEST_STRICT = False
 
 # --- REST API -------------------------------------------------------------------------------
+
+# Request threads per gateway worker process (tts_project/asgi.py): sync views run there, one
+# request per thread at a time, each holding at most one pooled database connection, so keep
+# it, with the streams' 4 database threads, within DATABASE_POOL_MAX_SIZE (check tts.W001).
+# Async views (streams) run on the event loop instead.
+WEB_REQUEST_THREADS = env.int("TTS_WEB_THREADS", default=6)
 
 REST_FRAMEWORK = {
     # Hashed API keys: `Authorization: Bearer <key>` or `Token <key>` (gateway/apikeys.py).
