@@ -222,7 +222,7 @@ def main() -> None:
         set_intra_op(intra_op)
         return len(voice.synthesize_ids([ids], params)[0])
 
-    engines = [("vits", run_vits), ("onnxruntime", run_ort)]
+    engines: list[tuple[str, Callable[[list[int]], int]]] = [("vits", run_vits), ("onnxruntime", run_ort)]
     if intra_voice is not None:
         engines.append(("vits-intra-op", intra_op_runner(intra_voice, params, args.threads)))
     if compiled_voice is not None:
@@ -328,7 +328,7 @@ def agent_runner(voice: Any, chunk_seconds: float) -> Callable[[], int]:
     from synthesis_agent.cache import NullCache
     from synthesis_agent.outcomes import PipelineSettings
     from synthesis_agent.pipeline import run_job
-    from tts_contracts import JobMessage
+    from tts_contracts import JobMessage, SegmentEvent
 
     settings = PipelineSettings(
         agent_id="bench", max_attempts=1, time_limit_s=3600.0, time_limit_rtf=1.0, chunk_seconds=chunk_seconds
@@ -345,7 +345,7 @@ def agent_runner(voice: Any, chunk_seconds: float) -> Callable[[], int]:
         events, outcome = run_job(payload, voices=OneVoice(), cache=NullCache(), settings=settings, queue="long")
         if outcome.status != "succeeded":
             raise RuntimeError(f"the long job did not succeed: {outcome}")
-        return sum(len(event.pcm) // 2 for event in events if event.type == "segment")
+        return sum(len(event.pcm) // 2 for event in events if isinstance(event, SegmentEvent))
 
     return run
 
