@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
@@ -20,6 +19,7 @@ from . import formats, selectors, services
 from .downloads import StoredFileResponse
 from .errors import ApplicationError
 from .input_serializers import JobBatchInputSerializer, JobInputSerializer, batch_item_count
+from .links import job_links
 from .models import JobStatus, SynthesisJob
 from .retention import job_expires_at
 
@@ -90,7 +90,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
         return audio
 
     def get_links(self, job: SynthesisJob) -> dict[str, str]:
-        return job_links(job=job, request=self.context["request"])
+        return job_links(job_id=job.id, request=self.context["request"])
 
     def to_representation(self, instance: SynthesisJob) -> dict[str, Any]:
         """The dict the declared fields give (same keys, order, values and types; a test compares
@@ -130,16 +130,6 @@ _DATETIME = serializers.DateTimeField(read_only=True)
 def _string_or_none(value: object) -> str | None:
     """A CharField's (or a choice's) output: a plain str ("queued", not `JobStatus.QUEUED`)."""
     return None if value is None else str(value)
-
-
-def job_links(*, job: SynthesisJob, request: Request) -> dict[str, str]:
-    return {
-        "self": request.build_absolute_uri(reverse("gateway:job-detail", kwargs={"job_id": job.id})),
-        "audio": request.build_absolute_uri(reverse("gateway:job-audio", kwargs={"job_id": job.id})),
-        "cancel": request.build_absolute_uri(reverse("gateway:job-cancel", kwargs={"job_id": job.id})),
-        "events": request.build_absolute_uri(reverse("gateway:job-events", kwargs={"job_id": job.id})),
-        "audio_stream": request.build_absolute_uri(reverse("gateway:job-audio-stream", kwargs={"job_id": job.id})),
-    }
 
 
 def _job_data(job: SynthesisJob, request: Request) -> dict[str, Any]:

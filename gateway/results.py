@@ -19,13 +19,13 @@ import time
 import uuid
 
 from django.conf import settings
-from django.urls import reverse
 
 from tts_contracts import JobEvent, SegmentEvent
 from tts_contracts.results import RESULTS_TOPIC_NAME, ResultFinal, ResultSegment, encode_result
 
 from . import live
 from .broadcast import Broadcaster
+from .links import job_path
 from .models import AudioSegment, JobStatus, SynthesisJob
 from .publisher import service_topics
 
@@ -94,9 +94,7 @@ def publish_final(*, job: SynthesisJob) -> None:
         sentence_count=job.sentence_count,
         sample_rate=job.sample_rate,
         duration_s=job.audio_duration_s,
-        audio_url=reverse("gateway:job-audio", kwargs={"job_id": job.id})
-        if job.status == JobStatus.SUCCEEDED
-        else None,
+        audio_url=job_path("audio", job.id) if job.status == JobStatus.SUCCEEDED else None,
         error_code=error_code,
         error=job.error,
         sent_at=time.time(),
