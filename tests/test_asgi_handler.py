@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from asgiref import sync
+from asgiref.sync import iscoroutinefunction
 from django.core import signals
 from django.core.checks import Warning as CheckWarning
+from django.urls import URLResolver, get_resolver
 
 from gateway.checks import request_thread_warnings, request_threads_fit_the_pool
 from tts_project.asgi import application
@@ -93,11 +95,32 @@ def test_an_unknown_path_gets_the_sync_chains_404() -> None:
     assert _get("/no/such/page")[0] == 404
 
 
+def _routes_to_async_view(path: str) -> bool:
+    route = application._route(http_scope(path))
+    return route is not None and iscoroutinefunction(route.func)
+
+
 def test_routes_are_sorted_by_their_views_kind() -> None:
     asynchronous = ("/api/v1/jobs/abc/audio/stream", "/api/v1/jobs/abc/events", "/v1/audio/speech", "/v1/models")
     synchronous = ("/api/v1/jobs", "/api/v1/jobs/abc", "/api/v1/jobs/abc/audio", "/healthz", "/admin/", "/nope")
-    assert [application._routes_to_async_view(http_scope(path)) for path in asynchronous] == [True] * 4
-    assert [application._routes_to_async_view(http_scope(path)) for path in synchronous] == [False] * 6
+    assert [_routes_to_async_view(path) for path in asynchronous] == [True] * 4
+    assert [_routes_to_async_view(path) for path in synchronous] == [False] * 6
+
+
+def test_a_sync_requests_route_is_resolved_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _get("/healthz")[0] == 200  # warm
+    root = get_resolver()
+    resolved: list[str] = []
+    original = URLResolver.resolve
+
+    def counting(self: URLResolver, path: str) -> Any:
+        if self is root:
+            resolved.append(path)
+        return original(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", counting)
+    assert _get("/healthz")[0] == 200
+    assert resolved == ["/healthz"]  # on the event loop only: the request thread reuses the match
 
 
 def test_an_async_view_runs_on_the_event_loop_through_djangos_handler(request_signals: list[tuple[str, str]]) -> None:

@@ -41,12 +41,15 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.db import close_old_connections
 from django.http import FileResponse, HttpRequest, HttpResponseBase
-from django.urls import Resolver404, get_resolver, set_script_prefix
+from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tts_project.settings.base")
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+# Scope key of the route resolved on the event loop (to pick the path), reused in the request
+# thread: resolving a job's URL costs about 0.1 ms of CPU, and Django would resolve it again.
+RESOLVED_ROUTE = "tts.resolver_match"
 
 
 class SyncChainASGIHandler(ASGIHandler):
@@ -65,22 +68,30 @@ class SyncChainASGIHandler(ASGIHandler):
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        if self._routes_to_async_view(scope):
+        route = self._route(scope)
+        # `as_view()` marks an async class-based view's function as a coroutine function too.
+        if route is not None and iscoroutinefunction(route.func):
             await super().__call__(scope, receive, send)
             return
-        await self._serve_in_request_thread(scope, receive, send)
+        await self._serve_in_request_thread({**scope, RESOLVED_ROUTE: route}, receive, send)
 
-    def _routes_to_async_view(self, scope: dict[str, Any]) -> bool:
-        path = scope["path"]
+    @staticmethod
+    def _route(scope: dict[str, Any]) -> ResolverMatch | None:
+        """The route of the request's path (as ASGIRequest computes `path_info`); None: no route,
+        the sync chain renders the 404."""
         prefix = get_script_prefix(scope)
-        if prefix:
-            path = path.removeprefix(prefix)
         try:
-            view = get_resolver().resolve(path).func
+            return get_resolver().resolve(scope["path"].removeprefix(prefix) if prefix else scope["path"])
         except Resolver404:
-            return False  # the 404 is rendered by the sync chain
-        view_class = getattr(view, "view_class", None)
-        return bool(view_class.view_is_async) if view_class is not None else iscoroutinefunction(view)
+            return None
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        """The route resolved on the event loop, unless a middleware set another URLconf."""
+        route = getattr(request, "scope", {}).get(RESOLVED_ROUTE)
+        if route is None or hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        request.resolver_match = route
+        return route
 
     def _threads(self) -> ThreadPoolExecutor:
         if self._request_threads is None:
@@ -114,12 +125,7 @@ class SyncChainASGIHandler(ASGIHandler):
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
-        response = error_response if request is None else self._sync_chain(request)
-        response._handler_class = self.__class__
-        if isinstance(response, FileResponse):
-            response.block_size = self.chunk_size  # the ASGI server chunks on its own
-        if request is not None and request.method == "HEAD" and response.streaming:
-            response.streaming_content = _no_body()  # type: ignore[attr-defined]
+        response = error_response if request is None else self._prepared(request, self._sync_chain(request))
         if response.streaming:
             # The body is read after this thread moves on: its database connection goes back
             # now, and the response is closed (request_finished) once it has been sent.
@@ -140,7 +146,13 @@ class SyncChainASGIHandler(ASGIHandler):
                 await task
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
-        response = await super().run_get_response(request)
+        return self._prepared(request, await self.get_response_async(request))
+
+    def _prepared(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """The response as the handler sends it, whichever path made it."""
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size  # the ASGI server chunks on its own
         if request.method == "HEAD" and response.streaming:
             # The headers (Content-Length included) stay those of GET; an async empty body is
             # sent without Django's warning about sync iterators. An open file stays among the
