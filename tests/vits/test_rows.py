@@ -9,7 +9,7 @@ from torch import nn
 from vits.model import GeneratorConfig
 from vits.model.common import WN, depthwise_rows, prepare_row_taps, rows_conv
 from vits.model.duration import StochasticDurationPredictor
-from vits.model.generator import ROWS_MIN_CHANNELS, Generator
+from vits.model.generator import ROWS_MIN_CHANNELS, Generator, _Conv
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int, dilation: int, *, bias: bool = True) -> nn.Conv1d:
@@ -116,6 +116,26 @@ def test_the_decoder_runs_its_wide_layers_by_rows_and_equals_the_convolutions() 
         window = gen(z[:, :, plan.input[0] : plan.input[1]], window=plan)
     assert float((by_rows - convolved).abs().max()) < 1e-12
     assert float((window[0, 0] - convolved[0, 0, 15 * 4 : 25 * 4]).abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize(("kernel", "dilation", "bias"), [(7, 1, False), (3, 2, True), (1, 1, True)])
+@pytest.mark.parametrize("frames", [1, 4, 9, 500])  # shorter than the kernel's reach, and far longer
+def test_a_one_channel_output_by_taps_equals_the_convolution(
+    kernel: int, dilation: int, bias: bool, frames: int
+) -> None:
+    """The decoder's last layer (32 channels to 1) runs as one matrix-vector product per tap."""
+    conv = _conv(32, 1, kernel, dilation, bias=bias)
+    layer = _Conv(conv)
+    layer.prepare(0.5)  # the folded average of the residual blocks scales the weights, not the bias
+    assert len(layer.tap_columns) == kernel
+    x = torch.randn(1, 32, 1, frames, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        got = layer(x)
+        expected = nn.functional.conv1d(
+            x[:, :, 0], conv.weight * 0.5, conv.bias, padding=conv.padding, dilation=conv.dilation
+        )
+    assert got.shape == (1, 1, 1, frames)
+    assert float((got[:, :, 0] - expected).abs().max()) < 1e-12
 
 
 def test_a_batch_keeps_the_channels_last_convolutions() -> None:
