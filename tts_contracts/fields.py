@@ -5,6 +5,7 @@ here, before anything reaches a database column."""
 from __future__ import annotations
 
 import base64
+import json
 import math
 from typing import Any
 
@@ -61,7 +62,7 @@ def read_pcm16(data: dict[str, Any], key: str) -> bytes:
     """Base64 16-bit little-endian mono PCM."""
     text = read_str(data, key, max_length=64 * 1024 * 1024, empty=True)
     try:
-        pcm = base64.b64decode(text.encode("ascii"), validate=True)
+        pcm = base64.b64decode(text, validate=True)  # str: no ASCII copy (non-ASCII is a ValueError)
     except (ValueError, UnicodeEncodeError) as error:
         raise ContractError(f"{key} is not valid base64: {error}") from error
     if len(pcm) % 2:
@@ -69,8 +70,22 @@ def read_pcm16(data: dict[str, Any], key: str) -> bytes:
     return pcm
 
 
-def encode_pcm16(pcm: bytes) -> str:
-    return base64.b64encode(pcm).decode("ascii")
+# Stands for a message's audio while the rest of it is encoded (`dumps_with_audio`).
+AUDIO_SLOT = "\x00audio\x00"
+_AUDIO_SLOT_JSON = json.dumps(AUDIO_SLOT)  # a quote may follow an escape only as \", so no other
+# JSON string can hold this text: it marks one place in the output
+
+
+def dumps_with_audio(data: dict[str, Any], pcm: bytes) -> bytes:
+    """Compact JSON of `data`, whose one `AUDIO_SLOT` value stands for `pcm` in base64: the same
+    bytes as `json.dumps` of the message with the base64 text in place, without the pass json
+    makes over that long string looking for characters to escape (base64 has none) and the
+    copies between str and bytes: about 1 ms less per 3 s of 22 kHz audio, each way it is sent."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    head, found, tail = text.partition(_AUDIO_SLOT_JSON)
+    if not found or _AUDIO_SLOT_JSON in tail:
+        raise ValueError("a message with audio holds AUDIO_SLOT exactly once")
+    return b"".join((head.encode("ascii"), b'"', base64.b64encode(pcm), b'"', tail.encode("ascii")))
 
 
 def _show(value: Any) -> str:

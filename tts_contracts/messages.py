@@ -15,8 +15,9 @@ from typing import Any, ClassVar, Literal
 
 from .classes import LENGTH_CLASSES
 from .fields import (
+    AUDIO_SLOT,
     ContractError,
-    encode_pcm16,
+    dumps_with_audio,
     read_float,
     read_int,
     read_object,
@@ -140,18 +141,22 @@ class JobEvent:
         return {item.name: getattr(self, item.name) for item in fields(self) if item.name not in envelope}
 
     def to_bytes(self) -> bytes:
-        return _dumps(
-            {
-                "schema": SCHEMA_VERSION,
-                "type": self.kind,
-                "job_id": self.job_id,
-                "attempt": self.attempt,
-                "seq": self.seq,
-                "agent_id": self.agent_id,
-                "sent_at": self.sent_at,
-                "data": self._data(),
-            }
-        )
+        message = {
+            "schema": SCHEMA_VERSION,
+            "type": self.kind,
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "seq": self.seq,
+            "agent_id": self.agent_id,
+            "sent_at": self.sent_at,
+            "data": self._data(),
+        }
+        audio = self._audio()
+        return _dumps(message) if audio is None else dumps_with_audio(message, audio)
+
+    def _audio(self) -> bytes | None:
+        """The PCM that `_data` left as `AUDIO_SLOT`, if any."""
+        return None
 
     @classmethod
     def _parse_data(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -197,9 +202,13 @@ class SegmentEvent(JobEvent):
 
     def _data(self) -> dict[str, Any]:
         data = super()._data()
-        data["audio_b64"] = encode_pcm16(data.pop("pcm"))
+        del data["pcm"]
+        data["audio_b64"] = AUDIO_SLOT
         data["audio_seconds"] = round(self.audio_seconds, 4)
         return data
+
+    def _audio(self) -> bytes:
+        return self.pcm
 
     @classmethod
     def _parse_data(cls, data: dict[str, Any]) -> dict[str, Any]:

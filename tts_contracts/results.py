@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from .fields import ContractError
+from .fields import AUDIO_SLOT, ContractError, dumps_with_audio
 
 RESULTS_SCHEMA_VERSION = 1
 RESULTS_TOPIC_NAME = "results-v1"  # persistent://{tenant}/{namespace}/{prefix}-results-v1
@@ -41,9 +41,10 @@ class ResultSegment:
     pcm: bytes
     sent_at: float
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["audio_b64"] = base64.b64encode(data.pop("pcm")).decode("ascii")
+    def to_dict(self, *, audio: str | None = None) -> dict[str, Any]:
+        """The message as a dict; `audio` stands in for the base64 text of the PCM if given."""
+        data = {item.name: getattr(self, item.name) for item in fields(self) if item.name != "pcm"}
+        data["audio_b64"] = base64.b64encode(self.pcm).decode("ascii") if audio is None else audio
         return {"schema": RESULTS_SCHEMA_VERSION, "type": "segment", **data, "encoding": "pcm_s16le"}
 
 
@@ -68,6 +69,8 @@ AnyResult = ResultSegment | ResultFinal
 
 
 def encode_result(result: AnyResult) -> bytes:
+    if isinstance(result, ResultSegment):  # the same bytes, with less work on a long string
+        return dumps_with_audio(result.to_dict(audio=AUDIO_SLOT), result.pcm)
     return json.dumps(result.to_dict(), separators=(",", ":")).encode("utf-8")
 
 
