@@ -499,6 +499,14 @@ def main() -> int:
             print(f"  cpu {name:34s} {1000 * seconds / jobs:7.1f} ms/job")
         print(f"burst stack cpu per job = {total / jobs:.3f}s (pure synthesis {pure_cpu_s:.3f} cpu-s)")
         print(f"burst cpu efficiency = {pure_cpu_s * jobs / total:.2f}")
+        # The agents do the pure synthesis and little else (95 % of an agent's samples are in
+        # vits under py-spy): above 1, the same work ran slower beside the rest of the stack.
+        agents_s = sum(
+            seconds
+            for name, seconds in burst.cpu_s_by_process.items()
+            if name in {agent.label for agent in DEFAULT_AGENTS}
+        )
+        print(f"burst agents cpu per job / pure = {agents_s / jobs / pure_cpu_s:.2f}")
         failures += burst.failures
     if failures:
         print("\nFAILED JOBS:\n  " + "\n  ".join(failures))
