@@ -131,8 +131,10 @@ class BrokerConnection:
         """Publish one event and wait for the broker's confirmation (raises PulsarException).
 
         One at a time, though a step's `started`, segment and `completed` could share one round
-        trip with `send_async`: the embedded broker (pulsar-lite 0.2.0) stored sends pipelined on
-        one producer two or three times each in 2 of 10 tries of three messages (seen 2026-12).
+        trip with `send_async`: with the embedded broker (pulsar-lite 0.2.0), three sends pipelined
+        on one producer reached a subscriber two or three times each in 2 of 10 tries, within
+        minutes of each other (none in 80 tries later the same day): a rare, timing-dependent
+        fault, and duplicates cost the gateway more than the round trips save.
         """
         assert self._producer is not None
         self._producer.send(event.to_bytes(), partition_key=event.job_id)
