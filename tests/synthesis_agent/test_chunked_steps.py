@@ -9,7 +9,7 @@ import pytest
 from synthesis_agent.config import AgentConfig
 from synthesis_agent.outcomes import DEFAULT_CHUNK_SECONDS
 from synthesis_agent.pipeline import JobRun, run_job
-from tts_contracts import JobEvent
+from tts_contracts import JobEvent, SegmentEvent
 
 from .fakes import ChunkedFakeVoice, FakeVoice, FakeVoices
 from .test_pipeline import SETTINGS, DictCache, message
@@ -20,7 +20,16 @@ CHUNKED = dataclasses.replace(SETTINGS, chunk_seconds=0.1)
 
 
 def pcm_of(events: list[JobEvent]) -> bytes:
-    return b"".join(event.pcm for event in events if event.type == "segment")
+    """The segments' audio, each (attempt, seq) once: the events topic delivers at least once (the
+    embedded broker was seen delivering a message two or three times), and the gateway keeps the
+    first delivery of an event the same way."""
+    seen: set[tuple[int, int]] = set()
+    pcm = []
+    for event in events:
+        if isinstance(event, SegmentEvent) and (event.attempt, event.seq) not in seen:
+            seen.add((event.attempt, event.seq))
+            pcm.append(event.pcm)
+    return b"".join(pcm)
 
 
 def new_run(text: str, voice: FakeVoice, cache: DictCache, *, queue: str = "long") -> JobRun:
