@@ -127,7 +127,7 @@ def test_a_one_channel_output_by_taps_equals_the_convolution(
     conv = _conv(32, 1, kernel, dilation, bias=bias)
     layer = _Conv(conv)
     layer.prepare(0.5)  # the folded average of the residual blocks scales the weights, not the bias
-    assert len(layer.tap_columns) == kernel
+    assert len(layer.tap_weights) == kernel
     x = torch.randn(1, 32, 1, frames, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         got = layer(x)

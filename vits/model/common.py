@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -122,16 +123,36 @@ def rows_conv(
             residual=residual,
             inplace=inplace,
         )
-    middle_tap, edge_taps = _tap_spans(x.shape[0], len(taps.weights), taps.dilation, taps.padding)
-    middle = taps.weights[middle_tap]
+    return tap_products(
+        x, taps.weights, taps.bias, dilation=taps.dilation, padding=taps.padding, residual=residual, inplace=inplace
+    )
+
+
+def tap_products(
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    bias: torch.Tensor | None,
+    *,
+    dilation: int,
+    padding: int,
+    residual: torch.Tensor | None = None,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """`rows_conv` by plain matrix products: rows x [t, in], one [in, out] matrix per tap in
+    `weights` -> rows [t, out] (+ `residual`, written into it with `inplace`).
+
+    The middle tap covers every output row; each other tap updates only the rows it reaches
+    from inside, so nothing is padded or copied."""
+    middle_tap, edge_taps = _tap_spans(x.shape[0], len(weights), dilation, padding)
+    middle = weights[middle_tap]
     if residual is None:
-        out = torch.mm(x, middle) if taps.bias is None else torch.addmm(taps.bias, x, middle)
+        out = torch.mm(x, middle) if bias is None else torch.addmm(bias, x, middle)
     else:
         out = residual.addmm_(x, middle) if inplace else torch.addmm(residual, x, middle)
-        if taps.bias is not None:
-            out.add_(taps.bias)
+        if bias is not None:
+            out.add_(bias)
     for tap, lo, hi, offset in edge_taps:
-        out[lo:hi].addmm_(x[lo + offset : hi + offset], taps.weights[tap])
+        out[lo:hi].addmm_(x[lo + offset : hi + offset], weights[tap])
     return out
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import winograd
-from .common import RowTaps, prepare_row_taps, rows_conv
+from .common import RowTaps, prepare_row_taps, rows_conv, tap_products
 from .config import GeneratorConfig
 from .engine import uses_onednn
 from .window import DecoderWindow, Stage, plan_window, series_reach
@@ -56,8 +56,8 @@ class _Conv:
         self.taps: RowTaps | None = None
         # Residual-block convolutions also carry Winograd weights, used where that engine is on.
         self.winograd: winograd.WinogradConv | None = None
-        # One output channel (the last layer): one weight column per tap, see `_one_output`.
-        self.tap_columns: tuple[torch.Tensor, ...] = ()
+        # One output channel (the last layer): one [in, 1] weight matrix per tap, see `_one_output`.
+        self.tap_weights: tuple[torch.Tensor, ...] = ()
 
     def prepare(self, scale: float = 1.0) -> None:
         if self.by_rows:  # the row taps carry the channels-last copy and the Winograd weights too
@@ -70,7 +70,7 @@ class _Conv:
             weight = weight * scale
         self.weight4d = weight.unsqueeze(2).contiguous(memory_format=_CL)
         if not self.transposed and self.conv.out_channels == 1:
-            self.tap_columns = tuple(weight[0, :, k].contiguous() for k in range(weight.shape[2]))
+            self.tap_weights = tuple(weight[0, :, k].reshape(-1, 1).contiguous() for k in range(weight.shape[2]))
         if not self.transposed and scale == 1.0 and winograd.supports(cast(nn.Conv1d, self.conv)):
             self.winograd = winograd.WinogradConv.of(cast(nn.Conv1d, self.conv))
 
@@ -88,7 +88,7 @@ class _Conv:
         rows = self._rows(x)
         if rows is not None:
             return _image(rows_conv(rows, cast(RowTaps, self.taps)))
-        if self.tap_columns and x.shape[0] == 1 and x.is_cpu and x.is_contiguous(memory_format=_CL):
+        if self.tap_weights and x.shape[0] == 1 and x.is_cpu and x.is_contiguous(memory_format=_CL):
             return self._one_output(x[0, :, 0].t())
         weight = cast(torch.Tensor, self.weight4d)
         conv = self.conv
@@ -98,19 +98,21 @@ class _Conv:
         return F.conv2d(x, weight, conv.bias, padding=padding, dilation=(1, conv.dilation[0]))
 
     def _one_output(self, rows: torch.Tensor) -> torch.Tensor:
-        """A one-channel output from rows [t, in] as the image [1, 1, 1, t]: one matrix-vector
-        product per tap over the rows it reaches. oneDNN's convolution runs this shape (the
-        decoder's last layer, 32 channels to 1 over every sample) at a small fraction of the
-        CPU's speed: 4.2 ms against 2.2 ms for 60,000 samples on a Zen 4 at one thread."""
+        """A one-channel output from rows [t, in] as the image [1, 1, 1, t] (the same memory as
+        rows [t, 1]): one product per tap over the rows it reaches (`tap_products`). oneDNN's
+        convolution runs this shape (the decoder's last layer, 32 channels to 1 over every
+        sample) at a small fraction of the CPU's speed: 4.2 ms against 2.2 ms for 60,000 samples
+        on a Zen 4 at one thread. Not `rows_conv`: where oneDNN runs the row products, it would
+        send the layer back to that convolution."""
         conv = self.conv
-        frames, dilation, padding = rows.shape[0], int(conv.dilation[0]), int(cast(int, conv.padding[0]))
-        out = torch.zeros(frames, dtype=rows.dtype) if conv.bias is None else conv.bias.detach().expand(frames).clone()
-        for tap, column in enumerate(self.tap_columns):
-            offset = tap * dilation - padding  # output row i reads input row i + offset
-            lo, hi = max(0, -offset), min(frames, frames - offset)
-            if lo < hi:
-                out[lo:hi].addmv_(rows[lo + offset : hi + offset], column)
-        return out.view(1, 1, 1, frames)
+        out = tap_products(
+            rows,
+            self.tap_weights,
+            None if conv.bias is None else conv.bias.detach(),  # the folded scale is the input's, not the bias's
+            dilation=int(conv.dilation[0]),
+            padding=int(cast(int, conv.padding[0])),
+        )
+        return out.view(1, 1, 1, rows.shape[0])
 
     def add(self, x: torch.Tensor, residual: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
         """conv(x) + residual; with `inplace` the sum is written into `residual`.
