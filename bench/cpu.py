@@ -47,3 +47,22 @@ def stack_cpu_s(stack: Stack) -> dict[str, float]:
     usage["postgres (all processes)"] = command_cpu_s("postgres")
     usage["redis-server"] = command_cpu_s("redis-server")
     return usage
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(steal, total) clock ticks of the whole machine so far (Linux /proc/stat; zeros elsewhere).
+
+    Steal is time the hypervisor ran something else while this machine's vCPUs had work: on a
+    shared cloud machine it slows every process without showing in their CPU seconds."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal (guest time is already in user and nice)
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else (0, 0)
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's ticks between two `machine_ticks()` readings that was stolen."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0

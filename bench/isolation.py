@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cpu import stack_cpu_s
+from bench.cpu import machine_ticks, stack_cpu_s, steal_share
 from devstack.broker import free_port
 from devstack.client import ApiClient
 from devstack.postgres import postgres_available, recreate_database
@@ -118,6 +118,7 @@ class PhaseResult:
     # CPU seconds from the first submit until every job was final: the agents', and the stack's.
     agents_cpu_s: float = float("nan")
     stack_cpu_s: float = float("nan")
+    steal: float = 0.0  # the machine's stolen share of time meanwhile (bench.cpu.machine_ticks)
 
 
 def latency_of(job: dict) -> float:
@@ -210,7 +211,7 @@ def run_phase(name: str, args: argparse.Namespace, *, scheduling: str, with_long
     with start_stack(name, args, scheduling=scheduling, agents=agents) as stack:
         api = ApiClient(stack.gateway_url, stack.api_token)
         warm_up(api, len(agents))
-        cpu_before = stack_cpu_s(stack)
+        cpu_before, ticks_before = stack_cpu_s(stack), machine_ticks()
         long_ids: list[str] = []
         if with_long:
             long_ids = [api.submit(long_text(i, args.long_chars))["id"] for i in range(args.long_jobs)]
@@ -231,6 +232,7 @@ def run_phase(name: str, args: argparse.Namespace, *, scheduling: str, with_long
             else:
                 result.failures.append(f"long {job['id']}: {job['status']} {job['error']}")
         cpu_used = {name: seconds - cpu_before[name] for name, seconds in stack_cpu_s(stack).items()}
+        result.steal = steal_share(ticks_before, machine_ticks())
         result.agents_cpu_s = sum(seconds for name, seconds in cpu_used.items() if name.startswith("agent"))
         result.stack_cpu_s = sum(cpu_used.values())
         finished = [job for job in long_jobs if job["finished_at"]]
@@ -248,6 +250,7 @@ class BurstResult:
     latencies: list[float]
     failures: list[str]
     cpu_s_by_process: dict[str, float] = field(default_factory=dict)  # during the burst
+    steal: float = 0.0  # the machine's stolen share of time during the burst (bench.cpu.machine_ticks)
 
 
 def run_burst(args: argparse.Namespace) -> BurstResult:
@@ -274,13 +277,13 @@ def run_burst(args: argparse.Namespace) -> BurstResult:
                     ids.append(job_id)
 
         threads = [threading.Thread(target=client, args=(index,)) for index in range(args.burst_clients)]
-        before = stack_cpu_s(stack)
+        before, ticks_before = stack_cpu_s(stack), machine_ticks()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         wait_idle(api, args.timeout_s)  # the stack runs nothing but the burst (and its finished warm-up)
-        after = stack_cpu_s(stack)
+        after, steal = stack_cpu_s(stack), steal_share(ticks_before, machine_ticks())
         jobs = wait_all(api, ids, args.timeout_s)  # all final: one read
     failures = errors + [
         f"burst {job['id']}: {job['status']} {job['error']}" for job in jobs if job["status"] != "succeeded"
@@ -293,6 +296,7 @@ def run_burst(args: argparse.Namespace) -> BurstResult:
         latencies=[latency_of(job) for job in done],
         failures=failures,
         cpu_s_by_process={name: after[name] - before[name] for name in before},
+        steal=steal,
     )
 
 
@@ -422,6 +426,7 @@ def main() -> int:
     }
     wanted = [key.strip() for key in args.phases.split(",") if key.strip()]
     nothing = (float("nan"),) * 2
+    ticks_before = machine_ticks()
     pure_s, pure_cpu_s = pure_synthesis_s(args.agent_threads, args.conv_engine) if "burst" in wanted else nothing
     co_run_s = 5.0 if args.quick else 15.0
     co_run = (
@@ -429,6 +434,7 @@ def main() -> int:
         if "burst" in wanted
         else 0.0
     )
+    steal_before = steal_share(ticks_before, machine_ticks())
     results: dict[str, PhaseResult] = {}
     for key in wanted:
         if key in phases:
@@ -438,12 +444,14 @@ def main() -> int:
     if burst is not None:
         # Measured again after the burst: this shared machine's speed drifts by up to 25 % over
         # minutes (seen on an AMD EPYC), so the bound uses the mean of both, which bracket it.
+        ticks_after = machine_ticks()
         pure_after_s, pure_after_cpu_s = pure_synthesis_s(args.agent_threads, args.conv_engine)
         pure_before_s = pure_s
         pure_s, pure_cpu_s = (pure_s + pure_after_s) / 2, (pure_cpu_s + pure_after_cpu_s) / 2
         co_run_before = co_run
         co_run_after = co_run_jobs_per_s(args.agent_threads, args.conv_engine, len(DEFAULT_AGENTS), co_run_s)
         co_run = (co_run_before + co_run_after) / 2
+        steal_after = steal_share(ticks_after, machine_ticks())
 
     print("\n=== short-job latency, POST to audio ready ===")
     for key, result in results.items():
@@ -456,7 +464,8 @@ def main() -> int:
         if phases[key][2]:
             print(
                 f"{phases[key][0]:42s} cpu: agents {result.agents_cpu_s:.1f}s, "
-                f"whole stack {result.stack_cpu_s:.1f}s (from the first submit until all jobs were final)"
+                f"whole stack {result.stack_cpu_s:.1f}s (from the first submit until all jobs were final); "
+                f"machine steal {100 * result.steal:.1f} %"
             )
     print("\n=== ratios (goals: b/a <= 1.2, long makespan b/c <= 1.05) ===")
     if "a" in results:
@@ -507,6 +516,12 @@ def main() -> int:
             if name in {agent.label for agent in DEFAULT_AGENTS}
         )
         print(f"burst agents cpu per job / pure = {agents_s / jobs / pure_cpu_s:.2f}")
+        # Time the hypervisor gave to other guests: it slows the burst (and the bound) without
+        # showing in any process's CPU seconds, and can differ between them.
+        print(
+            f"machine steal: {100 * burst.steal:.1f} % during the burst, {100 * steal_before:.1f} % while the "
+            f"bound and ceiling were measured before it, {100 * steal_after:.1f} % after"
+        )
         failures += burst.failures
     if failures:
         print("\nFAILED JOBS:\n  " + "\n  ".join(failures))
