@@ -14,12 +14,18 @@ Phases, each on a fresh stack, the same short jobs at the same steady rate:
       old layout instead (one agent for short, one for medium,long);
   (c) FIFO baseline: as (b) with TTS_SCHEDULING=fifo (one topic, arrival order);
   burst: 100 one-sentence jobs submitted at once from 20 client threads, default agents.
-It prints p50/p95 of each, `b/a`, `c/a` at p95, the long jobs' makespan (first long submit to
-last long job done) in (b) and (c) and their ratio, and the burst throughput against the bound
+Phases (a), (b) and (c) run in two rounds by default, the second in reverse order (a b c c b a),
+so that a steady drift of this shared machine's speed weighs every phase alike: in one run of a
+single round, the same long work took the agents 12 % more CPU in (b) than in (c), run minutes
+later, and one burst job alone took 0.140 s before the burst and 0.129 s after it. It prints
+p50/p95 of each phase (all rounds' jobs pooled, and each round's), `b/a` and `c/a` at p95 of the
+pooled latencies, the long jobs' makespan (first long submit to last long job done) in (b) and
+(c), its mean over the rounds, and their ratio, and the burst throughput against the bound
 (cores / pure synthesis time of one such job, measured in this run) and against the co-run
 ceiling (as many bare synthesis loops as agents, side by side, no service around them).
 
     .venv/bin/python bench/isolation.py            # full run, about 20-30 minutes on 2 cores
+    .venv/bin/python bench/isolation.py --rounds 1 # each phase once, in order a b c
     .venv/bin/python bench/isolation.py --quick    # a short look (fewer, shorter jobs)
     .venv/bin/python bench/isolation.py --phases burst --conv-engine onednn   # the burst on oneDNN
 """
@@ -34,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -119,6 +125,37 @@ class PhaseResult:
     agents_cpu_s: float = float("nan")
     stack_cpu_s: float = float("nan")
     steal: float = 0.0  # the machine's stolen share of time meanwhile (bench.cpu.machine_ticks)
+
+
+def pooled(name: str, rounds: Sequence[PhaseResult]) -> PhaseResult:
+    """One phase over its rounds: every latency, the mean makespan, the CPU and failures summed."""
+    if len(rounds) == 1:
+        return rounds[0]
+    makespans = [result.long_makespan_s for result in rounds]
+    return PhaseResult(
+        name,
+        short_latencies=[latency for result in rounds for latency in result.short_latencies],
+        long_latencies=[latency for result in rounds for latency in result.long_latencies],
+        long_makespan_s=statistics.mean(makespans),  # nan if a round had unfinished long jobs
+        failures=[failure for result in rounds for failure in result.failures],
+        wall_s=sum(result.wall_s for result in rounds),
+        agents_cpu_s=sum(result.agents_cpu_s for result in rounds),
+        stack_cpu_s=sum(result.stack_cpu_s for result in rounds),
+    )
+
+
+def round_ratios(phases: dict[str, PhaseResult]) -> str:
+    """The ratios of one round's phases, for the reader: the printed `X = Y` lines pool the rounds."""
+    parts = []
+    if "a" in phases:
+        base = percentile(phases["a"].short_latencies, 0.95)
+        parts += [
+            f"{key}/a {percentile(phases[key].short_latencies, 0.95) / base:.2f}" for key in "bc" if key in phases
+        ]
+    if "b" in phases and "c" in phases:
+        parts.append(f"long makespan b/c {phases['b'].long_makespan_s / phases['c'].long_makespan_s:.2f}")
+        parts.append(f"agents cpu b/c {phases['b'].agents_cpu_s / phases['c'].agents_cpu_s:.2f}")
+    return ", ".join(parts)
 
 
 def latency_of(job: dict) -> float:
@@ -386,6 +423,13 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=3600)
     parser.add_argument("--phases", default="a,b,c,burst", help="which of a,b,c,burst to run")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="rounds of phases a, b, c, every second one in reverse order (a b c c b a); the ratios pool them "
+        "(default 2, with --quick 1)",
+    )
+    parser.add_argument(
         "--agents",
         choices=("work-conserving", "reserved"),
         default="work-conserving",
@@ -408,6 +452,10 @@ def main() -> int:
     parser.add_argument("--burst-clients", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="a short look: 10 short, 3 long of 2,000 chars, burst 40")
     args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.quick:
         args.short_jobs, args.long_jobs, args.long_chars, args.burst_jobs = 10, 3, 2000, 40
     cores = os.cpu_count() or 1
@@ -435,11 +483,15 @@ def main() -> int:
         else 0.0
     )
     steal_before = steal_share(ticks_before, machine_ticks())
-    results: dict[str, PhaseResult] = {}
-    for key in wanted:
-        if key in phases:
+    order = [key for key in wanted if key in phases]
+    runs: dict[str, list[PhaseResult]] = {key: [] for key in order}
+    for round_index in range(args.rounds):
+        # a b c, then c b a: a steady drift of the machine's speed weighs every phase alike.
+        for key in order if round_index % 2 == 0 else order[::-1]:
             _label, scheduling, with_long = phases[key]
-            results[key] = run_phase(key, args, scheduling=scheduling, with_long=with_long)
+            name = key if args.rounds == 1 else f"{key}{round_index + 1}"
+            runs[key].append(run_phase(name, args, scheduling=scheduling, with_long=with_long))
+    results = {key: pooled(key, results) for key, results in runs.items()}
     burst = run_burst(args) if "burst" in wanted else None
     if burst is not None:
         # Measured again after the burst: this shared machine's speed drifts by up to 25 % over
@@ -453,21 +505,30 @@ def main() -> int:
         co_run = (co_run_before + co_run_after) / 2
         steal_after = steal_share(ticks_after, machine_ticks())
 
+    def each_round(key: str, figure: Callable[[PhaseResult], str]) -> None:
+        if len(runs[key]) > 1:
+            for index, result in enumerate(runs[key], start=1):
+                print(f"{f'    round {index}':42s} {figure(result)}")
+
     print("\n=== short-job latency, POST to audio ready ===")
     for key, result in results.items():
         print(f"{phases[key][0]:42s} {describe(result.short_latencies)}")
+        each_round(key, lambda one: describe(one.short_latencies))
     print("\n=== long-job completion time (queued to audio ready) ===")
     for key, result in results.items():
         if phases[key][2]:
             print(f"{phases[key][0]:42s} {describe(result.long_latencies)}  makespan={result.long_makespan_s:.1f}s")
-    for key, result in results.items():
+            each_round(key, lambda one: f"{describe(one.long_latencies)}  makespan={one.long_makespan_s:.1f}s")
+    for key in results:
         if phases[key][2]:
-            print(
-                f"{phases[key][0]:42s} cpu: agents {result.agents_cpu_s:.1f}s, "
-                f"whole stack {result.stack_cpu_s:.1f}s (from the first submit until all jobs were final); "
-                f"machine steal {100 * result.steal:.1f} %"
-            )
-    print("\n=== ratios (goals: b/a <= 1.2, long makespan b/c <= 1.05) ===")
+            print(f"{phases[key][0]:42s} cpu (from the first submit until all jobs were final):")
+            for index, one in enumerate(runs[key], start=1):
+                print(
+                    f"{f'    round {index}':42s} agents {one.agents_cpu_s:.1f}s, whole stack {one.stack_cpu_s:.1f}s; "
+                    f"machine steal {100 * one.steal:.1f} %"
+                )
+    rounds = f" (over {args.rounds} rounds)" if args.rounds > 1 else ""
+    print(f"\n=== ratios{rounds} (goals: b/a <= 1.2, long makespan b/c <= 1.05) ===")
     if "a" in results:
         base = percentile(results["a"].short_latencies, 0.95)
         for key in ("b", "c"):
@@ -478,7 +539,10 @@ def main() -> int:
         # Where a makespan ratio above 1 comes from: the agents doing more (or slower) work, or not
         # getting the cores.
         print(f"agents cpu b/c = {results['b'].agents_cpu_s / results['c'].agents_cpu_s:.2f}")
-    failures = [f for r in results.values() for f in r.failures]
+    if args.rounds > 1:
+        for index in range(args.rounds):
+            print(f"round {index + 1}: {round_ratios({key: one[index] for key, one in runs.items()})}")
+    failures = [f for result in results.values() for f in result.failures]
     if burst is not None:
         bound = cores / pure_s
         print(
