@@ -491,7 +491,7 @@ def main() -> int:
             _label, scheduling, with_long = phases[key]
             name = key if args.rounds == 1 else f"{key}{round_index + 1}"
             runs[key].append(run_phase(name, args, scheduling=scheduling, with_long=with_long))
-    results = {key: pooled(key, results) for key, results in runs.items()}
+    results = {key: pooled(key, rounds_run) for key, rounds_run in runs.items()}
     burst = run_burst(args) if "burst" in wanted else None
     if burst is not None:
         # Measured again after the burst: this shared machine's speed drifts by up to 25 % over
