@@ -144,18 +144,20 @@ def pooled(name: str, rounds: Sequence[PhaseResult]) -> PhaseResult:
     )
 
 
-def round_ratios(phases: dict[str, PhaseResult]) -> str:
-    """The ratios of one round's phases, for the reader: the printed `X = Y` lines pool the rounds."""
-    parts = []
+def phase_ratios(phases: dict[str, PhaseResult]) -> dict[str, float]:
+    """The ratios the bench reports, by name, of the phases given (pooled or one round's)."""
+    ratios: dict[str, float] = {}
     if "a" in phases:
         base = percentile(phases["a"].short_latencies, 0.95)
-        parts += [
-            f"{key}/a {percentile(phases[key].short_latencies, 0.95) / base:.2f}" for key in "bc" if key in phases
-        ]
+        for key in ("b", "c"):
+            if key in phases:
+                ratios[f"{key}/a"] = percentile(phases[key].short_latencies, 0.95) / base
     if "b" in phases and "c" in phases:
-        parts.append(f"long makespan b/c {phases['b'].long_makespan_s / phases['c'].long_makespan_s:.2f}")
-        parts.append(f"agents cpu b/c {phases['b'].agents_cpu_s / phases['c'].agents_cpu_s:.2f}")
-    return ", ".join(parts)
+        ratios["long makespan b/c"] = phases["b"].long_makespan_s / phases["c"].long_makespan_s
+        # Where a makespan ratio above 1 comes from: the agents doing more (or slower) work, or not
+        # getting the cores.
+        ratios["agents cpu b/c"] = phases["b"].agents_cpu_s / phases["c"].agents_cpu_s
+    return ratios
 
 
 def latency_of(job: dict) -> float:
@@ -529,19 +531,12 @@ def main() -> int:
                 )
     rounds = f" (over {args.rounds} rounds)" if args.rounds > 1 else ""
     print(f"\n=== ratios{rounds} (goals: b/a <= 1.2, long makespan b/c <= 1.05) ===")
-    if "a" in results:
-        base = percentile(results["a"].short_latencies, 0.95)
-        for key in ("b", "c"):
-            if key in results:
-                print(f"{key}/a = {percentile(results[key].short_latencies, 0.95) / base:.2f}")
-    if "b" in results and "c" in results:
-        print(f"long makespan b/c = {results['b'].long_makespan_s / results['c'].long_makespan_s:.2f}")
-        # Where a makespan ratio above 1 comes from: the agents doing more (or slower) work, or not
-        # getting the cores.
-        print(f"agents cpu b/c = {results['b'].agents_cpu_s / results['c'].agents_cpu_s:.2f}")
-    if args.rounds > 1:
+    for name, ratio in phase_ratios(results).items():
+        print(f"{name} = {ratio:.2f}")
+    if args.rounds > 1:  # each round's, for the reader: the `X = Y` lines above pool the rounds
         for index in range(args.rounds):
-            print(f"round {index + 1}: {round_ratios({key: one[index] for key, one in runs.items()})}")
+            ratios = phase_ratios({key: one[index] for key, one in runs.items()})
+            print(f"round {index + 1}: " + ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items()))
     failures = [f for result in results.values() for f in result.failures]
     if burst is not None:
         bound = cores / pure_s
