@@ -19,8 +19,9 @@ so that a steady drift of this shared machine's speed weighs every phase alike: 
 single round, the same long work took the agents 12 % more CPU in (b) than in (c), run minutes
 later, and one burst job alone took 0.140 s before the burst and 0.129 s after it. It prints
 p50/p95 of each phase (all rounds' jobs pooled, and each round's), `b/a` and `c/a` at p95 of the
-pooled latencies, the long jobs' makespan (first long submit to last long job done) in (b) and
-(c), its mean over the rounds, and their ratio, and the burst throughput against the bound
+pooled latencies with a bootstrap interval over the jobs (bench/spread.py), the long jobs'
+makespan (first long submit to last long job done) in (b) and (c), its mean over the rounds, and
+their ratio, and the burst throughput against the bound
 (cores / pure synthesis time of one such job, measured in this run) and against the co-run
 ceiling (as many bare synthesis loops as agents, side by side, no service around them).
 
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.cpu import machine_ticks, stack_cpu_s, steal_share
+from bench.spread import percentile, ratio_interval
 from devstack.broker import free_port
 from devstack.client import ApiClient
 from devstack.postgres import postgres_available, recreate_database
@@ -101,16 +103,6 @@ def long_text(index: int, min_chars: int) -> str:
 
 def parse_time(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = q * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass
@@ -533,6 +525,12 @@ def main() -> int:
     print(f"\n=== ratios{rounds} (goals: b/a <= 1.2, long makespan b/c <= 1.05) ===")
     for name, ratio in phase_ratios(results).items():
         print(f"{name} = {ratio:.2f}")
+    if "a" in results:
+        # Chance in which jobs were slow, not the machine's drift between phases (the rounds show that).
+        for key in ("b", "c"):
+            if key in results:
+                low, high = ratio_interval(results[key].short_latencies, results["a"].short_latencies)
+                print(f"{key}/a 90 % bootstrap interval over the jobs: {low:.2f} to {high:.2f}")
     if args.rounds > 1:  # each round's, for the reader: the `X = Y` lines above pool the rounds
         for index in range(args.rounds):
             ratios = phase_ratios({key: one[index] for key, one in runs.items()})

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.isolation import latency_of, percentile
+from bench.isolation import latency_of
+from bench.spread import percentile
 from devstack.broker import free_port
 from devstack.client import ApiClient
 from devstack.postgres import postgres_available, recreate_database
