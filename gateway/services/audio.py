@@ -23,6 +23,7 @@ from django.core.files.storage import Storage
 from django.db import transaction
 
 from ..models import AudioSegment, LengthClass, SynthesisJob
+from .pcm import pcm_by_pk
 
 logger = logging.getLogger(__name__)
 
@@ -197,15 +198,11 @@ def _write_wav(path: str, *, segments: list[AudioSegment], sample_rate: int) -> 
             wav.setframerate(sample_rate)
             for group in pcm_groups(segments):
                 unread = [segment.pk for segment in group if "pcm" in segment.get_deferred_fields()]
-                pcm_by_pk: dict[int, bytes] = {}
+                read_pcm: dict[int, bytes] = {}
                 if unread:  # a short job's segments came with their PCM (segment_chain)
-                    pcm_by_pk = dict(
-                        AudioSegment.objects.filter(pk__in=unread)
-                        .order_by()  # the model's ordering would join the job table
-                        .values_list("pk", "pcm")
-                    )
+                    read_pcm = pcm_by_pk(unread)
                 for segment in group:
-                    pcm = pcm_by_pk.get(segment.pk)
+                    pcm = read_pcm.get(segment.pk)
                     if pcm is None:  # not `.get(pk, segment.pcm)`: that would load a deferred one
                         pcm = segment.pcm
                     wav.writeframes(bytes(pcm))

@@ -31,6 +31,7 @@ from .. import metrics
 from ..models import AudioSegment, JobStatus, SynthesisJob
 from .audio import chain_of, job_audio_store, segment_chain
 from .outbox import outbox_create
+from .pcm import segment_insert
 from .transitions import event_time, job_mark_failed, job_mark_running, job_mark_succeeded
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ def _apply_segment(*, job: SynthesisJob, event: SegmentEvent, held: HeldSegments
     # No savepoint around the insert: only this consumer writes segments, under the job's row
     # lock taken above, so the check above cannot race. Should the unique constraint still
     # fire, the transaction fails and the consumer's retry finds the segment stored.
-    _segment_of(job=job, event=event).save(force_insert=True)
+    segment_insert(_segment_of(job=job, event=event))  # PCM as binary, not a hex literal (pcm.py)
     if job.sentences_done == 0:  # no other segment of this attempt is stored: this one is all
         done = event.sentence_count
     else:
