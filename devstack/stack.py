@@ -160,15 +160,20 @@ class Stack:
     def _spawn(self, name: str, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         self._launches[name] = (list(command), dict(env or self.env))
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        # Its own session: a terminal's Ctrl-C goes to the whole foreground process group, and only
-        # the supervisor may get it, so that it stops the children in order (see stop()).
+        # Its own process group: a terminal's Ctrl-C goes to the whole foreground group, and only
+        # the supervisor may get it, so that it stops the children in order (see stop()). Not its
+        # own session: with autogroup scheduling (Linux's default) every session is one group of
+        # equal weight, so an agent's nice-19 long work in its own session took the CPU from a
+        # short job elsewhere as if it were not niced at all (a short synthesis beside two such
+        # processes: 172 ms in their own sessions, 114 ms in the supervisor's, 118 ms alone).
         self.processes[name] = subprocess.Popen(
             list(command),
             cwd=REPO_ROOT,
             env=dict(env or self.env),
+            stdin=subprocess.DEVNULL,  # a background group reading the terminal would be stopped
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            process_group=0,
         )
         log.close()
         logger.info("started %s (pid %s), log %s", name, self.processes[name].pid, self.log_dir / f"{name}.log")

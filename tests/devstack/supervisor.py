@@ -2,7 +2,7 @@
 and stop order around one busy agent, without the gateway.
 
 Starts the embedded broker and a fake-voice agent through `Stack` (as `python -m devstack` does),
-plus a stand-in consumer process, prints the broker URL, then waits for SIGINT/SIGTERM and calls
+plus a stand-in consumer process, prints the broker URL and the agent's pid, then waits for SIGINT/SIGTERM and calls
 `Stack.stop()`.
 """
 
@@ -45,7 +45,7 @@ def main(var_dir: str, prefix: str) -> int:
     stack._spawn("agent-long", [sys.executable, *command, "--metrics-port", str(port)], env)
     stack._spawn("consumer", [sys.executable, "-c", "import time; time.sleep(600)"])
     wait_for_port("127.0.0.1", port, timeout_s=60)
-    print(stack.env["PULSAR_URL"], flush=True)
+    print(stack.env["PULSAR_URL"], stack.processes["agent-long"].pid, flush=True)
     while not stopping:
         time.sleep(0.05)
     began = time.monotonic()

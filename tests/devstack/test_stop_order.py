@@ -1,5 +1,5 @@
 """Ctrl-C on `make run` with a busy agent: only the supervisor gets the signal (children run in
-their own sessions), and it stops them in order, so the agent releases its job through a broker
+their own process groups), and it stops them in order, so the agent releases its job through a broker
 that is still up and exits cleanly instead of being killed."""
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ def test_ctrl_c_reaches_only_the_supervisor_which_stops_a_busy_agent_cleanly(tmp
     )
     try:
         assert supervisor.stdout is not None
-        url = supervisor.stdout.readline().strip()
+        url, _, agent_pid = supervisor.stdout.readline().strip().partition(" ")
         assert url.startswith("pulsar://"), supervisor.stderr.read() if supervisor.stderr else ""
+        # Out of the supervisor's process group (Ctrl-C below must miss it) but in its session, so
+        # that autogroup scheduling weighs its threads' nice values against the other children's.
+        assert os.getpgid(int(agent_pid)) == int(agent_pid)
+        assert os.getsid(int(agent_pid)) == os.getsid(supervisor.pid) == supervisor.pid
         client = pulsar_client(url)
         events = client.subscribe(topics.events_topic, "test", initial_position=pulsar.InitialPosition.Earliest)
         job = JobMessage(
