@@ -75,9 +75,11 @@ class EmbeddedBroker:
             stdout=log,
             stderr=log,
             cwd=self.data_dir,
+            stdin=subprocess.DEVNULL,
             # Out of the terminal's process group: Ctrl-C reaches the supervisor only, which stops
-            # the broker last, after the agents have released their jobs through it.
-            start_new_session=True,
+            # the broker last, after the agents have released their jobs through it. In its
+            # session, like the other children (see Stack._spawn).
+            process_group=0,
         )
         log.close()
         try:
