@@ -108,29 +108,6 @@ class Bench:
         finally:
             connection.close()
 
-    def sse_done(self, job_id: str, *, connected: threading.Event | None = None) -> dict | None:
-        """Follow one job's events; the `done` data with the client's receive time, or None."""
-        connection = self._connection()
-        try:
-            connection.request("GET", f"/api/v1/jobs/{job_id}/events", headers=self.headers)
-            response = connection.getresponse()
-            if response.status != 200:
-                return None
-            if connected is not None:
-                connected.set()
-            event = ""
-            for raw in response:
-                line = raw.decode().rstrip("\n")
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "done":
-                    return {**json.loads(line[6:]), "received_at": time.time()}
-            return None
-        except OSError:
-            return None
-        finally:
-            connection.close()
-
 
 def describe(name: str, timing: Timing) -> str:
     return (
@@ -144,7 +121,7 @@ def sse_clients(bench: Bench, *, clients: int, jobs: int) -> int:
     results: list[dict | None] = [None] * clients
 
     def follow(index: int) -> None:
-        results[index] = bench.sse_done(job_ids[index % jobs])
+        results[index] = bench.api.done_event(job_ids[index % jobs])
 
     threads = [threading.Thread(target=follow, args=(index,), daemon=True) for index in range(clients)]
     for thread in threads:
@@ -185,7 +162,7 @@ def main() -> int:
         delays_ms: list[float] = []
         for index in range(args.sse_jobs):
             job = bench.api.submit(f"Event timing sentence {index}.")
-            done = bench.sse_done(job["id"])
+            done = bench.api.done_event(job["id"])
             if done and done.get("finished_at"):
                 delays_ms.append((done["received_at"] - parse_time(done["finished_at"])) * 1000)
         print(

@@ -70,6 +70,24 @@ class ApiClient:
                 raise TimeoutError(f"job {job_id} not final after {timeout_s}s: {job}")
             time.sleep(poll_s)
 
+    def done_event(self, job_id: str, *, timeout_s: float = 1800.0) -> dict[str, Any] | None:
+        """Follow the job's server-sent events until `done`: its data, with `received_at` (this
+        client's clock, when the event arrived), or None if the stream ended or failed first."""
+        request = urllib.request.Request(f"{self.base_url}/api/v1/jobs/{job_id}/events")
+        request.add_header("Authorization", f"Token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                event = ""
+                for raw in response:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "done":
+                        return {**json.loads(line[6:]), "received_at": time.time()}
+        except OSError:  # urllib's HTTPError (a non-200 answer) included
+            return None
+        return None
+
     def audio(self, job_id: str) -> bytes:
         status, body, _ = self.request("GET", f"/api/v1/jobs/{job_id}/audio")
         if status != 200:

@@ -103,6 +103,17 @@ def test_sse_sends_state_progress_and_done_then_reconnects_with_last_event_id(ru
     assert [event["event"] for event in again] == ["done"]
 
 
+def test_the_bench_client_gets_done_once_the_audio_can_be_fetched(running_stack: RunningStack) -> None:
+    # bench/isolation.py measures a short job's latency to this event: it must mean "audio ready".
+    posted_at = time.time()
+    job = running_stack.api.submit("The client waits for this one.")
+    done = running_stack.api.done_event(job["id"], timeout_s=120)
+    assert done is not None and done["status"] == "succeeded" and done["id"] == job["id"]
+    assert posted_at < done["received_at"] <= time.time()
+    assert running_stack.api.audio(job["id"])[:4] == b"RIFF"
+    assert running_stack.api.done_event("00000000-0000-0000-0000-000000000000", timeout_s=10) is None  # 404
+
+
 def test_sse_of_someone_elses_job_is_not_found(running_stack: RunningStack) -> None:
     job = running_stack.api.submit("Private words.")
     other = running_stack.stack._manage("create_api_token", "sse-stranger").strip().splitlines()[-1]
