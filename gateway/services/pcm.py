@@ -10,8 +10,9 @@ and 3.4 ms of Postgres CPU as text, 0.5 and 1.1 as binary; a read 1.2-1.3 and 0.
 
 Here those two statements run on a server-binding psycopg cursor on the same connection (so
 inside the caller's transaction), with Django's error mapping (a psycopg error becomes Django's
-`DatabaseError`, which the consumer's retries rely on) and its query log. Other databases (the
-embedded SQLite default) take the ORM path: no hex there.
+`DatabaseError`, which the consumer's retries rely on) and its query log; django-prometheus's
+query counters do not see them. Other databases (the embedded SQLite default) take the ORM
+path: no hex there.
 """
 
 from __future__ import annotations
@@ -85,4 +86,6 @@ def _execute(cursor: Any, sql: str, params: list[Any], *, binary_results: bool =
     logged = CursorDebugWrapper(cursor, connection).debug_sql(sql, params) if connection.queries_logged else None
     with logged or contextlib.nullcontext(), connection.wrap_database_errors:
         connection.validate_no_broken_transaction()
-        cursor.execute(sql, params, binary=binary_results)
+        # No named prepared statement (psycopg prepares a query run 5 times): PgBouncer in
+        # transaction mode may hand the next one another server connection.
+        cursor.execute(sql, params, prepare=False, binary=binary_results)
