@@ -18,6 +18,7 @@ path: no hex there.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,17 +33,9 @@ def segment_insert(segment: AudioSegment) -> None:
     if connection.vendor != "postgresql":
         segment.save(force_insert=True)
         return
-    fields = [field for field in AudioSegment._meta.concrete_fields if not field.primary_key]
-    values = [field.get_db_prep_save(field.pre_save(segment, add=True), connection) for field in fields]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    placeholders = ", ".join("%b" if isinstance(field, models.BinaryField) else "%s" for field in fields)
-    pk_column = connection.ops.quote_name(AudioSegment._meta.pk.column)
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(AudioSegment._meta.db_table)} ({columns}) "
-        f"VALUES ({placeholders}) RETURNING {pk_column}"
-    )
+    values = [field.get_db_prep_save(field.pre_save(segment, add=True), connection) for field in _inserted_fields()]
     with _binding_cursor() as cursor:
-        _execute(cursor, sql, values)
+        _execute(cursor, _insert_sql(), values)
         row = cursor.fetchone()
     segment.pk = row[0]
     segment._state.adding = False
@@ -60,17 +53,36 @@ def pcm_by_pk(pks: Sequence[int]) -> dict[int, bytes]:
             .order_by()  # the model's ordering would join the job table
             .values_list("pk", "pcm")
         }
-    table = connection.ops.quote_name(AudioSegment._meta.db_table)
-    pk_column = connection.ops.quote_name(AudioSegment._meta.pk.column)
-    pcm_column = connection.ops.quote_name(AudioSegment._meta.get_field("pcm").column)
     with _binding_cursor() as cursor:
-        _execute(
-            cursor,
-            f"SELECT {pk_column}, {pcm_column} FROM {table} WHERE {pk_column} = ANY(%s)",
-            [list(pks)],
-            binary_results=True,
-        )
+        _execute(cursor, _select_sql(), [list(pks)], binary_results=True)
         return {pk: bytes(pcm) for pk, pcm in cursor.fetchall()}
+
+
+def _inserted_fields() -> list[models.Field]:
+    return [field for field in AudioSegment._meta.concrete_fields if not field.primary_key]
+
+
+@functools.cache
+def _insert_sql() -> str:
+    """Built once from the model: a long job inserts one segment per sentence."""
+    fields = _inserted_fields()
+    columns = ", ".join(_quoted(field.column) for field in fields)
+    placeholders = ", ".join("%b" if isinstance(field, models.BinaryField) else "%s" for field in fields)
+    return (
+        f"INSERT INTO {_quoted(AudioSegment._meta.db_table)} ({columns}) "
+        f"VALUES ({placeholders}) RETURNING {_quoted(AudioSegment._meta.pk.column)}"
+    )
+
+
+@functools.cache
+def _select_sql() -> str:
+    pk_column = _quoted(AudioSegment._meta.pk.column)
+    pcm_column = _quoted(AudioSegment._meta.get_field("pcm").column)
+    return f"SELECT {pk_column}, {pcm_column} FROM {_quoted(AudioSegment._meta.db_table)} WHERE {pk_column} = ANY(%s)"
+
+
+def _quoted(name: str) -> str:
+    return connection.ops.quote_name(name)
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 and stop order around one busy agent, without the gateway.
 
 Starts the embedded broker and a fake-voice agent through `Stack` (as `python -m devstack` does),
-plus a stand-in consumer process, prints the broker URL and the agent's pid, then waits for SIGINT/SIGTERM and calls
-`Stack.stop()`.
+plus a stand-in consumer process, prints the broker URL and the agent's pid, then waits for
+SIGINT/SIGTERM and calls `Stack.stop()`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ctrl-C on `make run` with a busy agent: only the supervisor gets the signal (children run in
-their own process groups), and it stops them in order, so the agent releases its job through a broker
-that is still up and exits cleanly instead of being killed."""
+their own process groups), and it stops them in order, so the agent releases its job through a
+broker that is still up and exits cleanly instead of being killed."""
 
 from __future__ import annotations
 
