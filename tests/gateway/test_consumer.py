@@ -124,9 +124,17 @@ def test_consumer_process_exports_metrics_and_stops_on_sigterm(
             assert process.poll() is None, process.communicate()[0]
             assert time.monotonic() < deadline, "the consumer did not finish the job in 30 s"
             time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            exposition = response.read().decode()
-        assert 'tts_gateway_events_applied_total{result="applied",type="completed"} 1.0' in exposition
+        # The events are counted just after the commit (and its hooks), so the status can be
+        # seen a moment before the counter.
+        applied = 'tts_gateway_events_applied_total{result="applied",type="completed"} 1.0'
+        deadline = time.monotonic() + 10
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                exposition = response.read().decode()
+            if applied in exposition or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert applied in exposition
         assert "tts_gateway_outbox_backlog" in exposition
         assert not (tmp_path / "must-not-be-used").exists()
     finally:
