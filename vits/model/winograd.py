@@ -52,8 +52,9 @@ _POINTS = (
     *(Fraction(3, 2), Fraction(-3, 2)),  # F(4, 7) only: 10 points
 )
 
-# AMD families with AVX-512 where `auto` takes the kernel: 25 (Zen 4), 26 (Zen 5).
-MEASURED_AVX512_FAMILIES = (25, 26)
+# (vendor, family) of the AVX-512 CPUs where `auto` takes the kernel: AMD 25 (Zen 4), AMD 26
+# (Zen 5), Intel 6 (measured on a Xeon of model 167 with AMX: 0.23-0.47x oneDNN's time per layer).
+MEASURED_AVX512_CPUS = (("AuthenticAMD", 25), ("AuthenticAMD", 26), ("GenuineIntel", 6))
 
 ConvEngine = Literal["onednn", "winograd"]
 CONV_ENGINES: tuple[ConvEngine, ...] = ("onednn", "winograd")
@@ -212,16 +213,16 @@ def choose_conv_engine(requested: ConvEngine | Literal["auto"]) -> ConvEngine:
 def automatic() -> ConvEngine:
     """Winograd where the kernel builds, torch runs one intra-op thread (the agent's default: one
     per decode worker) and the kernel was measured faster than oneDNN on this kind of CPU: AVX2
-    (Zen 3), AVX-512 on AMD family 25 (Zen 4: 256-bit units, the AVX2 build) and on AMD family 26
-    (Zen 5: 512-bit units, the AVX-512 build); else oneDNN.
+    (Zen 3), AVX-512 on AMD family 25 (Zen 4: 256-bit units, the AVX2 build), on AMD family 26
+    (Zen 5: 512-bit units, the AVX-512 build) and on Intel family 6 (the AVX-512 build); else oneDNN.
 
     Decided by the machine, not timed: every agent and every restart on a kind of machine must
     compute the same samples (the engines differ in the last bits, and bench/chaos.py compares
     each job's PCM with a reference process's, byte for byte). Timed at load, three agents
     starting at once on a loaded machine did not all choose alike. Measured against oneDNN:
     0.5-0.75x its time per layer on Zen 3; per sentence 0.68x on Zen 4 (the AVX2 build) and 0.72x
-    on Zen 5 (the AVX-512 build; each against onnxruntime in its run: 0.633 and 0.879). Intel's
-    AVX-512 server cores were not measured, and keep oneDNN; and the kernel runs on its calling
+    on Zen 5 (the AVX-512 build; each against onnxruntime in its run: 0.633 and 0.879), 0.74x on
+    an Intel Xeon (family 6 model 167; 0.614 against 0.835). The kernel runs on its calling
     thread, where oneDNN would use every intra-op thread.
     """
     if library() is None:
@@ -230,8 +231,8 @@ def automatic() -> ConvEngine:
     vendor, family = cpu_family()
     if capability == "AVX2":
         units = "AVX2"
-    elif capability == "AVX512" and vendor == "AuthenticAMD" and family in MEASURED_AVX512_FAMILIES:
-        units = f"AVX-512 on AMD family {family}, the {kernel_lanes() * 32}-bit build"
+    elif capability == "AVX512" and (vendor, family) in MEASURED_AVX512_CPUS:
+        units = f"AVX-512 on {vendor} family {family}, the {kernel_lanes() * 32}-bit build"
     else:
         logger.info(
             "conv engine: oneDNN (torch's CPU capability %s, %s family %d: the kernel was not measured faster there)",
