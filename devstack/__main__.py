@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -11,6 +12,17 @@ from types import FrameType
 
 from .restarts import RestartBudget
 from .stack import Stack, StackConfig
+
+# Each stops the stack in order. SIGHUP too: the children run in their own process groups, so a
+# closed terminal's hangup reaches only this process, and dying of it would orphan them.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def say(message: str, *, error: bool = False) -> None:
+    """Print a line; after a hangup the terminal is gone and writing to it fails, which must not
+    keep the stack from stopping (every child also logs to its own file)."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr if error else sys.stdout, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,18 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_stop)
 
     stack = Stack(StackConfig(web_port=args.port, consumer_metrics_port=args.consumer_metrics_port))
-    print("Starting the stack (broker, migrations, gateway, event consumer, agents)...", flush=True)
+    say("Starting the stack (broker, migrations, gateway, event consumer, agents)...")
     try:
         stack.start()
     except Exception as error:
-        print(f"The stack did not start: {error}", file=sys.stderr)
+        say(f"The stack did not start: {error}", error=True)
         return 1
     url = stack.gateway_url
-    print(
+    say(
         f"""
 Text-to-speech service is up.
   API            {url}/api/v1/
@@ -54,8 +66,7 @@ Try:
   curl -s -X POST {url}/api/v1/jobs -H "Authorization: Token {stack.api_token}" \\
        -H "Content-Type: application/json" -d '{{"text": "Hello from the speech service."}}'
 
-Press Ctrl-C to stop every process.""",
-        flush=True,
+Press Ctrl-C to stop every process."""
     )
     exit_code = 0
     # A process that dies is started again, as a container restart policy would: its jobs are
@@ -66,16 +77,16 @@ Press Ctrl-C to stop every process.""",
             for name, code in stack.exited().items():
                 log = stack.log_dir / f"{name}.log"
                 if not budget.allow(name, time.monotonic()):
-                    print(f"{name} keeps dying (exit code {code}); giving up, see {log}", file=sys.stderr)
+                    say(f"{name} keeps dying (exit code {code}); giving up, see {log}", error=True)
                     exit_code = 1
                     break
-                print(f"{name} exited with code {code}; restarting it (see {log})", file=sys.stderr, flush=True)
+                say(f"{name} exited with code {code}; restarting it (see {log})", error=True)
                 stack.respawn(name)
             time.sleep(0.5)
     finally:
-        print("Stopping...", flush=True)
+        say("Stopping...")
         stack.stop()
-        print("Stopped.", flush=True)
+        say("Stopped.")
     return exit_code
 
 

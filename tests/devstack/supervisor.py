@@ -3,7 +3,7 @@ and stop order around one busy agent, without the gateway.
 
 Starts the embedded broker and a fake-voice agent through `Stack` (as `python -m devstack` does),
 plus a stand-in consumer process, prints the broker URL and the agent's pid, then waits for
-SIGINT/SIGTERM and calls `Stack.stop()`.
+a stop signal (`devstack.__main__.STOP_SIGNALS`) and calls `Stack.stop()`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from devstack.__main__ import STOP_SIGNALS
 from devstack.broker import free_port, wait_for_port
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 
@@ -25,8 +26,8 @@ def main(var_dir: str, prefix: str) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_stop)
     stack = Stack(StackConfig(var_dir=Path(var_dir), agents=()))
     stack.log_dir.mkdir(parents=True, exist_ok=True)
     stack._start_broker()

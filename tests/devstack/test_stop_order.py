@@ -1,6 +1,6 @@
-"""Ctrl-C on `make run` with a busy agent: only the supervisor gets the signal (children run in
-their own process groups), and it stops them in order, so the agent releases its job through a
-broker that is still up and exits cleanly instead of being killed."""
+"""Ctrl-C on `make run` (or closing its terminal) with a busy agent: only the supervisor gets the
+signal (children run in their own process groups), and it stops them in order, so the agent
+releases its job through a broker that is still up and exits cleanly instead of being killed."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ def kill_session(session_id: int) -> None:
                     os.kill(int(entry), signal.SIGKILL)
 
 
-def test_ctrl_c_reaches_only_the_supervisor_which_stops_a_busy_agent_cleanly(tmp_path: Path) -> None:
+# What Ctrl-C sends to the terminal's foreground process group, and what closing the terminal sends.
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "hangup"])
+def test_a_signal_to_the_foreground_group_reaches_only_the_supervisor_which_stops_a_busy_agent_cleanly(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
     prefix = f"stop{uuid.uuid4().hex[:8]}"
     topics = Topics(prefix=prefix)
     env = {key: value for key, value in os.environ.items() if key != "PULSAR_URL"}
@@ -67,7 +71,7 @@ def test_ctrl_c_reaches_only_the_supervisor_which_stops_a_busy_agent_cleanly(tmp
             pass
         client.close()
 
-        os.killpg(supervisor.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        os.killpg(supervisor.pid, signum)  # the whole foreground group, as the terminal does
         out, err = supervisor.communicate(timeout=60)
     finally:
         if supervisor.poll() is None:
