@@ -23,6 +23,7 @@ from devstack.broker import EmbeddedBroker, free_port
 from gateway.models import JobStatus, SynthesisJob
 from tts_contracts import JobEvent, JobMessage
 
+from ..waiting import wait_until
 from .conftest import SAMPLE_RATE, EventFactory, sine_pcm
 from .factories import SynthesisJobFactory
 
@@ -127,13 +128,13 @@ def test_consumer_process_exports_metrics_and_stops_on_sigterm(
         # The events are counted just after the commit (and its hooks), so the status can be
         # seen a moment before the counter.
         applied = 'tts_gateway_events_applied_total{result="applied",type="completed"} 1.0'
-        deadline = time.monotonic() + 10
-        while True:
+
+        def exposition_counting_the_completion() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
                 exposition = response.read().decode()
-            if applied in exposition or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+            return exposition if applied in exposition else ""
+
+        exposition = wait_until(exposition_counting_the_completion, 10, "the completion counted", interval_s=0.1)
         assert applied in exposition
         assert "tts_gateway_outbox_backlog" in exposition
         assert not (tmp_path / "must-not-be-used").exists()

@@ -18,13 +18,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from ..waiting import wait_until
 from .promql import (
     ALERTS_FILE,
     PROMETHEUS_CONFIG,
@@ -58,26 +59,6 @@ MEDIUM_TEXT = " ".join(
     ]
     * 3
 )
-
-
-# --------------------------------------------------------------------------------------------
-# Waiting, bounded
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout_s: float, what: str, *, interval_s: float = 0.5, fail: bool = True
-) -> Any:
-    """Poll until condition() is truthy; fail the test (or return the falsy value) at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval_s)
-    if fail:
-        pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r})")
-    return last
 
 
 def free_port() -> int:
