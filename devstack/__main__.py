@@ -7,8 +7,8 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 import time
-from types import FrameType
 
 from .restarts import RestartBudget
 from .stack import Stack, StackConfig
@@ -16,6 +16,14 @@ from .stack import Stack, StackConfig
 # Each stops the stack in order. SIGHUP too: the children run in their own process groups, so a
 # closed terminal's hangup reaches only this process, and dying of it would orphan them.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_requested() -> threading.Event:
+    """An event that any of STOP_SIGNALS sets (handlers installed now, from the main thread)."""
+    stopping = threading.Event()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: stopping.set())
+    return stopping
 
 
 def say(message: str, *, error: bool = False) -> None:
@@ -32,14 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    stopping = False
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, request_stop)
+    stopping = stop_requested()
 
     stack = Stack(StackConfig(web_port=args.port, consumer_metrics_port=args.consumer_metrics_port))
     say("Starting the stack (broker, migrations, gateway, event consumer, agents)...")
@@ -73,7 +74,7 @@ Press Ctrl-C to stop every process."""
     # released or re-sent (claims, watchdog), so the stack heals; a crash loop stops the stack.
     budget = RestartBudget()
     try:
-        while not stopping and exit_code == 0:
+        while not stopping.is_set() and exit_code == 0:
             for name, code in stack.exited().items():
                 log = stack.log_dir / f"{name}.log"
                 if not budget.allow(name, time.monotonic()):

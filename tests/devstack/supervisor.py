@@ -3,31 +3,22 @@ and stop order around one busy agent, without the gateway.
 
 Starts the embedded broker and a fake-voice agent through `Stack` (as `python -m devstack` does),
 plus a stand-in consumer process, prints the broker URL and the agent's pid, then waits for
-a stop signal (`devstack.__main__.STOP_SIGNALS`) and calls `Stack.stop()`.
+a stop signal (`devstack.__main__.stop_requested`, as `python -m devstack`) and calls `Stack.stop()`.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
-from devstack.__main__ import STOP_SIGNALS
+from devstack.__main__ import stop_requested
 from devstack.broker import free_port, wait_for_port
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 
 
 def main(var_dir: str, prefix: str) -> int:
-    stopping = False
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, request_stop)
+    stopping = stop_requested()
     stack = Stack(StackConfig(var_dir=Path(var_dir), agents=()))
     stack.log_dir.mkdir(parents=True, exist_ok=True)
     stack._start_broker()
@@ -47,8 +38,7 @@ def main(var_dir: str, prefix: str) -> int:
     stack._spawn("consumer", [sys.executable, "-c", "import time; time.sleep(600)"])
     wait_for_port("127.0.0.1", port, timeout_s=60)
     print(stack.env["PULSAR_URL"], stack.processes["agent-long"].pid, flush=True)
-    while not stopping:
-        time.sleep(0.05)
+    stopping.wait()
     began = time.monotonic()
     stack.stop()
     print(f"stopped in {time.monotonic() - began:.1f} s", flush=True)
