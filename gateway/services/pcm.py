@@ -58,8 +58,10 @@ def pcm_by_pk(pks: Sequence[int]) -> dict[int, bytes]:
         return {pk: bytes(pcm) for pk, pcm in cursor.fetchall()}
 
 
-def _inserted_fields() -> list[models.Field]:
-    return [field for field in AudioSegment._meta.concrete_fields if not field.primary_key]
+@functools.cache
+def _inserted_fields() -> tuple[models.Field, ...]:
+    """The columns `_insert_sql` names, in its order (the values are bound in the same order)."""
+    return tuple(field for field in AudioSegment._meta.concrete_fields if not field.primary_key)
 
 
 @functools.cache
