@@ -17,7 +17,12 @@ Phases, each on a fresh stack, the same short jobs at the same steady rate:
       queued and running, default (work-conserving) agents; `--agents reserved` measures the
       old layout instead (one agent for short, one for medium,long);
   (c) FIFO baseline: as (b) with TTS_SCHEDULING=fifo (one topic, arrival order);
-  burst: 100 one-sentence jobs submitted at once from 20 client threads, default agents.
+  burst: 100 one-sentence jobs submitted at once from 20 client threads, default agents;
+      then each job's WAV read once (its time and CPU printed apart);
+  piper: the same burst on Piper's own HTTP server (piper-tts 1.8, the same voice, in a
+      virtualenv of its own: bench/piper_server.py), once before the service's burst and once
+      after; the issue set `burst efficiency` >= 0.8 so that the service beats this server, and
+      `burst vs piper` measures that directly.
 Phases (a), (b) and (c) run in two rounds by default, the second in reverse order (a b c c b a),
 so that a steady drift of this shared machine's speed weighs every phase alike: in one run of a
 single round, the same long work took the agents 12 % more CPU in (b) than in (c), run minutes
@@ -33,6 +38,7 @@ ceiling (as many bare synthesis loops as agents, side by side, no service around
     .venv/bin/python bench/isolation.py --rounds 1 # each phase once, in order a b c
     .venv/bin/python bench/isolation.py --quick    # a short look (fewer, shorter jobs)
     .venv/bin/python bench/isolation.py --phases burst --conv-engine onednn   # the burst on oneDNN
+    .venv/bin/python bench/isolation.py --phases burst,piper   # the burst, and Piper's server on it
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.cpu import machine_ticks, stack_cpu_s, steal_share
+from bench.piper_server import PiperBurst, PiperUnavailable, piper_bursts
 from bench.spread import percentile, ratio_interval
 from devstack.broker import free_port
 from devstack.client import ApiClient
@@ -313,6 +320,9 @@ class BurstResult:
     failures: list[str]
     cpu_s_by_process: dict[str, float] = field(default_factory=dict)  # during the burst
     steal: float = 0.0  # the machine's stolen share of time during the burst (bench.cpu.machine_ticks)
+    span_s: float = 0.0  # first queued to last finished
+    fetch_s: float = 0.0  # every WAV read once, by the same clients, after the burst
+    fetch_cpu_s: float = 0.0  # the stack's CPU for those reads
 
 
 def run_burst(args: argparse.Namespace) -> BurstResult:
@@ -347,19 +357,52 @@ def run_burst(args: argparse.Namespace) -> BurstResult:
         wait_idle(api, args.timeout_s)  # the stack runs nothing but the burst (and its finished warm-up)
         after, steal = stack_cpu_s(stack), steal_share(ticks_before, machine_ticks())
         jobs = wait_all(api, ids, args.timeout_s)  # all final: one read
+        done = [job for job in jobs if job["status"] == "succeeded"]
+        # Piper's clients get the WAV in the reply; these get it by a second request. Read once
+        # the burst is over, so the burst's figures stay comparable with earlier runs.
+        fetch_before, fetch_began = sum(stack_cpu_s(stack).values()), time.perf_counter()
+        errors += fetch_audio(stack, [job["id"] for job in done], clients=args.burst_clients)
+        fetch_s = time.perf_counter() - fetch_began
+        fetch_cpu_s = sum(stack_cpu_s(stack).values()) - fetch_before
     failures = errors + [
         f"burst {job['id']}: {job['status']} {job['error']}" for job in jobs if job["status"] != "succeeded"
     ]
-    done = [job for job in jobs if job["status"] == "succeeded"]
     span = max(parse_time(job["finished_at"]) for job in done) - min(parse_time(job["queued_at"]) for job in jobs)
-    print(f"[burst] {len(done)} jobs in {span:.1f}s", flush=True)
+    print(f"[burst] {len(done)} jobs in {span:.1f}s, their WAVs read in {fetch_s:.1f}s", flush=True)
     return BurstResult(
         jobs_per_s=len(done) / span,
         latencies=[latency_of(job) for job in done],
         failures=failures,
         cpu_s_by_process={name: after[name] - before[name] for name in before},
         steal=steal,
+        span_s=span,
+        fetch_s=fetch_s,
+        fetch_cpu_s=fetch_cpu_s,
     )
+
+
+def fetch_audio(stack: Stack, job_ids: Sequence[str], *, clients: int) -> list[str]:
+    """Each job's WAV read once, by `clients` threads; returns the failures."""
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        own = ApiClient(stack.gateway_url, stack.api_token)
+        for job_id in job_ids[index::clients]:
+            try:
+                body = own.audio(job_id)
+                if body[:4] != b"RIFF":
+                    raise ValueError(f"not a WAV: {body[:40]!r}")
+            except Exception as error:  # counted and reported like a failed job
+                with lock:
+                    errors.append(f"audio of {job_id}: {error}")
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 def pure_synthesis_s(threads: int, conv_engine: ConvEngine | Literal["auto"], rounds: int = 3) -> tuple[float, float]:
@@ -437,6 +480,31 @@ def describe(values: list[float]) -> str:
     )
 
 
+LOG_DIR = Path(tempfile.gettempdir()) / "tts-bench-piper"
+
+
+def print_piper(runs: Sequence[PiperBurst], burst: BurstResult | None, args: argparse.Namespace) -> None:
+    """Piper's bursts, and the service's burst against them."""
+    print(
+        f"\n=== Piper's HTTP server (piper-tts 1.8, the same voice), the same {args.burst_jobs} texts from "
+        f"{args.burst_clients} clients, each waiting for its WAV ==="
+    )
+    for name, run in zip(("before", "after"), runs, strict=False):
+        print(
+            f"{name} the service's burst: {run.jobs_per_s:.2f} jobs/s, one job alone {run.alone_s:.3f}s, "
+            f"cpu {1000 * run.cpu_s / max(1, len(run.latencies)):.1f} ms/job; latency {describe(run.latencies)}"
+        )
+    piper = statistics.mean(run.jobs_per_s for run in runs)
+    print(f"piper burst jobs/s = {piper:.2f}")
+    if burst is None:
+        return
+    print(f"burst vs piper = {burst.jobs_per_s / piper:.2f}")
+    # Piper's clients hold every WAV at the end; the service's read theirs after the burst.
+    with_audio = len(burst.latencies) / (burst.span_s + burst.fetch_s)
+    print(f"burst jobs/s with the WAVs read = {with_audio:.2f} (their reading added after the burst, not overlapped)")
+    print(f"burst with the WAVs read vs piper = {with_audio / piper:.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short-jobs", type=int, default=30)
@@ -446,7 +514,11 @@ def main() -> int:
     parser.add_argument("--long-head-start-s", type=float, default=3.0)
     parser.add_argument("--agent-threads", type=int, default=1)
     parser.add_argument("--timeout-s", type=float, default=3600)
-    parser.add_argument("--phases", default="a,b,c,burst", help="which of a,b,c,burst to run")
+    parser.add_argument(
+        "--phases",
+        default="a,b,c,burst,piper",
+        help="which of a,b,c,burst,piper to run (piper: Piper's HTTP server on the same burst, before and after)",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
@@ -508,6 +580,13 @@ def main() -> int:
         else 0.0
     )
     steal_before = steal_share(ticks_before, machine_ticks())
+    piper_runs: list[PiperBurst] = []
+    piper_error = ""
+    if "piper" in wanted:
+        try:
+            piper_runs += piper_bursts(BURST_TEXTS, jobs=args.burst_jobs, clients=args.burst_clients, log_dir=LOG_DIR)
+        except PiperUnavailable as error:
+            piper_error = str(error)
     order = [key for key in wanted if key in phases]
     runs: dict[str, list[PhaseResult]] = {key: [] for key in order}
     for round_index in range(args.rounds):
@@ -529,6 +608,8 @@ def main() -> int:
         co_run_after = co_run_jobs_per_s(args.agent_threads, args.conv_engine, len(DEFAULT_AGENTS), co_run_s)
         co_run = (co_run_before + co_run_after) / 2
         steal_after = steal_share(ticks_after, machine_ticks())
+    if piper_runs:  # after the burst too: the machine's drift weighs both sides alike
+        piper_runs += piper_bursts(BURST_TEXTS, jobs=args.burst_jobs, clients=args.burst_clients, log_dir=LOG_DIR)
 
     def each_round(key: str, figure: Callable[[PhaseResult], str]) -> None:
         if len(runs[key]) > 1:
@@ -617,6 +698,13 @@ def main() -> int:
             f"bound and ceiling were measured before it, {100 * steal_after:.1f} % after"
         )
         failures += burst.failures
+        fetch_cpu_ms = 1000 * burst.fetch_cpu_s / jobs
+        print(f"the WAVs read after the burst: {jobs} in {burst.fetch_s:.2f}s, {fetch_cpu_ms:.1f} ms of stack cpu each")
+    if piper_error:
+        print(f"\n=== Piper's HTTP server: not measured ({piper_error}) ===")
+    elif piper_runs:
+        failures += [failure for run in piper_runs for failure in run.failures]
+        print_piper(piper_runs, burst, args)
     if failures:
         print("\nFAILED JOBS:\n  " + "\n  ".join(failures))
         return 1
