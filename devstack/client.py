@@ -14,6 +14,16 @@ from email.message import Message
 from typing import Any
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+# A 429 without a usable Retry-After: wait this long before the next poll.
+DEFAULT_RETRY_AFTER_S = 1.0
+
+
+def retry_after_s(headers: Message) -> float:
+    """The seconds a 429's Retry-After asks for (its delay form; the gateway sends no dates)."""
+    try:
+        return max(0.0, float(headers.get("Retry-After", "")))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
 
 
 class ApiError(RuntimeError):
@@ -60,15 +70,27 @@ class ApiClient:
         return self.json("GET", f"/api/v1/jobs/{job_id}")
 
     def wait(self, job_id: str, *, timeout_s: float = 120.0, poll_s: float = 0.05) -> dict[str, Any]:
-        """Poll until the job is final; raise TimeoutError with its last state otherwise."""
+        """Poll until the job is final; raise TimeoutError with its last state otherwise.
+
+        A 429 (the user's read rate, shared by every poller of the same token) is a request to
+        slow down, not an error: the poll resumes after the answer's Retry-After.
+        """
         deadline = time.monotonic() + timeout_s
+        job: dict[str, Any] | None = None
         while True:
-            job = self.job(job_id)
-            if job["status"] in FINAL_STATUSES:
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} not final after {timeout_s}s: {job}")
-            time.sleep(poll_s)
+            status, body, headers = self.request("GET", f"/api/v1/jobs/{job_id}")
+            pause = poll_s
+            if status == 429:
+                pause = max(poll_s, retry_after_s(headers))
+            elif status == 200:
+                job = json.loads(body)
+                if job["status"] in FINAL_STATUSES:
+                    return job
+            else:
+                raise ApiError(status, body.decode(errors="replace"))
+            if time.monotonic() + pause > deadline:
+                raise TimeoutError(f"job {job_id} not final after {timeout_s}s: {job or 'throttled (429)'}")
+            time.sleep(pause)
 
     def done_event(self, job_id: str, *, timeout_s: float = 1800.0) -> dict[str, Any] | None:
         """Follow the job's server-sent events until `done`: its data, with `received_at` (this
