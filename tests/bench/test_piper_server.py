@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bench.piper_server import PiperServer, run_piper_burst, synthesize
+from tests.http_stand_in import serving, url_of
 
 WAV = b"RIFF" + bytes(40)
 
@@ -51,17 +52,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stand_in() -> Iterator[StandIn]:
-    server = StandIn()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def url_of(server: StandIn) -> str:
-    host, port = server.server_address[:2]
-    return f"http://{host!s}:{port}"
+    yield from serving(StandIn())
 
 
 def test_every_job_is_sent_once_and_timed(stand_in: StandIn) -> None:

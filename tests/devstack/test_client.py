@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from devstack.client import ApiClient, ApiError
+from tests.http_stand_in import serving, url_of
 
 JOB_ID = "6b1f0c1e-3d55-4d6e-9a51-4c7d2b0e9f10"
 
@@ -23,10 +24,6 @@ class StandIn(ThreadingHTTPServer):
         self.answers = answers  # (status, headers, body) per GET, the last one repeated
         self.gets: list[float] = []  # when each GET arrived (monotonic)
         self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -51,12 +48,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve(answers: list[tuple[int, dict[str, str], dict]]) -> Iterator[StandIn]:
-    server = StandIn(answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serving(StandIn(answers))
 
 
 THROTTLED = (429, {"Retry-After": "1"}, {"error": {"code": "throttled", "message": "slow down", "field": None}})
@@ -80,7 +72,7 @@ def missing_job() -> Iterator[StandIn]:
 
 
 def test_wait_honours_retry_after_and_returns_the_final_job(throttled_then_done: StandIn) -> None:
-    job = ApiClient(throttled_then_done.url, "token").wait(JOB_ID, timeout_s=10, poll_s=0.01)
+    job = ApiClient(url_of(throttled_then_done), "token").wait(JOB_ID, timeout_s=10, poll_s=0.01)
     assert job == {"id": JOB_ID, "status": "succeeded"}
     gets = throttled_then_done.gets
     assert len(gets) == 3
@@ -91,13 +83,13 @@ def test_wait_honours_retry_after_and_returns_the_final_job(throttled_then_done:
 def test_wait_times_out_when_always_throttled(always_throttled: StandIn) -> None:
     began = time.monotonic()
     with pytest.raises(TimeoutError, match=r"throttled \(429\)"):
-        ApiClient(always_throttled.url, "token").wait(JOB_ID, timeout_s=2.5, poll_s=0.01)
+        ApiClient(url_of(always_throttled), "token").wait(JOB_ID, timeout_s=2.5, poll_s=0.01)
     assert time.monotonic() - began < 2.5  # gives up rather than sleep past the deadline
     assert 2 <= len(always_throttled.gets) <= 3  # one poll per Retry-After second
 
 
 def test_wait_raises_other_errors(missing_job: StandIn) -> None:
     with pytest.raises(ApiError) as raised:
-        ApiClient(missing_job.url, "token").wait(JOB_ID, timeout_s=5, poll_s=0.01)
+        ApiClient(url_of(missing_job), "token").wait(JOB_ID, timeout_s=5, poll_s=0.01)
     assert raised.value.status == 404
     assert len(missing_job.gets) == 1
