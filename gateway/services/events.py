@@ -130,8 +130,10 @@ def _jobs_locked(job_ids: Sequence[str]) -> dict[str, SynthesisJob]:
     # Not the text (up to 100,000 characters, read and decoded per event of a long job): only a
     # re-send of the job message needs it, and loads it then.
     query = SynthesisJob.objects.select_for_update().defer("text")
-    # One id: no ORDER BY on a primary-key lookup.
-    rows = query.filter(pk=next(iter(wanted))) if len(wanted) == 1 else query.filter(pk__in=wanted).order_by("pk")
+    # One id: no ORDER BY on a primary-key lookup (the model's default ordering would add one,
+    # and compiling it cost a third of the query's Python time).
+    one = len(wanted) == 1
+    rows = query.filter(pk=next(iter(wanted))).order_by() if one else query.filter(pk__in=wanted).order_by("pk")
     return {job_id: job for job in rows for job_id in wanted[job.pk]}
 
 

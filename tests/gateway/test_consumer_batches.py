@@ -179,6 +179,25 @@ def test_segments_completed_in_their_own_batch_go_to_the_wav_without_being_store
     assert not [query["sql"] for query in context.captured_queries if "gateway_audiosegment" in query["sql"]]
 
 
+def test_a_batch_of_one_job_locks_its_row_without_sorting(
+    handler: EventConsumer, make_event: EventFactory, django_capture_on_commit_callbacks: Any
+) -> None:
+    """One job: a primary-key lookup, without the model's default ORDER BY; several: in key order."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def locking_reads(events: list[JobEvent]) -> list[str]:
+        with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as context:
+            assert handler.handle_events(messages(events)) == [True] * len(events)
+        return [query["sql"] for query in context.captured_queries if "FOR UPDATE" in query["sql"]]
+
+    job, other = SynthesisJobFactory(), SynthesisJobFactory()
+    [one] = locking_reads([make_event("started", job)])
+    assert "ORDER BY" not in one
+    [both] = locking_reads([make_event("started", other), make_event("segment", job, first_sentence=0)])
+    assert 'ORDER BY "gateway_synthesisjob"."id" ASC' in both
+
+
 def test_held_segments_are_stored_when_their_completion_finds_the_audio_incomplete(
     handler: EventConsumer, make_event: EventFactory, django_capture_on_commit_callbacks: Any
 ) -> None:
