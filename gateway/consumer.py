@@ -226,22 +226,31 @@ class EventConsumer:
 
         Each event's results hook is registered on commit right after the event, so hooks run in
         event order after the commit, a job's segments before its final result. The job's open
-        streams get one live notice per batch (a notice only says "look again"), not one per event.
-        Events of a job that repeat within the batch see the earlier ones (duplicates).
+        streams get one live notice per batch (a notice only says "look again"), not one per event
+        nor a second for its end (the hooks between the first event's and the last event's
+        coalesce notices). Events of a job that repeat within the batch see the earlier ones
+        (duplicates).
         """
         self._refresh_connections()
         changed_jobs: dict[str, None] = {}  # in order of first change; read after the commit
+        registered = 0
 
         def notify_changed_jobs() -> None:
             for job_id in changed_jobs:
                 live.notify_job_update(job_id=job_id)
 
         def publish_on_commit(event: JobEvent, result: str) -> None:
+            nonlocal registered
+            if registered == 0:
+                transaction.on_commit(live.coalescing_start, robust=True)
             if not changed_jobs and result == services.APPLIED:  # registered once, in the transaction
                 transaction.on_commit(notify_changed_jobs, robust=True)
             transaction.on_commit(partial(results.event_applied, event=event, result=result, notify=False), robust=True)
             if result == services.APPLIED:
                 changed_jobs[event.job_id] = None
+            registered += 1
+            if registered == len(events):  # after every hook an event of the batch registered
+                transaction.on_commit(live.coalescing_stop, robust=True)
 
         try:
             services.job_apply_events(events=events, on_applied=publish_on_commit)
@@ -250,6 +259,8 @@ class EventConsumer:
             if isinstance(error, DatabaseError):
                 connections.close_all()
             return False
+        finally:
+            live.coalescing_stop()  # hooks that stopped short (one raised) leave no coalescing behind
         return True
 
     def _apply_one(self, event: JobEvent, payload: bytes) -> bool:

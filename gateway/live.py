@@ -44,10 +44,32 @@ def updates_topic() -> str:
 # --- announcing (the consumer, and the API on cancel) ----------------------------------------
 
 _announcer = Broadcaster(name="job-updates")
+# Job ids already announced since `coalescing_start()` on this thread (unset outside).
+_coalescing = threading.local()
+
+
+def coalescing_start() -> None:
+    """Until `coalescing_stop()`, this thread announces each job at most once.
+
+    For the hooks of one commit: a notice only says "look again", and every hook runs after the
+    commit, so a stream woken by the first notice already reads what a second would show. A short
+    job ends in the same batch of events that changes it: one notice, not two (each is a message
+    on the broker and one per gateway process reading it).
+    """
+    _coalescing.announced = set()
+
+
+def coalescing_stop() -> None:
+    _coalescing.__dict__.pop("announced", None)
 
 
 def notify_job_update(*, job_id: uuid.UUID | str) -> None:
     """Tell every gateway process that job `job_id` changed (call after the change is committed)."""
+    announced: set[str] | None = getattr(_coalescing, "announced", None)
+    if announced is not None:
+        if str(job_id) in announced:
+            return
+        announced.add(str(job_id))
     _announcer.send(
         service_url=settings.PULSAR_URL,
         auth_token=settings.PULSAR_AUTH_TOKEN,

@@ -67,9 +67,31 @@ def test_a_batch_finishes_every_job_and_publishes_segments_before_each_final_res
         ("segment", str(second.id)),
         ("final", str(second.id)),
     ]
-    # One "look again" notice per job for its three events, and the one of its end (was four).
+    # One "look again" notice per job for its three events and its end, all after one commit
+    # (was four per job, then two).
     notices = [json.loads(payload)["job_id"] for topic, payload in broadcasts.sent if topic.endswith("job-updates")]
-    assert sorted(notices) == sorted([str(first.id)] * 2 + [str(second.id)] * 2)
+    assert notices == [str(first.id), str(second.id)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_batch_announces_each_job_once_and_stops_coalescing(
+    handler: EventConsumer, make_event: EventFactory, broadcasts: RecordingPublisher
+) -> None:
+    """The hooks run at the batch's own commit here (no test transaction around it)."""
+    from gateway import live
+
+    first, second = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
+    events = one_sentence_run(make_event, first) + one_sentence_run(make_event, second)
+
+    assert handler.handle_events(messages(events)) == [True] * 6
+
+    def notices() -> list[str]:
+        return [json.loads(payload)["job_id"] for topic, payload in broadcasts.sent if topic.endswith("job-updates")]
+
+    assert SynthesisJob.objects.filter(status=JobStatus.SUCCEEDED).count() == 2
+    assert notices() == [str(first.id), str(second.id)]
+    live.notify_job_update(job_id=str(first.id))  # a later change (a retry, a cancel) is announced
+    assert notices() == [str(first.id), str(second.id), str(first.id)]
 
 
 def test_a_repeated_event_in_one_batch_is_a_duplicate(handler: EventConsumer, make_event: EventFactory) -> None:

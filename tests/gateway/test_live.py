@@ -17,6 +17,7 @@ from gateway.broadcast import Broadcaster
 from gateway.models import JobStatus
 from gateway.streaming import common
 
+from .conftest import RecordingPublisher
 from .factories import StaffFactory, SynthesisJobFactory, UserFactory, api_key_for
 
 
@@ -51,6 +52,17 @@ def test_a_notice_wakes_only_the_streams_of_its_job(
     assert woken and not other_woken
     assert hub.open_streams == 0
     assert REGISTRY.get_sample_value("tts_gateway_open_streams", {"kind": "events"}) == before
+
+
+def test_while_coalescing_each_job_is_announced_once(broadcasts: RecordingPublisher) -> None:
+    live.coalescing_start()
+    try:
+        for job_id in ("job-a", "job-b", "job-a"):
+            live.notify_job_update(job_id=job_id)
+    finally:
+        live.coalescing_stop()
+    live.notify_job_update(job_id="job-a")  # after: every notice goes out
+    assert [json.loads(payload)["job_id"] for _, payload in broadcasts.sent] == ["job-a", "job-b", "job-a"]
 
 
 @pytest.fixture
