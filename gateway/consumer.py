@@ -28,8 +28,9 @@ from tts_contracts import (
     JobMessage,
     SegmentEvent,
     StartedEvent,
-    decode_event,
+    decode_events,
 )
+from tts_contracts.messages import EVENTS_MESSAGE_TYPE
 from tts_runtime import pulsar_client
 
 from . import live, metrics, results, services
@@ -42,11 +43,11 @@ DB_ERROR_PAUSE_S = 1.0
 # Events already waiting in the receiver queue are applied together, in one transaction (at
 # most this many): no added latency when events trickle in, fewer commits under a burst.
 MAX_EVENT_BATCH = 32
-# A batch that ends with a `started` or a segment waits this long for one more event: the agent
-# sends a short job's `started`, its segment and its `completed` one confirmation round trip
-# apart (it holds `started` back until the first sentence is done), and applied together they
-# take one transaction and the segment goes straight into the WAV (never stored, read back and
-# deleted). Any event ends the wait at once; a long job's other segments are committed at most
+# A batch that ends with a `started` or a segment waits this long for one more message: an agent
+# sends a step's events in one message (a short job's `started`, segment and `completed`), but one
+# of an older version sent them one confirmation round trip apart, and applied together they take
+# one transaction and the segment goes straight into the WAV (never stored, read back and
+# deleted). Any message ends the wait at once; a long job's other segments are committed at most
 # this much later.
 EVENT_LINGER_MS = 25
 LINGER_AFTER = (StartedEvent, SegmentEvent)
@@ -57,8 +58,8 @@ CONNECTION_CHECK_INTERVAL_S = 1.0
 REJECTED = "rejected"
 
 
-# A received message, its payload and its event (None: the payload broke the contract; acked, logged).
-Decoded = tuple[pulsar.Message, bytes, JobEvent | None]
+# A received message, its payload and its events (None: the payload broke the contract; acked, logged).
+Decoded = tuple[pulsar.Message, bytes, list[JobEvent] | None]
 
 
 def _claimed(payload: bytes) -> tuple[str, str]:
@@ -67,6 +68,9 @@ def _claimed(payload: bytes) -> tuple[str, str]:
         data = json.loads(payload)
     except (ValueError, RecursionError):
         data = None
+    if isinstance(data, dict) and data.get("type") == EVENTS_MESSAGE_TYPE:
+        events = data.get("events")
+        data = events[0] if isinstance(events, list) and events else None  # several: as the first claims
     if not isinstance(data, dict):
         return "unknown", "?"
     kind = data.get("type")
@@ -144,7 +148,7 @@ class EventConsumer:
             try:
                 message = consumer.receive(timeout_millis=wait_ms)
             except pulsar.Timeout:
-                if batch and not lingering and isinstance(batch[-1][2], LINGER_AFTER):
+                if batch and not lingering and (events := batch[-1][2]) and isinstance(events[-1], LINGER_AFTER):
                     wait_ms, lingering = EVENT_LINGER_MS, True
                     continue
                 break
@@ -192,19 +196,22 @@ class EventConsumer:
     def _handle_decoded(self, batch: list[Decoded]) -> list[bool]:
         acks = [True] * len(batch)
         decoded: list[tuple[int, JobEvent, bytes]] = []
-        for index, (_, payload, event) in enumerate(batch):
-            if event is not None:
-                decoded.append((index, event, payload))
+        for index, (_, payload, events) in enumerate(batch):
+            several = events is not None and len(events) > 1
+            for event in events or ():
+                # A dead letter keeps the event's own bytes, not those of the message it came in.
+                decoded.append((index, event, event.to_bytes() if several else payload))
         if len(decoded) > 1 and self._apply_together([event for _, event, _ in decoded]):
             return acks
         for index, event, payload in decoded:
-            acks[index] = self._apply_one(event, payload)
+            # After a negative-ack the message's later events wait for its redelivery, in order.
+            acks[index] = acks[index] and self._apply_one(event, payload)
         return acks
 
     @staticmethod
-    def _decoded(message: pulsar.Message, payload: bytes) -> JobEvent | None:
+    def _decoded(message: pulsar.Message, payload: bytes) -> list[JobEvent] | None:
         try:
-            return decode_event(payload)
+            return decode_events(payload)
         except ContractError as error:
             # Acked: a payload that breaks the contract never becomes valid by redelivery, and a
             # poison message must not block the subscription.

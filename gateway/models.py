@@ -179,7 +179,11 @@ class EventDeadLetter(models.Model):
     event_type = models.CharField(max_length=32)
     job_id = models.CharField(max_length=64, blank=True, db_index=True)
     attempt = models.PositiveIntegerField(null=True, blank=True)
-    payload = models.BinaryField(help_text="The message exactly as received.")
+    payload = models.BinaryField(
+        help_text=(
+            "The message exactly as received; an event that came with others in one message, as it would travel alone."
+        )
+    )
     error = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -214,7 +214,7 @@ class Agent:
                 continue
             try:
                 running = job is in_flight or (current is not None and job is current[1])
-                self.broker.send(job.run.heartbeat(paused=not running))
+                self.broker.send([job.run.heartbeat(paused=not running)])
             except pulsar.PulsarException as error:  # the next one may pass; the job goes on
                 with job.context():
                     logger.warning("heartbeat not published: %s", error)
@@ -408,14 +408,18 @@ class Agent:
                 self._finish(job)
 
     def _publish(self, job: _Job, events: Iterable[JobEvent]) -> bool:
-        """Send events and wait for each confirmation; on failure release or fail the job, say False."""
+        """Send a step's events as one message and wait for its confirmation; on failure release
+        or fail the job, say False."""
+        events = list(events)
+        if not events:
+            return True
+        try:
+            self.broker.send(events)
+        except pulsar.PulsarException as error:
+            logger.error("publishing the %s event(s) failed: %s", "+".join(event.type for event in events), error)
+            self._publish_failed(job, error)
+            return False
         for event in events:
-            try:
-                self.broker.send(event)
-            except pulsar.PulsarException as error:
-                logger.error("publishing the %s event failed: %s", event.type, error)
-                self._publish_failed(job, error)
-                return False
             if isinstance(event, SegmentEvent) and event.first_sentence == 0:
                 self.observer.on_first_segment(length_class=job.label, seconds=time.monotonic() - job.received_at)
         return True
@@ -427,8 +431,7 @@ class Agent:
             reason = f"The agent could not publish the job's events: {error}"
             failed = run.give_up("publish_error", reason, type(error).__name__)
             with contextlib.suppress(pulsar.PulsarException):
-                for event in failed:
-                    self.broker.send(event)
+                self.broker.send(failed)
                 self._finish(job)  # counts the failure
                 return
         self.observer.on_job_failed_delivery(length_class=job.label, reason="publish_error")

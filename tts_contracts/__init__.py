@@ -23,6 +23,8 @@ from .messages import (
     StartedEvent,
     claim_key,
     decode_event,
+    decode_events,
+    encode_events,
 )
 from .topics import (
     AGENT_SUBSCRIPTION,
@@ -66,7 +68,9 @@ __all__ = [
     "claim_key",
     "classes_in_priority_order",
     "decode_event",
+    "decode_events",
     "defaults",
+    "encode_events",
     "every_job_topic",
     "job_queue",
     "job_topic_for",

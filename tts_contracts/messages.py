@@ -3,13 +3,18 @@ once when decoded.
 
 Every payload is UTF-8 JSON with a `schema` version. Events keep the envelope
 `{"schema", "type", "job_id", "attempt", "seq", "agent_id", "sent_at", "data": {...}}`; the typed
-fields of each kind travel in `data`. A payload that does not decode raises `ContractError`.
+fields of each kind travel in `data`. One message on the events topic holds one event, or several
+consecutive events of one job as `{"schema", "type": "events", "events": [event, ...]}` (each as
+it would travel alone): a short job's `started`, segment and `completed` are one message, one
+confirmation and one delivery instead of three. A payload that does not decode raises
+`ContractError`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -301,9 +306,56 @@ EVENT_TYPES: dict[str, type[JobEvent]] = {
 AnyEvent = StartedEvent | SegmentEvent | CompletedEvent | FailedEvent | HeartbeatEvent
 
 
-def decode_event(payload: bytes) -> JobEvent:
-    """Bytes from the events topic -> the typed event, or `ContractError` saying what is wrong."""
+# The `type` of a message that holds several events (`encode_events`).
+EVENTS_MESSAGE_TYPE = "events"
+# Events in one message at most: an agent sends what one step made (a held-back `started`, a
+# segment, the outcome); a longer list is no agent's.
+MAX_EVENTS_PER_MESSAGE = 16
+
+
+def encode_events(events: Sequence[JobEvent]) -> bytes:
+    """One message for consecutive events of one job, in order (one event: its own bytes)."""
+    if not events:
+        raise ValueError("a message holds at least one event")
+    if len(events) > MAX_EVENTS_PER_MESSAGE:
+        raise ValueError(f"a message holds at most {MAX_EVENTS_PER_MESSAGE} events, got {len(events)}")
+    if len({event.job_id for event in events}) > 1:
+        raise ValueError("the events of one message belong to one job")
+    if len(events) == 1:
+        return events[0].to_bytes()
+    # Each event's bytes as they are (its audio already in base64), between the list's brackets.
+    head, tail = _dumps({"schema": SCHEMA_VERSION, "type": EVENTS_MESSAGE_TYPE, "events": []}).split(b"[]")
+    return head + b"[" + b",".join(event.to_bytes() for event in events) + b"]" + tail
+
+
+def decode_events(payload: bytes) -> list[JobEvent]:
+    """Bytes from the events topic -> its events in order (one, or those `encode_events` put in
+    one message), or `ContractError` saying what is wrong with any of them."""
     data = _loads(payload)
+    if data.get("type") != EVENTS_MESSAGE_TYPE:
+        return [_event_of(data)]
+    items = data.get("events")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_EVENTS_PER_MESSAGE:
+        raise ContractError(f"events must be a list of 1 to {MAX_EVENTS_PER_MESSAGE} events")
+    events: list[JobEvent] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("schema") != SCHEMA_VERSION:
+            raise ContractError(f"events[{index}] is not an event of schema {SCHEMA_VERSION}")
+        try:
+            events.append(_event_of(item))
+        except ContractError as error:
+            raise ContractError(f"events[{index}]: {error}") from error
+    if len({event.job_id for event in events}) > 1:
+        raise ContractError("the events of one message belong to one job")
+    return events
+
+
+def decode_event(payload: bytes) -> JobEvent:
+    """Bytes of one event -> the typed event, or `ContractError` saying what is wrong."""
+    return _event_of(_loads(payload))
+
+
+def _event_of(data: dict[str, Any]) -> JobEvent:
     kind = data.get("type")
     event_type = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if event_type is None:

@@ -17,7 +17,7 @@ import pytest
 
 from devstack.broker import EmbeddedBroker
 from devstack.stack import REPO_ROOT
-from tts_contracts import AGENT_SUBSCRIPTION, JobMessage, Topics, decode_event
+from tts_contracts import AGENT_SUBSCRIPTION, JobMessage, Topics, decode_events
 from tts_runtime import pulsar_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -67,7 +67,7 @@ def test_a_signal_to_the_foreground_group_reaches_only_the_supervisor_which_stop
             length_class="long",
         )
         client.create_producer(topics.job_topic("long")).send(job.to_bytes(), partition_key=job.job_id)
-        while decode_event(events.receive(timeout_millis=60_000).data()).type != "segment":
+        while "segment" not in {event.type for event in decode_events(events.receive(timeout_millis=60_000).data())}:
             pass
         client.close()
 

@@ -11,7 +11,7 @@ from gateway import metrics
 from gateway.consumer import EventConsumer
 from gateway.models import AudioSegment, EventDeadLetter, JobStatus, SynthesisJob
 from gateway.services import events as events_module
-from tts_contracts import JobEvent, StartedEvent
+from tts_contracts import JobEvent, SegmentEvent, StartedEvent, decode_event, encode_events
 from tts_contracts.results import RESULTS_TOPIC_NAME, ResultFinal, ResultSegment, decode_result
 
 from .conftest import EventFactory, RecordingPublisher
@@ -135,6 +135,64 @@ def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
     assert AudioSegment.objects.filter(job=good).count() == 1
     assert SynthesisJob.objects.get(pk=bad.pk).status == JobStatus.QUEUED
     assert EventDeadLetter.objects.get().job_id == str(bad.id)
+
+
+def test_a_run_in_one_message_finishes_its_job_in_one_transaction(
+    handler: EventConsumer, make_event: EventFactory, django_capture_on_commit_callbacks: Any
+) -> None:
+    """As agents send a short job: `started`, segment and `completed` in one message, one ack."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = SynthesisJobFactory(sentence_count=1)
+    run = one_sentence_run(make_event, job)
+
+    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as context:
+        assert handler.handle_events([FakeMessage(encode_events(run))]) == [True]
+
+    done = SynthesisJob.objects.get(pk=job.pk)
+    assert (done.status, done.sentences_done) == (JobStatus.SUCCEEDED, 1)
+    segment = run[1]
+    assert isinstance(segment, SegmentEvent) and _wav_frames(done) == segment.pcm
+    assert len([query for query in context.captured_queries if "FOR UPDATE" in query["sql"]]) == 1
+    assert not [query["sql"] for query in context.captured_queries if "gateway_audiosegment" in query["sql"]]
+
+
+def test_an_event_failing_in_a_message_of_several_is_dead_lettered_as_its_own_bytes(
+    handler: EventConsumer, make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One by one after the batch rolled back: the bad job's `started` becomes a dead letter that
+    reads back as that one event; the good job's message is applied whole."""
+    good, bad = SynthesisJobFactory(sentence_count=1), SynthesisJobFactory(sentence_count=1)
+    break_started_of(bad, monkeypatch)
+    bad_run = one_sentence_run(make_event, bad)
+
+    acks = handler.handle_events(
+        [FakeMessage(encode_events(one_sentence_run(make_event, good))), FakeMessage(encode_events(bad_run))]
+    )
+
+    assert acks == [True, True]  # the bad event dead-lettered, its message acked
+    assert SynthesisJob.objects.get(pk=good.pk).status == JobStatus.SUCCEEDED
+    letter = EventDeadLetter.objects.get()
+    assert (letter.job_id, letter.event_type) == (str(bad.id), "started")
+    assert decode_event(bytes(letter.payload)) == bad_run[0]
+
+
+def test_a_message_with_an_event_that_breaks_the_contract_is_rejected_whole(
+    handler: EventConsumer, make_event: EventFactory
+) -> None:
+    """Acked and applied in no part: its other events would arrive without the one before them."""
+    job = SynthesisJobFactory(sentence_count=1)
+    items = [json.loads(event.to_bytes()) for event in one_sentence_run(make_event, job)]
+    items[1]["data"]["sample_rate"] = -1
+    payload = json.dumps({"schema": 1, "type": "events", "events": items}).encode()
+    rejected = metrics.EVENTS_APPLIED.labels(type="started", result="rejected")
+    before = rejected._value.get()
+
+    assert handler.handle_events([FakeMessage(payload)]) == [True]
+
+    assert SynthesisJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
+    assert rejected._value.get() - before == 1  # labelled as its first event claims
 
 
 def test_a_success_applied_again_after_a_rolled_back_batch_is_logged_and_timed_once(

@@ -23,7 +23,7 @@ from synthesis_agent.cache import NullCache
 from synthesis_agent.config import AgentConfig
 from synthesis_agent.worker import Agent
 from tests.synthesis_agent.fakes import FakeInfo, FakeVoice
-from tts_contracts import JobEvent, decode_event
+from tts_contracts import JobEvent, decode_events
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -119,7 +119,7 @@ def read_until(consumer: pulsar.Consumer, seen: list[JobEvent], job_id: str, *, 
         except pulsar.Timeout:
             continue
         consumer.acknowledge(message)
-        seen.append(decode_event(message.data()))
+        seen.extend(decode_events(message.data()))
 
 
 def served_by(seen: list[JobEvent], job_id: str) -> set[str]:

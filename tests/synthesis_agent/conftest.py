@@ -19,7 +19,7 @@ from synthesis_agent.claims import Claims
 from synthesis_agent.config import AgentConfig
 from synthesis_agent.pipeline import VoiceSource
 from synthesis_agent.worker import Agent
-from tts_contracts import AGENT_SUBSCRIPTION, JobEnded, JobEvent, JobMessage, decode_event
+from tts_contracts import AGENT_SUBSCRIPTION, JobEnded, JobEvent, JobMessage, decode_events
 
 from .fakes import FakeVoices
 
@@ -29,7 +29,7 @@ _agent_ids = itertools.count()
 def delivered_once(events: list[JobEvent]) -> list[JobEvent]:
     """`events` without repeats of one message. pulsar-lite at times hands a message to a consumer
     twice (at-least-once, as Pulsar may): seen in CI as a first segment, and once as a long job's
-    last segment, read twice. A message is its agent, attempt, seq and send time: an agent that
+    last segment, read twice. An event is its agent, attempt, seq and send time: an agent that
     published an event again, or ran the job again, sends it at another time, and the checks still
     see both."""
     seen: set[tuple[str, int, int, float]] = set()
@@ -62,6 +62,7 @@ class Harness:
     events: pulsar.Consumer
     agents: list[RunningAgent] = field(default_factory=list)
     seen: list[JobEvent] = field(default_factory=list)
+    received: list[list[JobEvent]] = field(default_factory=list)  # the events of each message read
     _producers: dict[str, pulsar.Producer] = field(default_factory=dict)
 
     def config(self, classes: str = "short,medium,long", **overrides: object) -> AgentConfig:
@@ -138,7 +139,9 @@ class Harness:
             except pulsar.Timeout:
                 continue
             self.events.acknowledge(message)
-            self.seen.append(decode_event(message.data()))
+            events = decode_events(message.data())
+            self.received.append(events)
+            self.seen.extend(events)
         return self.seen
 
     def wait_final(self, job_id: str, *, timeout_s: float = 30.0) -> JobEvent:
@@ -151,6 +154,14 @@ class Harness:
     def of(self, job_id: str) -> list[JobEvent]:
         """The job's events in arrival order, each message once: see `delivered_once`."""
         return delivered_once([event for event in self.seen if event.job_id == job_id])
+
+    def messages_of(self, job_id: str) -> list[list[str]]:
+        """The types of the job's events, message by message, each message once."""
+        once = {id(event) for event in self.of(job_id)}
+        grouped = [[event.type for event in events if id(event) in once] for events in self.received]
+        return [
+            types for types, events in zip(grouped, self.received, strict=True) if types and events[0].job_id == job_id
+        ]
 
     def backlog(self, queue: str, *, wait_ms: int = 1500) -> list[bytes]:
         """Messages still unacked on a job queue (read as the agents' subscription; then released)."""

@@ -4,6 +4,7 @@ cancellation through the control topic, and the crash-loop counter."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import pulsar
 import pytest
@@ -150,10 +151,10 @@ def test_events_the_broker_refuses_fail_the_job_as_publish_failed(harness: Harne
     running = harness.start_agent(harness.config("short", max_attempts=1))
     send = running.agent.broker.send
 
-    def refuse_segments(event: JobEvent) -> None:
-        if isinstance(event, SegmentEvent):
+    def refuse_segments(events: Sequence[JobEvent]) -> None:
+        if any(isinstance(event, SegmentEvent) for event in events):
             raise pulsar.Timeout("the broker did not confirm the segment")
-        send(event)
+        send(events)
 
     running.agent.broker.send = refuse_segments  # type: ignore[method-assign]
     job = harness.job(sentences_text(3))

@@ -51,6 +51,8 @@ def test_job_is_synthesized_published_and_acked(harness: Harness, tmp_path) -> N
     assert final.type == "completed"
     assert [e.type for e in events] == ["started", "segment", "segment", "segment", "completed"]
     assert [e.seq for e in events] == [0, 1, 2, 3, 4]
+    # One message a step: `started` with the first sentence, `completed` with the last.
+    assert harness.messages_of(job.job_id) == [["started", "segment"], ["segment"], ["segment", "completed"]]
     assert covered(events) == [0, 1, 2]
     pcm = b"".join(e.pcm for e in events if e.type == "segment")
     assert len(pcm) / 2 / FAKE_SAMPLE_RATE == pytest.approx(final.audio_seconds, abs=1e-3)
