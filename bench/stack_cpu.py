@@ -28,9 +28,7 @@ Run: .venv/bin/python bench/stack_cpu.py [--jobs 200] [--rounds 3]
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
-import struct
 import sys
 import tempfile
 import threading
@@ -61,13 +59,8 @@ FORMS = ("1 message", "3 messages")
 PARTS = ("web", "consumer", "broker", "postgres")
 
 
-def tone(seconds: float) -> bytes:
-    """16-bit PCM of a plain tone: the size of real speech, not its content (the path never looks)."""
-    frames = int(seconds * SAMPLE_RATE)
-    return b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * n / SAMPLE_RATE))) for n in range(frames))
-
-
-PCM = tone(SEGMENT_SECONDS)
+# 16-bit PCM of silence: the size of real speech, not its content (nothing on the path looks at it).
+PCM = bytes(2 * int(SEGMENT_SECONDS * SAMPLE_RATE))
 
 
 def one_sentence_run(job: dict) -> list[JobEvent]:
@@ -108,17 +101,13 @@ def per_job_ms(before: dict[str, float], after: dict[str, float], jobs: int) -> 
     return {part: 1000 * (after[part] - before[part]) / jobs for part in PARTS}
 
 
-def succeeded(database_url: str, job_ids: list[str]) -> int:
+def all_succeeded(database_url: str, job_ids: list[str]) -> bool:
     with psycopg.connect(database_url.replace("postgres://", "postgresql://", 1)) as connection:
         row = connection.execute(
             "SELECT count(*) FROM gateway_synthesisjob WHERE status = 'succeeded' AND id = ANY(%s::uuid[])",
             (job_ids,),
         ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def all_succeeded(database_url: str, job_ids: list[str]) -> bool:
-    return succeeded(database_url, job_ids) == len(job_ids)
+    return row is not None and int(row[0]) == len(job_ids)
 
 
 def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:

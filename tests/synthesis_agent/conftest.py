@@ -61,7 +61,6 @@ class Harness:
     client: pulsar.Client
     events: pulsar.Consumer
     agents: list[RunningAgent] = field(default_factory=list)
-    seen: list[JobEvent] = field(default_factory=list)
     received: list[list[JobEvent]] = field(default_factory=list)  # the events of each message read
     _producers: dict[str, pulsar.Producer] = field(default_factory=dict)
 
@@ -139,10 +138,13 @@ class Harness:
             except pulsar.Timeout:
                 continue
             self.events.acknowledge(message)
-            events = decode_events(message.data())
-            self.received.append(events)
-            self.seen.extend(events)
+            self.received.append(decode_events(message.data()))
         return self.seen
+
+    @property
+    def seen(self) -> list[JobEvent]:
+        """Every event read so far, in arrival order."""
+        return [event for events in self.received for event in events]
 
     def wait_final(self, job_id: str, *, timeout_s: float = 30.0) -> JobEvent:
         def final(events: list[JobEvent]) -> bool:
@@ -158,10 +160,8 @@ class Harness:
     def messages_of(self, job_id: str) -> list[list[str]]:
         """The types of the job's events, message by message, each message once."""
         once = {id(event) for event in self.of(job_id)}
-        grouped = [[event.type for event in events if id(event) in once] for events in self.received]
-        return [
-            types for types, events in zip(grouped, self.received, strict=True) if types and events[0].job_id == job_id
-        ]
+        messages = ([event.type for event in events if id(event) in once] for events in self.received)
+        return [types for types in messages if types]
 
     def backlog(self, queue: str, *, wait_ms: int = 1500) -> list[bytes]:
         """Messages still unacked on a job queue (read as the agents' subscription; then released)."""

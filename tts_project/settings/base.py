@@ -104,8 +104,8 @@ def _database(url: str) -> dict:
     if "postgresql" in config["ENGINE"] and env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # The service runs the same few statements over and over (a submit is 7, an applied
         # batch of events 2): bound on the server, each is parsed and planned once per
-        # connection after PREPARE_THRESHOLD runs. Postgres spent about a third less CPU per
-        # burst job (6-8 ms down to 4.6). Off for poolers that cannot carry prepared statements
+        # connection after PREPARE_THRESHOLD runs. Postgres's CPU per submit: 2.6 ms against
+        # 3.3 (bench/stack_cpu.py). Off for poolers that cannot carry prepared statements
         # across transactions (PgBouncer before 1.21, or with max_prepared_statements = 0).
         options = config.setdefault("OPTIONS", {})
         options.setdefault("server_side_binding", True)
