@@ -195,17 +195,19 @@ class EventConsumer:
 
     def _handle_decoded(self, batch: list[Decoded]) -> list[bool]:
         acks = [True] * len(batch)
-        decoded: list[tuple[int, JobEvent, bytes]] = []
+        # (message index, event, the message's bytes when the event came alone in it)
+        decoded: list[tuple[int, JobEvent, bytes | None]] = []
         for index, (_, payload, events) in enumerate(batch):
-            several = events is not None and len(events) > 1
-            for event in events or ():
-                # A dead letter keeps the event's own bytes, not those of the message it came in.
-                decoded.append((index, event, event.to_bytes() if several else payload))
+            alone = events is not None and len(events) == 1
+            decoded += [(index, event, payload if alone else None) for event in events or ()]
         if len(decoded) > 1 and self._apply_together([event for _, event, _ in decoded]):
             return acks
-        for index, event, payload in decoded:
+        for index, event, own_payload in decoded:
             # After a negative-ack the message's later events wait for its redelivery, in order.
-            acks[index] = acks[index] and self._apply_one(event, payload)
+            # A dead letter keeps the event's own bytes, not those of the message it came in:
+            # encoded here, off the path of a batch that applied (the audio's base64 again).
+            own = event.to_bytes() if own_payload is None else own_payload
+            acks[index] = acks[index] and self._apply_one(event, own)
         return acks
 
     @staticmethod

@@ -138,17 +138,27 @@ def test_a_failing_event_falls_back_to_one_by_one_and_only_it_is_dead_lettered(
 
 
 def test_a_run_in_one_message_finishes_its_job_in_one_transaction(
-    handler: EventConsumer, make_event: EventFactory, django_capture_on_commit_callbacks: Any
+    handler: EventConsumer,
+    make_event: EventFactory,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """As agents send a short job: `started`, segment and `completed` in one message, one ack."""
+    """As agents send a short job: `started`, segment and `completed` in one message, one ack.
+    Applied, its events are never encoded again (each one's own bytes are for a dead letter)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     job = SynthesisJobFactory(sentence_count=1)
     run = one_sentence_run(make_event, job)
+    payload = encode_events(run)
+    encoded: list[str] = []
+    original_to_bytes = JobEvent.to_bytes
+    monkeypatch.setattr(JobEvent, "to_bytes", lambda event: encoded.append(event.type) or original_to_bytes(event))
 
     with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as context:
-        assert handler.handle_events([FakeMessage(encode_events(run))]) == [True]
+        assert handler.handle_events([FakeMessage(payload)]) == [True]
+
+    assert encoded == []
 
     done = SynthesisJob.objects.get(pk=job.pk)
     assert (done.status, done.sentences_done) == (JobStatus.SUCCEEDED, 1)
