@@ -18,7 +18,9 @@ Phases, each on a fresh stack, the same short jobs at the same steady rate:
       old layout instead (one agent for short, one for medium,long);
   (c) FIFO baseline: as (b) with TTS_SCHEDULING=fifo (one topic, arrival order);
   burst: 100 one-sentence jobs submitted at once from 20 client threads, default agents;
-      then each job's WAV read once (its time and CPU printed apart);
+      then each job's WAV read once (its time and CPU printed apart); three rounds, each on a
+      fresh stack with the bound measured right before and after it, and the round of median
+      efficiency printed as the figure (every round's beside it);
   piper: the same burst on Piper's own HTTP server (piper-tts 1.8, the same voice, in a
       virtualenv of its own: bench/piper_server.py), once before the service's burst and once
       after; the issue set `burst efficiency` >= 0.8 so that the service beats this server, and
@@ -325,9 +327,40 @@ class BurstResult:
     fetch_cpu_s: float = 0.0  # the stack's CPU for those reads
 
 
-def run_burst(args: argparse.Namespace) -> BurstResult:
+@dataclass
+class BurstRound:
+    """One burst on its own stack, between two measurements of pure synthesis (wall, CPU seconds
+    of one burst job): its bound comes from those two, taken seconds before and after it."""
+
+    result: BurstResult
+    pure_before: tuple[float, float]
+    pure_after: tuple[float, float]
+
+    @property
+    def pure_s(self) -> float:
+        return (self.pure_before[0] + self.pure_after[0]) / 2
+
+    @property
+    def pure_cpu_s(self) -> float:
+        return (self.pure_before[1] + self.pure_after[1]) / 2
+
+    def bound(self, cores: int) -> float:
+        return cores / self.pure_s
+
+    def efficiency(self, cores: int) -> float:
+        return self.result.jobs_per_s / self.bound(cores)
+
+
+def median_round(rounds: Sequence[BurstRound], cores: int) -> BurstRound:
+    """The round of median efficiency (the lower of the two middle ones for an even count): its
+    own jobs/s and bound are printed, so `burst efficiency` stays exactly their ratio."""
+    ranked = sorted(rounds, key=lambda one: one.efficiency(cores))
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def run_burst(args: argparse.Namespace, *, name: str = "burst") -> BurstResult:
     """`args.burst_jobs` one-sentence jobs submitted at once by `args.burst_clients` threads."""
-    with start_stack("burst", args, scheduling="priority", agents=DEFAULT_AGENTS) as stack:
+    with start_stack(name, args, scheduling="priority", agents=DEFAULT_AGENTS) as stack:
         api = ApiClient(stack.gateway_url, stack.api_token)
         warm_up(api, len(DEFAULT_AGENTS))
         ids: list[str] = []
@@ -368,7 +401,7 @@ def run_burst(args: argparse.Namespace) -> BurstResult:
         f"burst {job['id']}: {job['status']} {job['error']}" for job in jobs if job["status"] != "succeeded"
     ]
     span = max(parse_time(job["finished_at"]) for job in done) - min(parse_time(job["queued_at"]) for job in jobs)
-    print(f"[burst] {len(done)} jobs in {span:.1f}s, their WAVs read in {fetch_s:.1f}s", flush=True)
+    print(f"[{name}] {len(done)} jobs in {span:.1f}s, their WAVs read in {fetch_s:.1f}s", flush=True)
     return BurstResult(
         jobs_per_s=len(done) / span,
         latencies=[latency_of(job) for job in done],
@@ -480,6 +513,100 @@ def describe(values: list[float]) -> str:
     )
 
 
+def run_burst_rounds(args: argparse.Namespace, first_pure: tuple[float, float]) -> list[BurstRound]:
+    """`args.burst_rounds` bursts, each on a fresh stack, with pure synthesis measured between
+    them: each round's bound brackets that round alone. One burst job alone moved from 0.131 to
+    0.152 s across one burst on an AMD EPYC, and one burst's efficiency from 0.77 to 0.63 between
+    two runs of the same code an hour apart: the median round is the figure, the others its spread."""
+    rounds: list[BurstRound] = []
+    pure_before = first_pure
+    for index in range(args.burst_rounds):
+        result = run_burst(args, name="burst" if args.burst_rounds == 1 else f"burst{index + 1}")
+        pure_after = pure_synthesis_s(args.agent_threads, args.conv_engine)
+        rounds.append(BurstRound(result=result, pure_before=pure_before, pure_after=pure_after))
+        pure_before = pure_after
+    return rounds
+
+
+def print_burst(
+    rounds: Sequence[BurstRound],
+    args: argparse.Namespace,
+    *,
+    cores: int,
+    co_run: tuple[float, float, float],
+    steal: tuple[float, float],
+) -> list[str]:
+    """The burst's figures (the round of median efficiency, each round, the CPU of all rounds
+    pooled); returns every round's failures."""
+    chosen = median_round(rounds, cores)
+    burst, bound = chosen.result, chosen.bound(cores)
+    print(
+        f"\n=== burst: {args.burst_jobs} one-sentence jobs from {args.burst_clients} clients, "
+        f"{len(rounds)} round(s) (goal: efficiency >= 0.8) ==="
+    )
+    for index, one in enumerate(rounds, start=1):
+        print(
+            f"round {index}: {one.result.jobs_per_s:.2f} jobs/s against a bound of {one.bound(cores):.2f} "
+            f"(one job alone {one.pure_before[0]:.3f}s before, {one.pure_after[0]:.3f}s after): "
+            f"efficiency {one.efficiency(cores):.2f}; agents cpu per job / pure {agents_per_pure([one]):.2f}; "
+            f"machine steal {100 * one.result.steal:.1f} %"
+        )
+    which = f"round {list(rounds).index(chosen) + 1}, the median" if len(rounds) > 1 else "the one round"
+    print(
+        f"{which}: pure synthesis of one job {chosen.pure_s:.3f}s at {args.agent_threads} thread(s); "
+        f"latency {describe(burst.latencies)}"
+    )
+    print(f"burst jobs/s = {burst.jobs_per_s:.2f}")
+    print(f"burst bound jobs/s = {bound:.2f}")
+    print(f"burst efficiency = {burst.jobs_per_s / bound:.2f}")
+    # The same burst against what the machine reaches with nothing but the agents' synthesis
+    # running side by side: how much of the gap to the bound the service itself costs.
+    before, after, seconds = co_run
+    ceiling = (before + after) / 2
+    print(
+        f"{len(DEFAULT_AGENTS)} bare synthesis loops side by side, {seconds:.0f}s each time: "
+        f"{before:.2f} jobs/s before the bursts, {after:.2f} after"
+    )
+    print(f"burst co-run ceiling jobs/s = {ceiling:.2f} ({ceiling / bound:.2f} of the bound)")
+    print(f"burst efficiency vs co-run = {burst.jobs_per_s / ceiling:.2f}")
+    # Where the CPU went, every round pooled: independent of what else runs on the machine,
+    # unlike the figures above; pure / total is the efficiency the stack could reach with every
+    # core to itself.
+    jobs = max(1, sum(len(one.result.latencies) for one in rounds))
+    by_process: dict[str, float] = {}
+    for one in rounds:
+        for name, used in one.result.cpu_s_by_process.items():
+            by_process[name] = by_process.get(name, 0.0) + used
+    pure_cpu_s = statistics.mean(one.pure_cpu_s for one in rounds)
+    total = sum(by_process.values())
+    print(f"cpu per burst job, {len(rounds)} round(s) pooled:")
+    for name, used in by_process.items():
+        print(f"  cpu {name:34s} {1000 * used / jobs:7.1f} ms/job")
+    print(f"burst stack cpu per job = {total / jobs:.3f}s (pure synthesis {pure_cpu_s:.3f} cpu-s)")
+    print(f"burst cpu efficiency = {pure_cpu_s * jobs / total:.2f}")
+    # The agents do the pure synthesis and little else (95 % of an agent's samples are in vits
+    # under py-spy): above 1, the same work ran slower beside the rest of the stack.
+    print(f"burst agents cpu per job / pure = {agents_per_pure(rounds):.2f}")
+    # Time the hypervisor gave to other guests: it slows the burst (and the bound) without
+    # showing in any process's CPU seconds, and can differ between them.
+    print(
+        f"machine steal: {100 * steal[0]:.1f} % while the first bound and the ceiling were measured, "
+        f"{100 * steal[1]:.1f} % while the ceiling was measured after the bursts"
+    )
+    fetch_s = sum(one.result.fetch_s for one in rounds)
+    fetch_cpu_ms = 1000 * sum(one.result.fetch_cpu_s for one in rounds) / jobs
+    print(f"the WAVs read after each burst: {jobs} in {fetch_s:.2f}s, {fetch_cpu_ms:.1f} ms of stack cpu each")
+    return [failure for one in rounds for failure in one.result.failures]
+
+
+def agents_per_pure(rounds: Sequence[BurstRound]) -> float:
+    """The agents' CPU per burst job over the rounds, against pure synthesis's CPU per job."""
+    agents = {agent.label for agent in DEFAULT_AGENTS}
+    jobs = max(1, sum(len(one.result.latencies) for one in rounds))
+    used = sum(seconds for one in rounds for name, seconds in one.result.cpu_s_by_process.items() if name in agents)
+    return used / jobs / statistics.mean(one.pure_cpu_s for one in rounds)
+
+
 LOG_DIR = Path(tempfile.gettempdir()) / "tts-bench-piper"
 
 
@@ -547,12 +674,23 @@ def main() -> int:
     parser.add_argument("--database", default="tts_bench", help="Postgres database to recreate for each phase")
     parser.add_argument("--burst-jobs", type=int, default=100)
     parser.add_argument("--burst-clients", type=int, default=20)
+    parser.add_argument(
+        "--burst-rounds",
+        type=int,
+        default=None,
+        help="bursts, each on a fresh stack between two measurements of its bound; the figures are the "
+        "median round's (default 3, with --quick 1)",
+    )
     parser.add_argument("--quick", action="store_true", help="a short look: 10 short, 3 long of 2,000 chars, burst 40")
     args = parser.parse_args()
     if args.rounds is None:
         args.rounds = 1 if args.quick else 2
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.burst_rounds is None:
+        args.burst_rounds = 1 if args.quick else 3
+    if args.burst_rounds < 1:
+        parser.error("--burst-rounds must be at least 1")
     if args.quick:
         args.short_jobs, args.long_jobs, args.long_chars, args.burst_jobs = 10, 3, 2000, 40
     cores = os.cpu_count() or 1
@@ -570,11 +708,10 @@ def main() -> int:
         "c": ("(c) FIFO baseline, under long load", "fifo", True),
     }
     wanted = [key.strip() for key in args.phases.split(",") if key.strip()]
-    nothing = (float("nan"),) * 2
     ticks_before = machine_ticks()
-    pure_s, pure_cpu_s = pure_synthesis_s(args.agent_threads, args.conv_engine) if "burst" in wanted else nothing
+    first_pure = pure_synthesis_s(args.agent_threads, args.conv_engine) if "burst" in wanted else None
     co_run_s = 5.0 if args.quick else 15.0
-    co_run = (
+    co_run_before = (
         co_run_jobs_per_s(args.agent_threads, args.conv_engine, len(DEFAULT_AGENTS), co_run_s)
         if "burst" in wanted
         else 0.0
@@ -596,17 +733,12 @@ def main() -> int:
             name = key if args.rounds == 1 else f"{key}{round_index + 1}"
             runs[key].append(run_phase(name, args, scheduling=scheduling, with_long=with_long))
     results = {key: pooled(key, rounds_run) for key, rounds_run in runs.items()}
-    burst = run_burst(args) if "burst" in wanted else None
-    if burst is not None:
-        # Measured again after the burst: this shared machine's speed drifts by up to 25 % over
-        # minutes (seen on an AMD EPYC), so the bound uses the mean of both, which bracket it.
+    burst_rounds = run_burst_rounds(args, first_pure) if first_pure is not None else []
+    burst = median_round(burst_rounds, cores).result if burst_rounds else None
+    co_run_after, steal_after = 0.0, 0.0
+    if burst_rounds:
         ticks_after = machine_ticks()
-        pure_after_s, pure_after_cpu_s = pure_synthesis_s(args.agent_threads, args.conv_engine)
-        pure_before_s = pure_s
-        pure_s, pure_cpu_s = (pure_s + pure_after_s) / 2, (pure_cpu_s + pure_after_cpu_s) / 2
-        co_run_before = co_run
         co_run_after = co_run_jobs_per_s(args.agent_threads, args.conv_engine, len(DEFAULT_AGENTS), co_run_s)
-        co_run = (co_run_before + co_run_after) / 2
         steal_after = steal_share(ticks_after, machine_ticks())
     if piper_runs:  # after the burst too: the machine's drift weighs both sides alike
         piper_runs += piper_bursts(BURST_TEXTS, jobs=args.burst_jobs, clients=args.burst_clients, log_dir=LOG_DIR)
@@ -654,52 +786,14 @@ def main() -> int:
             ratios = phase_ratios({key: one[index] for key, one in runs.items()})
             print(f"round {index + 1}: " + ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items()))
     failures = [f for result in results.values() for f in result.failures]
-    if burst is not None:
-        bound = cores / pure_s
-        print(
-            f"\n=== burst: {args.burst_jobs} one-sentence jobs from {args.burst_clients} clients "
-            "(goal: efficiency >= 0.8) ==="
+    if burst_rounds:
+        failures += print_burst(
+            burst_rounds,
+            args,
+            cores=cores,
+            co_run=(co_run_before, co_run_after, co_run_s),
+            steal=(steal_before, steal_after),
         )
-        print(
-            f"pure synthesis of one job: {pure_s:.3f}s at {args.agent_threads} thread(s) (before the burst "
-            f"{pure_before_s:.3f}s, after {pure_after_s:.3f}s); latency {describe(burst.latencies)}"
-        )
-        print(f"burst jobs/s = {burst.jobs_per_s:.2f}")
-        print(f"burst bound jobs/s = {bound:.2f}")
-        print(f"burst efficiency = {burst.jobs_per_s / bound:.2f}")
-        # The same burst against what the machine reaches with nothing but the agents' synthesis
-        # running side by side: how much of the gap to the bound the service itself costs.
-        print(
-            f"{len(DEFAULT_AGENTS)} bare synthesis loops side by side, {co_run_s:.0f}s each time: "
-            f"{co_run_before:.2f} jobs/s before the burst, {co_run_after:.2f} after"
-        )
-        print(f"burst co-run ceiling jobs/s = {co_run:.2f} ({co_run / bound:.2f} of the bound)")
-        print(f"burst efficiency vs co-run = {burst.jobs_per_s / co_run:.2f}")
-        # Where the CPU went: independent of what else runs on the machine, unlike the figures
-        # above; pure / total is the efficiency the stack could reach with every core to itself.
-        jobs = max(1, len(burst.latencies))
-        total = sum(burst.cpu_s_by_process.values())
-        for name, seconds in burst.cpu_s_by_process.items():
-            print(f"  cpu {name:34s} {1000 * seconds / jobs:7.1f} ms/job")
-        print(f"burst stack cpu per job = {total / jobs:.3f}s (pure synthesis {pure_cpu_s:.3f} cpu-s)")
-        print(f"burst cpu efficiency = {pure_cpu_s * jobs / total:.2f}")
-        # The agents do the pure synthesis and little else (95 % of an agent's samples are in
-        # vits under py-spy): above 1, the same work ran slower beside the rest of the stack.
-        agents_s = sum(
-            seconds
-            for name, seconds in burst.cpu_s_by_process.items()
-            if name in {agent.label for agent in DEFAULT_AGENTS}
-        )
-        print(f"burst agents cpu per job / pure = {agents_s / jobs / pure_cpu_s:.2f}")
-        # Time the hypervisor gave to other guests: it slows the burst (and the bound) without
-        # showing in any process's CPU seconds, and can differ between them.
-        print(
-            f"machine steal: {100 * burst.steal:.1f} % during the burst, {100 * steal_before:.1f} % while the "
-            f"bound and ceiling were measured before it, {100 * steal_after:.1f} % after"
-        )
-        failures += burst.failures
-        fetch_cpu_ms = 1000 * burst.fetch_cpu_s / jobs
-        print(f"the WAVs read after the burst: {jobs} in {burst.fetch_s:.2f}s, {fetch_cpu_ms:.1f} ms of stack cpu each")
     if piper_error:
         print(f"\n=== Piper's HTTP server: not measured ({piper_error}) ===")
     elif piper_runs:
