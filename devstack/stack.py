@@ -253,18 +253,23 @@ class Stack:
     def respawn(self, name: str) -> None:
         """Start an exited process again with the command and environment it was started with.
 
-        The event consumer comes back with the embedded broker restarted first: pulsar-lite
-        keeps a consumer whose connection was reset (a process killed with unread data in its
-        socket) registered until it restarts, with its unacked events and its consumer id, so
-        the new process's first consumer is refused ("Consumer 0 already exists") and every
-        event waits; under another id it may still get nothing while the dead one holds the
-        Failover subscription's active slot (tests/devstack/test_embedded_broker_zombie.py).
-        Apache Pulsar drops such a consumer.
+        The event consumer and the agents come back with the embedded broker restarted first:
+        pulsar-lite keeps a consumer whose connection was reset (a process killed with unread
+        data in its socket) registered until it restarts. The event consumer's successor is then
+        refused ("Consumer 0 already exists") or gets nothing while the dead one holds the
+        Failover subscription's active slot (tests/devstack/test_embedded_broker_zombie.py). A
+        dead agent's consumers stay in the job topics' Shared subscription: seen on `make run`
+        after an agent was killed mid-burst, job messages bounced off them (redelivered within
+        milliseconds, 30 times in under a second for three jobs, which the dead-letter policy
+        then failed as crashed) or sat with them until the watchdog's re-send ten minutes later.
+        Apache Pulsar drops such a consumer. The restart costs the others a reconnect: the
+        outbox relay, the claims and the watchdog cover what was in flight, as after a broker
+        crash (bench/chaos.py).
         """
         command, env = self._launches[name]
         if name == "web":  # as a restarted container starts with an empty metrics volume
             self._fresh_multiproc_dir()
-        if name == "consumer" and self.broker is not None:
+        if (name == "consumer" or name.startswith("agent")) and self.broker is not None:
             logger.warning("restarting the embedded broker first (pulsar-lite keeps dead consumers)")
             self.broker.stop()
             self.broker.start()

@@ -1,6 +1,6 @@
 """pulsar-lite keeps a consumer whose connection was reset, and why `make run` restarts the
-embedded broker before a dead event consumer: that dead consumer keeps its unacked events, its
-consumer id (a new process's first consumer is refused) and at times the Failover
+embedded broker before a dead event consumer or agent: that dead consumer keeps its unacked
+events, its consumer id (a new process's first consumer is refused) and at times the Failover
 subscription's active slot, until the broker restarts."""
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def test_a_consumer_killed_with_unread_data_blocks_its_subscription_until_the_br
         broker.stop()
 
 
-def test_respawning_the_consumer_restarts_the_embedded_broker_first(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_respawning_the_consumer_or_an_agent_restarts_the_embedded_broker_first(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     stack = Stack(StackConfig(var_dir=tmp_path))
     calls: list[str] = []
 
@@ -111,8 +111,9 @@ def test_respawning_the_consumer_restarts_the_embedded_broker_first(tmp_path: Pa
 
     stack.broker = RecordingBroker()  # type: ignore[assignment]
     monkeypatch.setattr(stack, "_spawn", lambda name, command, env=None: calls.append(name))
-    stack._launches["agent-1"] = (["agent"], {})
-    stack._launches["consumer"] = (["consumer"], {})
+    for name in ("agent-1", "consumer", "web"):
+        stack._launches[name] = ([name], {})
     stack.respawn("agent-1")
     stack.respawn("consumer")
-    assert calls == ["agent-1", "broker stop", "broker start", "consumer"]
+    stack.respawn("web")
+    assert calls == ["broker stop", "broker start", "agent-1", "broker stop", "broker start", "consumer", "web"]
