@@ -206,8 +206,8 @@ class EventConsumer:
             # After a negative-ack the message's later events wait for its redelivery, in order.
             # A dead letter keeps the event's own bytes, not those of the message it came in:
             # encoded here, off the path of a batch that applied (the audio's base64 again).
-            own = event.to_bytes() if own_payload is None else own_payload
-            acks[index] = acks[index] and self._apply_one(event, own)
+            if acks[index]:
+                acks[index] = self._apply_one(event, event.to_bytes() if own_payload is None else own_payload)
         return acks
 
     @staticmethod
