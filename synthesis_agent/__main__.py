@@ -23,6 +23,7 @@ from .claims import Claims, NoClaims, RedisClaims
 from .config import AgentConfig, ConfigError
 from .logs import configure_logging, set_agent_id
 from .voice import VoiceLoader, VoicePool, load_vits_voice
+from .warmup import warm_up_voice
 from .worker import Agent
 
 logger = logging.getLogger("synthesis_agent")
@@ -96,6 +97,8 @@ def main(argv: Sequence[str] | None = None, *, voice_loader: VoiceLoader | None 
         try:
             voices = VoicePool(voice_loader, config.default_voice)
             default = voices.get(config.preload_voice)  # load once, before taking jobs
+            if config.warm_up:  # before subscribing: the broker hands a cold agent nothing
+                warm_up_voice(default, chunk_seconds=config.chunk_seconds)
             cache = build_cache(config, observer=observer)
             agent = Agent(config, voices=voices, cache=cache, claims=build_claims(config), observer=observer)
             agent.connect()

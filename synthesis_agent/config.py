@@ -142,6 +142,8 @@ class AgentConfig:
     # Nice value of the thread computing the steps of every class below the agent's top one, so
     # a short job admitted mid-chunk gets the CPU at once (background.py); 0 runs them inline.
     background_nice: int = 19
+    # Synthesize one sentence before subscribing, so the first job does not pay start-up (warmup.py).
+    warm_up: bool = True
     # Retry backoff for a failed synthesis: base * 2**redelivery_count, capped.
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 60.0
@@ -243,4 +245,5 @@ class AgentConfig:
             device=device,
             chunk_seconds=chunk_seconds,
             background_nice=background_nice,
+            warm_up=_bool(env, "TTS_AGENT_WARM_UP", default["warm_up"]),
         )
