@@ -269,7 +269,7 @@ class Stack:
         command, env = self._launches[name]
         if name == "web":  # as a restarted container starts with an empty metrics volume
             self._fresh_multiproc_dir()
-        if (name == "consumer" or name in self.agent_ports) and self.broker is not None:
+        if (name == "consumer" or name in self.agent_names) and self.broker is not None:
             logger.warning("restarting the embedded broker first (pulsar-lite keeps dead consumers)")
             self.broker.stop()
             self.broker.start()

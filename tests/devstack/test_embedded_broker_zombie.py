@@ -113,7 +113,7 @@ def test_respawning_the_consumer_or_an_agent_restarts_the_embedded_broker_first(
     monkeypatch.setattr(stack, "_spawn", lambda name, command, env=None: calls.append(name))
     for name in ("agent-1", "consumer", "web"):
         stack._launches[name] = ([name], {})
-    stack.agent_ports["agent-1"] = 9201  # as start_agent records every agent it starts
+    stack.agent_names.add("agent-1")  # as start_agent records every agent it starts
     stack.respawn("agent-1")
     stack.respawn("consumer")
     stack.respawn("web")
