@@ -74,7 +74,7 @@ def test_the_agent_warms_its_voice_before_it_subscribes(
     monkeypatch.setenv("TTS_AGENT_WARM_UP", setting)
     monkeypatch.setenv("TTS_CACHE_ENABLED", "0")
     monkeypatch.delenv("REDIS_URL", raising=False)
-    for name in ("TTS_DEDICATED_VOICES", "TTS_AGENT_VOICE", "TTS_DEFAULT_VOICE"):
+    for name in ("TTS_DEDICATED_VOICES", "TTS_AGENT_VOICE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TTS_DEFAULT_VOICE", voice.info.id)
 
