@@ -35,7 +35,7 @@ MAX_AGENT_ID_CHARS = 200
 MAX_JOB_ID_CHARS = 64
 MAX_REASON_CHARS = 2000
 
-EventType = Literal["started", "segment", "completed", "failed", "heartbeat"]
+EventType = Literal["started", "preview", "segment", "completed", "failed", "heartbeat"]
 
 # Stable failure codes a `failed` event (and so a failed job) carries beside its readable reason.
 FAILURE_CODES: tuple[str, ...] = (
@@ -227,6 +227,46 @@ class SegmentEvent(JobEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PreviewEvent(JobEvent):
+    """The first chunks of the job's first sentence, 16-bit PCM, sent before that sentence is done.
+
+    A prefix of the attempt's segment 0 as this delivery will send it (the chunks of windowed
+    decoding joined equal the whole sentence), so a stream can play it at once and go on from
+    its last frame when segment 0 arrives. Only for a first sentence long enough to be worth a
+    message (the agent's TTS_PREVIEW_MIN_SECONDS); never part of the job's stored audio.
+    """
+
+    kind: ClassVar[EventType] = "preview"
+
+    sentence: int = 0
+    sample_rate: int
+    pcm: bytes = field(repr=False)
+
+    def _data(self) -> dict[str, Any]:
+        data = super()._data()
+        del data["pcm"]
+        data["audio_b64"] = AUDIO_SLOT
+        return data
+
+    def _audio(self) -> bytes:
+        return self.pcm
+
+    @classmethod
+    def _parse_data(cls, data: dict[str, Any]) -> dict[str, Any]:
+        sentence = read_int(data, "sentence") if "sentence" in data else 0
+        if sentence != 0:
+            raise ContractError(f"sentence must be 0 (a preview is of the first sentence), got {sentence}")
+        pcm = read_pcm16(data, "audio_b64")
+        if not pcm:
+            raise ContractError("audio_b64 must not be empty")
+        return {
+            "sentence": sentence,
+            "sample_rate": read_int(data, "sample_rate", minimum=1, maximum=768_000),
+            "pcm": pcm,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class CompletedEvent(JobEvent):
     """The job's last sentence was delivered; totals and timings of this delivery."""
 
@@ -301,9 +341,9 @@ class HeartbeatEvent(JobEvent):
 
 
 EVENT_TYPES: dict[str, type[JobEvent]] = {
-    kind.kind: kind for kind in (StartedEvent, SegmentEvent, CompletedEvent, FailedEvent, HeartbeatEvent)
+    kind.kind: kind for kind in (StartedEvent, PreviewEvent, SegmentEvent, CompletedEvent, FailedEvent, HeartbeatEvent)
 }
-AnyEvent = StartedEvent | SegmentEvent | CompletedEvent | FailedEvent | HeartbeatEvent
+AnyEvent = StartedEvent | PreviewEvent | SegmentEvent | CompletedEvent | FailedEvent | HeartbeatEvent
 
 
 # The `type` of a message that holds several events (`encode_events`).
