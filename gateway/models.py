@@ -79,6 +79,9 @@ class SynthesisJob(models.Model):
     # The last heartbeat of the agent holding the current attempt (consumer clock): a paused
     # job that keeps heartbeating is alive, however long it sends no audio.
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # An `AudioPreview` of the current attempt is stored: streams read it, and the job's end
+    # deletes it (no query for the jobs that never had one).
+    preview_stored = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-queued_at"]
@@ -170,6 +173,24 @@ class AudioSegment(models.Model):
 
     def __str__(self) -> str:
         return f"segment {self.job_id}#{self.attempt}@{self.first_sentence}+{self.sentence_count}"
+
+
+class AudioPreview(models.Model):
+    """The first chunks of an attempt's first sentence, sent before that sentence is done: a
+    stream plays them, then segment 0 from their last frame on. Never part of the WAV; deleted
+    when the job ends or is retried."""
+
+    job = models.ForeignKey(SynthesisJob, on_delete=models.CASCADE, related_name="previews")
+    attempt = models.PositiveIntegerField()
+    sample_rate = models.PositiveIntegerField()
+    pcm = models.BinaryField(help_text="16-bit little-endian mono PCM, a prefix of the attempt's first segment")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "attempt"], name="preview_unique_job_attempt")]
+
+    def __str__(self) -> str:
+        return f"preview {self.job_id}#{self.attempt}"
 
 
 class EventDeadLetter(models.Model):

@@ -23,12 +23,13 @@ from tts_contracts import (
     HeartbeatEvent,
     JobEvent,
     JobMessage,
+    PreviewEvent,
     SegmentEvent,
     StartedEvent,
 )
 
 from .. import metrics
-from ..models import AudioSegment, JobStatus, SynthesisJob
+from ..models import AudioPreview, AudioSegment, JobStatus, SynthesisJob
 from .audio import chain_of, job_audio_store, segment_chain
 from .outbox import outbox_create
 from .pcm import segment_insert
@@ -175,6 +176,8 @@ def _job_apply_locked(*, job: SynthesisJob | None, event: JobEvent, held: HeldSe
         return DUPLICATE if job.status == JobStatus.SUCCEEDED else STALE
     if isinstance(event, StartedEvent):
         result = _apply_started(job=job, event=event)
+    elif isinstance(event, PreviewEvent):
+        result = _apply_preview(job=job, event=event, held=held)
     elif isinstance(event, SegmentEvent):
         result = _apply_segment(job=job, event=event, held=held, hold=hold)
     elif isinstance(event, CompletedEvent):
@@ -203,6 +206,19 @@ def _apply_started(*, job: SynthesisJob, event: StartedEvent) -> str:
     job_mark_running(job=job, event=event)
     job.sentence_count = event.sentence_count
     job.sample_rate = event.sample_rate
+    return APPLIED
+
+
+def _apply_preview(*, job: SynthesisJob, event: PreviewEvent, held: HeldSegments) -> str:
+    """Store the first chunks of the attempt's first sentence for its streams, unless a preview
+    of the attempt is stored already or its first segment is there (the preview is then moot)."""
+    if job.preview_stored or job.sentences_done or held.get((job.pk, event.attempt)):
+        return DUPLICATE
+    job_mark_running(job=job, event=event)  # like a segment, it proves an agent works on the job
+    # Under the job's row lock and with `preview_stored` false no preview of the attempt is
+    # stored (a retry deletes them with the flag): a plain insert cannot collide.
+    AudioPreview.objects.create(job=job, attempt=event.attempt, sample_rate=event.sample_rate, pcm=event.pcm)
+    job.preview_stored = True
     return APPLIED
 
 

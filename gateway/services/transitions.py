@@ -16,7 +16,7 @@ from tts_contracts import JobEvent
 
 from .. import metrics, results
 from ..errors import IllegalTransitionError
-from ..models import ALLOWED_TRANSITIONS, AudioSegment, JobStatus, SynthesisJob
+from ..models import ALLOWED_TRANSITIONS, AudioPreview, AudioSegment, JobStatus, SynthesisJob
 from .notices import job_ended_notify
 
 MAX_ERROR_CHARS = 2000
@@ -51,6 +51,13 @@ def job_mark_running(*, job: SynthesisJob, event: JobEvent) -> None:
     metrics.JOB_QUEUE_WAIT.labels(length_class=job.length_class).observe(job.queue_wait_s or 0.0)
 
 
+def _previews_delete(job: SynthesisJob) -> None:
+    """Drop the job's first-chunk previews: the WAV or the next attempt replaces them."""
+    if job.preview_stored:
+        AudioPreview.objects.filter(job=job).delete()
+        job.preview_stored = False
+
+
 def _job_end(
     *,
     job: SynthesisJob,
@@ -67,6 +74,7 @@ def _job_end(
     job.error_code = code
     if segments_stored:
         AudioSegment.objects.filter(job=job).delete()
+    _previews_delete(job)
     length_class = job.length_class
 
     def count_finished() -> None:
@@ -120,4 +128,5 @@ def job_mark_queued_again(*, job: SynthesisJob) -> None:
     job.last_event_at = job.last_heartbeat_at = None
     job.stall_republishes = 0
     AudioSegment.objects.filter(job=job).delete()
+    _previews_delete(job)
     transaction.on_commit(partial(results.job_requeued, job_id=job.id), robust=True)

@@ -1,7 +1,10 @@
 """`GET /api/v1/jobs/{id}/audio/stream?format=...`: the job's audio while it is made.
 
 Segments are sent in sentence order as the consumer stores them (the first segment of every
-job is its first sentence alone, see synthesis_agent/segments.py), woken by live updates.
+job is its first sentence alone, see synthesis_agent/segments.py), woken by live updates. A long
+first sentence comes earlier: its first chunks arrive as the attempt's preview, which is sent
+at once, and segment 0 then goes on from the preview's last frame (the preview is a prefix of
+it; should another delivery of the attempt have made segment 0, the join is logged).
 Once the job has succeeded its segments are gone (assembled into the WAV): the rest is read
 from the stored WAV from the first frame not yet sent, so the client gets exactly the stored
 samples. A job that fails or is cancelled ends the stream early (the SSE stream says why).
@@ -18,7 +21,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from .. import formats, live, services
 from ..errors import ApplicationError
-from ..models import AudioSegment, JobStatus, SynthesisJob
+from ..models import AudioPreview, AudioSegment, JobStatus, SynthesisJob
 from .auth import job_for_read
 from .common import db, error_response, job_reload, keepalive_s, listener_ready, to_async, wait_for_change
 
@@ -32,11 +35,31 @@ class StreamState:
     next_sentence: int = 0
     frames_sent: int = 0
     ended_status: str = ""
+    preview: bytes = b""  # the attempt's preview, once sent: segment 0 goes on after it
 
 
 @db
 def _segment(*, job_id: object, attempt: int, first_sentence: int) -> AudioSegment | None:
     return AudioSegment.objects.filter(job_id=job_id, attempt=attempt, first_sentence=first_sentence).first()
+
+
+@db
+def _preview(*, job_id: object, attempt: int) -> AudioPreview | None:
+    return AudioPreview.objects.filter(job_id=job_id, attempt=attempt).first()
+
+
+def _after_preview(segment: AudioSegment, *, preview: bytes) -> bytes:
+    """Segment 0's PCM past what its preview already sent."""
+    pcm = bytes(segment.pcm)
+    if pcm[: len(preview)] != preview:
+        logger.info(
+            "job %s attempt %d: segment 0 does not begin with the preview streamed (another delivery made it); "
+            "the stream goes on from the preview's %d frames",
+            segment.job_id,
+            segment.attempt,
+            len(preview) // 2,
+        )
+    return pcm[len(preview) :]
 
 
 def _read_wav_from(job: SynthesisJob, *, first_frame: int) -> tuple[int, list[bytes]]:
@@ -88,11 +111,22 @@ async def job_audio_chunks(
                 if segment is None:
                     break
                 encoder = encoder or formats.StreamEncoder(fmt, sample_rate=segment.sample_rate)
+                pcm = _after_preview(segment, preview=state.preview) if state.next_sentence == 0 else bytes(segment.pcm)
                 state.next_sentence += segment.sentence_count
-                state.frames_sent += len(segment.pcm) // 2
-                chunk = encoder.feed(bytes(segment.pcm))
+                state.frames_sent += len(pcm) // 2
+                chunk = encoder.feed(pcm)
                 if chunk:
                     yield chunk
+            if state.next_sentence == 0 and not state.preview and current.preview_stored:
+                preview = await _preview(job_id=job.pk, attempt=attempt)
+                if preview is not None and preview.pcm:
+                    encoder = encoder or formats.StreamEncoder(fmt, sample_rate=preview.sample_rate)
+                    state.preview = bytes(preview.pcm)
+                    state.frames_sent += len(state.preview) // 2
+                    chunk = encoder.feed(state.preview)
+                    if chunk:
+                        yield chunk
+                    continue  # segment 0 may have come meanwhile: look again before waiting
             await wait_for_change(changed, timeout_s=keepalive_s())
     if encoder is None and state.ended_status == JobStatus.SUCCEEDED:
         encoder = formats.StreamEncoder(fmt, sample_rate=job.sample_rate or 22050)

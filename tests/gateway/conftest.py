@@ -99,7 +99,7 @@ EventFactory = Callable[..., JobEvent]
 
 @pytest.fixture
 def make_event() -> EventFactory:
-    """Build typed events the way an agent does; `segment` events carry real PCM."""
+    """Build typed events the way an agent does; `segment` and `preview` events carry real PCM."""
     sequence = iter(range(10_000))
 
     def build(
@@ -124,6 +124,9 @@ def make_event() -> EventFactory:
                 "sample_rate": SAMPLE_RATE,
                 "pcm": pcm,
             }
+        elif type == "preview":
+            pcm = sine_pcm(seconds=0.1, frequency=200) if pcm is None else pcm
+            fields = {"sample_rate": SAMPLE_RATE, "pcm": pcm}
         elif type == "completed":
             fields = {
                 "sentence_count": job.sentence_count,
