@@ -21,7 +21,7 @@ from tts_contracts import (
 )
 
 from .background import MAX_NICE
-from .outcomes import DEFAULT_CHUNK_SECONDS
+from .outcomes import DEFAULT_CHUNK_SECONDS, DEFAULT_PREVIEW_MIN_SECONDS
 
 # vits.model.engine.ROW_ENGINES and "auto", named here so that reading the configuration does not import torch.
 ROW_ENGINE_CHOICES = ("auto", "mkl", "onednn")
@@ -139,6 +139,9 @@ class AgentConfig:
     device: str = "cpu"
     # Seconds of audio synthesized per step: the agent looks for more urgent work this often.
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    # A first sentence of at least this much estimated audio is previewed by its first chunks
+    # (a `preview` event: streams start playing before the sentence is done); 0: never.
+    preview_min_seconds: float = DEFAULT_PREVIEW_MIN_SECONDS
     # Nice value of the thread computing the steps of every class below the agent's top one, so
     # a short job admitted mid-chunk gets the CPU at once (background.py); 0 runs them inline.
     background_nice: int = 19
@@ -199,6 +202,9 @@ class AgentConfig:
         chunk_seconds = _float(env, "TTS_CHUNK_SECONDS", default["chunk_seconds"])
         if chunk_seconds < 0:
             raise ConfigError("TTS_CHUNK_SECONDS must be 0 (whole sentences) or positive")
+        preview_min_seconds = _float(env, "TTS_PREVIEW_MIN_SECONDS", default["preview_min_seconds"])
+        if preview_min_seconds < 0:
+            raise ConfigError("TTS_PREVIEW_MIN_SECONDS must be 0 (no previews) or positive")
         device = (device or "").strip() or _str(env, "TTS_DEVICE", default["device"])
         row_engine = _str(env, "TTS_VITS_ROW_ENGINE", default["vits_row_engine"]).lower()
         if row_engine not in ROW_ENGINE_CHOICES:
@@ -244,6 +250,7 @@ class AgentConfig:
             vits_conv_engine=conv_engine,
             device=device,
             chunk_seconds=chunk_seconds,
+            preview_min_seconds=preview_min_seconds,
             background_nice=background_nice,
             warm_up=_bool(env, "TTS_AGENT_WARM_UP", default["warm_up"]),
         )

@@ -13,6 +13,10 @@ from .segments import DEFAULT_TARGET_SECONDS
 # vits.streaming.DEFAULT_CHUNK_SECONDS, written again so this module loads without torch
 # (tests/synthesis_agent/test_config.py checks they agree).
 DEFAULT_CHUNK_SECONDS = 1.0
+# About 70 characters: such a sentence takes 0.3-0.5 s of one core, and its first chunk about a
+# quarter of that. Shorter ones (every one-sentence job of the burst benchmark) send no preview:
+# the message and the row would cost the service more than the few tens of milliseconds it wins.
+DEFAULT_PREVIEW_MIN_SECONDS = 5.0
 
 if TYPE_CHECKING:
     from tts_contracts import JobEvent
@@ -41,6 +45,9 @@ class PipelineSettings:
     sentence_segment_classes: tuple[str, ...] = ("short",)
     # Audio per synthesis step, the unit of preemption (0: whole sentences). vits' default chunk.
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    # A first sentence of at least this much estimated audio sends its first chunks as a
+    # `preview` before the sentence is done (a stream's first audio); 0: never.
+    preview_min_seconds: float = DEFAULT_PREVIEW_MIN_SECONDS
 
 
 def job_time_limit_s(*, chars: int, length_scale: float | None, base_s: float, rtf: float) -> float:

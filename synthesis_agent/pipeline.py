@@ -1,6 +1,7 @@
 """One delivery of one job as a sequence of events: the agent's pure domain logic.
 
-`JobRun` turns a job message into `started`, `segment`..., `completed` (or `failed`) events,
+`JobRun` turns a job message into `started`, `segment`..., `completed` (or `failed`) events
+(and a `preview` of a long first sentence's first chunks),
 one chunk of audio per `step()` (a cached sentence is one step), given a voice source, a
 sentence cache and a clock. It knows nothing of Pulsar: the worker publishes the events it
 returns, acks or retries according to `outcome`, and may pause a run between any two steps
@@ -25,8 +26,10 @@ from tts_contracts import (
     HeartbeatEvent,
     JobEvent,
     JobMessage,
+    PreviewEvent,
     SegmentEvent,
     StartedEvent,
+    defaults,
 )
 from vits.errors import UnspeakableTextError, VitsInputError, VoiceNotFoundError
 from vits.params import SynthesisParams
@@ -96,6 +99,7 @@ class JobRun:
         self._pending: list[bytes] = []  # PCM of the sentences of the segment being gathered
         self._pending_cached = 0
         self._current: SentenceSynthesis | None = None  # the sentence in progress, between chunks
+        self._preview_due = False  # the first sentence is long enough to preview; not sent yet
         # With a voice that has spare worker threads: the next sentences computed side by side
         # (ahead.py), and those found cached on the way (index -> audio).
         self._board: SentenceBoard | None = None
@@ -211,6 +215,11 @@ class JobRun:
             target_seconds=self.settings.segment_target_seconds,
         )
         self._segment_ends = {first + count - 1: first for first, count in plan}
+        first_audio_s = defaults.estimate_audio_seconds(
+            chars=len(self.sentences[0]), length_scale=self.params.length_scale or 1.0
+        )
+        minimum = self.settings.preview_min_seconds
+        self._preview_due = minimum > 0 and self.settings.chunk_seconds > 0 and first_audio_s >= minimum
         workers = spare_workers(voice) if self.settings.chunk_seconds > 0 else 0
         if workers and len(self.sentences) > 1:
             self._board = SentenceBoard(voice, self._start_ahead, sentence_count=len(self.sentences), workers=workers)
@@ -301,8 +310,9 @@ class JobRun:
                 logger.warning("sentence %d of %d failed: %s", index, len(self.sentences), error, exc_info=True)
                 return StepReport(self._synthesis_error(error))
             if current is not None and not current.done:
-                # Mid-sentence: nothing is delivered, counted or cached until its last chunk.
-                return StepReport([])
+                # Mid-sentence: nothing is delivered, counted or cached until its last chunk
+                # (the first sentence's first chunks may go out as a preview).
+                return StepReport(self._preview(index, current))
             self._current = None
             if self._board is not None:
                 self._board.take(index)
@@ -391,6 +401,16 @@ class JobRun:
         except Exception as error:
             logger.debug("sentence %d is not computed ahead: %s", index, error)
             return None
+
+    def _preview(self, index: int, current: SentenceSynthesis) -> list[JobEvent]:
+        """The first sentence's chunks so far, once per delivery, if that sentence is long enough.
+
+        A prefix of the segment 0 this delivery sends: later chunks only append to it."""
+        if not self._preview_due or index != 0 or current.chunks_done == 0:
+            return []
+        assert self.voice is not None
+        self._preview_due = False
+        return [PreviewEvent(**self._envelope(), sentence=0, sample_rate=self.voice.info.sample_rate, pcm=current.pcm)]
 
     def _segment_event(self, first: int, last: int) -> SegmentEvent:
         assert self.voice is not None

@@ -109,6 +109,7 @@ class Agent:
             time_limit_s=config.job_time_limit_s,
             time_limit_rtf=config.job_time_limit_rtf,
             chunk_seconds=config.chunk_seconds,
+            preview_min_seconds=config.preview_min_seconds,
         )
         self.scheduler: Scheduler[_Job] = Scheduler(config.queues)
         # Steps of every class below the agent's top one run on a low-priority thread.

@@ -19,6 +19,7 @@ import pulsar
 import pytest
 import soundfile
 
+from tests.integration.test_end_to_end import metric_total
 from tests.stack_harness import RunningStack
 from tts_contracts.results import ResultFinal, ResultSegment, decode_result, results_json_schema
 
@@ -139,6 +140,27 @@ def test_streamed_audio_is_sample_identical_to_the_stored_wav(running_stack: Run
         streamed = np.frombuffer(body[44:], dtype="<i2")
     assert streamed.size == stored.size > rate  # more than a second of speech
     assert np.array_equal(streamed, stored)
+
+
+def test_a_long_first_sentence_is_streamed_from_its_preview_on(running_stack: RunningStack) -> None:
+    # About 9 s of speech in the first sentence: over TTS_PREVIEW_MIN_SECONDS, so its agent sends
+    # the first chunk as a preview, which the consumer stores for the streams (tests/gateway
+    # test_previews.py drives the stream's join with events in hand).
+    first = (
+        "A long first sentence keeps the listener waiting for its last word, which is why the agent "
+        "sends its first second of speech ahead of the rest."
+    )
+    applied_before = metric_total(
+        [running_stack.consumer_metrics_url], "tts_gateway_events_applied_total", type="preview", result="applied"
+    )
+    job = running_stack.api.submit(f"{first} Then a short one.")
+    body, _, _ = stream_audio(running_stack, job["id"], "pcm")
+    stored, rate = stored_samples(running_stack, job["id"])
+    assert np.array_equal(np.frombuffer(body, dtype="<i2"), stored) and stored.size > 5 * rate
+    applied_after = metric_total(
+        [running_stack.consumer_metrics_url], "tts_gateway_events_applied_total", type="preview", result="applied"
+    )
+    assert applied_after == applied_before + 1
 
 
 def test_formats_are_encoded_once_and_negotiated(running_stack: RunningStack) -> None:

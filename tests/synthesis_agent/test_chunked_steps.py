@@ -47,7 +47,8 @@ def test_a_run_pauses_mid_sentence_and_resumes_with_identical_audio() -> None:
     events = run.begin()
     reports = [run.step() for _ in range(3)]
     assert run.mid_sentence and run.next_index == 0
-    assert all(report.source is None and not report.events for report in reports)  # nothing delivered yet
+    assert all(report.source is None for report in reports)  # nothing delivered yet
+    assert [event.type for report in reports for event in report.events] == ["preview"]  # the long first sentence
     assert cache.data == {}  # a sentence is cached only once all its chunks are done
 
     # Another job runs to its end on the same voice while the long one is paused mid-sentence.

@@ -170,8 +170,11 @@ def test_a_sentence_ahead_that_cannot_start_fails_on_its_own_turn_as_without_loo
     voice = ChunkedFakeVoice(parallel_sentences=2, fail_on=("boom",))
     run = new_run(text, voice, DictCache())
     run.begin()
+    made = []
     for _ in range(9):  # the first sentence's first nine chunks: the failing one is not started
-        assert run.step().events == [] and run.outcome is None
+        made += run.step().events
+        assert run.outcome is None
+    assert [event.type for event in made] == ["preview"]  # of the long first sentence, and nothing else
     while run.outcome is None:
         run.step()
     assert run.outcome.status == "retry" and run.outcome.reason == "synthesis_error"
