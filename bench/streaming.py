@@ -10,12 +10,18 @@ agents; sentence cache off), then measures from the client's side:
   complete audio, and their ratio;
 - for `--sse-jobs` short jobs, the time from the job's `finished_at` to the SSE `done` event
   at the client (p50/p95);
-- `--sse-clients` concurrent SSE clients over `--sse-jobs` jobs, and how many got `done`.
+- `--sse-clients` concurrent SSE clients over `--sse-jobs` jobs, and how many got `done`;
+- the first audio of a long text through `/audio/stream` with the agents' previews on (the
+  default TTS_PREVIEW_MIN_SECONDS) and off (`0`): a second stack with previews off runs beside
+  the first, and `--preview-rounds` rounds alternate between them (medians printed).
 
 It ends with exactly these lines:
     long first_audio/total = R
     sse done p95 ms = X
     sse clients done = N/200
+    long first audio ms previews on = X
+    long first audio ms previews off = Y
+    long first audio previews on/off = R
 
     .venv/bin/python bench/streaming.py                      # full run
     .venv/bin/python bench/streaming.py --long-chars 1500    # quicker look
@@ -27,6 +33,7 @@ import argparse
 import http.client
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -131,26 +138,67 @@ def sse_clients(bench: Bench, *, clients: int, jobs: int) -> int:
     return sum(1 for result in results if result and result.get("status") == "succeeded")
 
 
+def start_stack(args: argparse.Namespace, *, name: str, extra: dict[str, str]) -> Stack:
+    env = {"TTS_CACHE_ENABLED": "0", "TTS_AGENT_THREADS": "1", **extra}
+    if postgres_available():
+        env["DATABASE_URL"] = recreate_database(f"{args.database}{name}")
+    var_dir = Path(tempfile.mkdtemp(prefix=f"tts-bench-streaming{name}-"))
+    config = StackConfig(
+        var_dir=var_dir, web_port=free_port(), consumer_metrics_port=free_port(), web_workers=1, extra_env=env
+    )
+    print(f"starting the stack in {var_dir} (one gateway worker)", flush=True)
+    return Stack(config)
+
+
+def warm_up(bench: Bench) -> None:
+    bench.api.submit_and_wait("Warming up.", timeout_s=300)
+    bench.api.submit_and_wait(long_text(600, 3), timeout_s=300)
+
+
+def compare_previews(args: argparse.Namespace, previews_on: Bench) -> tuple[list[float], list[float]]:
+    """First audio (s) of the same long texts with previews on and off, rounds alternating
+    between the running stack and a second one whose agents send none."""
+    on: list[float] = []
+    off: list[float] = []
+    with start_stack(args, name="_no_previews", extra={"TTS_PREVIEW_MIN_SECONDS": "0"}) as stack:
+        previews_off = Bench(stack)
+        warm_up(previews_off)
+        for index in range(args.preview_rounds):
+            text = long_text(args.preview_chars, 10 + index)  # a new first sentence each round, on both
+            benches = [(previews_on, on), (previews_off, off)]
+            for bench, results in benches if index % 2 == 0 else benches[::-1]:
+                timing = bench.stream(text + f" Round {index}.")
+                results.append(timing.first_s)
+                label = "on" if bench is previews_on else "off"
+                print(describe(f"round {index} previews {label}", timing), flush=True)
+    return on, off
+
+
+def print_previews(on: list[float], off: list[float]) -> None:
+    on_ms, off_ms = statistics.median(on) * 1000, statistics.median(off) * 1000
+    print(f"long first audio ms previews on = {on_ms:.0f}")
+    print(f"long first audio ms previews off = {off_ms:.0f}")
+    print(f"long first audio previews on/off = {on_ms / off_ms:.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long-chars", type=int, default=5000)
     parser.add_argument("--sse-jobs", type=int, default=20)
     parser.add_argument("--sse-clients", type=int, default=200)
     parser.add_argument("--database", default=os.environ.get("TTS_BENCH_DATABASE", "tts_bench_streaming"))
+    parser.add_argument("--preview-rounds", type=int, default=6, help="long texts streamed per stack, alternating")
+    parser.add_argument("--preview-chars", type=int, default=1500, help="length of each of those texts")
+    parser.add_argument("--previews-only", action="store_true", help="only the previews on/off comparison")
     args = parser.parse_args()
 
-    env = {"TTS_CACHE_ENABLED": "0", "TTS_AGENT_THREADS": "1"}
-    if postgres_available():
-        env["DATABASE_URL"] = recreate_database(args.database)
-    var_dir = Path(tempfile.mkdtemp(prefix="tts-bench-streaming-"))
-    config = StackConfig(
-        var_dir=var_dir, web_port=free_port(), consumer_metrics_port=free_port(), web_workers=1, extra_env=env
-    )
-    print(f"starting the stack in {var_dir} (one gateway worker)", flush=True)
-    with Stack(config) as stack:
+    with start_stack(args, name="", extra={}) as stack:
         bench = Bench(stack)
-        bench.api.submit_and_wait("Warming up.", timeout_s=300)
-        bench.api.submit_and_wait(long_text(600, 3), timeout_s=300)
+        warm_up(bench)
+        if args.previews_only:
+            on, off = compare_previews(args, bench)
+            print_previews(on, off)
+            return 0
 
         print(describe("one sentence /v1/audio/speech", bench.speech(ONE_SENTENCE)), flush=True)
         print(describe("one sentence /audio/stream", bench.stream(ONE_SENTENCE + " Again.")), flush=True)
@@ -171,10 +219,12 @@ def main() -> int:
             flush=True,
         )
         done_clients = sse_clients(bench, clients=args.sse_clients, jobs=args.sse_jobs)
+        on, off = compare_previews(args, bench)
 
     print(f"long first_audio/total = {long_stream.ratio:.3f}")
     print(f"sse done p95 ms = {percentile(delays_ms, 0.95):.0f}")
     print(f"sse clients done = {done_clients}/{args.sse_clients}")
+    print_previews(on, off)
     return 0
 
 
