@@ -178,7 +178,7 @@ class AudioSegment(models.Model):
 class AudioPreview(models.Model):
     """The first chunks of an attempt's first sentence, sent before that sentence is done: a
     stream plays them, then segment 0 from their last frame on. Never part of the WAV; deleted
-    when the job ends or is retried."""
+    when the job ends (so before any retry)."""
 
     job = models.ForeignKey(SynthesisJob, on_delete=models.CASCADE, related_name="previews")
     attempt = models.PositiveIntegerField()

@@ -216,7 +216,7 @@ def _apply_preview(*, job: SynthesisJob, event: PreviewEvent, held: HeldSegments
         return DUPLICATE
     job_mark_running(job=job, event=event)  # like a segment, it proves an agent works on the job
     # Under the job's row lock and with `preview_stored` false no preview of the attempt is
-    # stored (a retry deletes them with the flag): a plain insert cannot collide.
+    # stored (the end of an attempt deletes them with the flag): a plain insert cannot collide.
     AudioPreview.objects.create(job=job, attempt=event.attempt, sample_rate=event.sample_rate, pcm=event.pcm)
     job.preview_stored = True
     return APPLIED

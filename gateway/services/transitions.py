@@ -52,7 +52,7 @@ def job_mark_running(*, job: SynthesisJob, event: JobEvent) -> None:
 
 
 def _previews_delete(job: SynthesisJob) -> None:
-    """Drop the job's first-chunk previews: the WAV or the next attempt replaces them."""
+    """Drop the job's first-chunk previews when it ends: a retry (only of an ended job) finds none."""
     if job.preview_stored:
         AudioPreview.objects.filter(job=job).delete()
         job.preview_stored = False
@@ -128,5 +128,4 @@ def job_mark_queued_again(*, job: SynthesisJob) -> None:
     job.last_event_at = job.last_heartbeat_at = None
     job.stall_republishes = 0
     AudioSegment.objects.filter(job=job).delete()
-    _previews_delete(job)
     transaction.on_commit(partial(results.job_requeued, job_id=job.id), robust=True)

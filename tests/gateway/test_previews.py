@@ -77,6 +77,11 @@ def test_a_preview_of_an_older_attempt_is_stale_and_a_failed_job_drops_its_own(m
     failed = reload(job)
     assert failed.status == JobStatus.FAILED and not failed.preview_stored
     assert not AudioPreview.objects.exists()
+    # The retry starts clean: the next attempt's first preview is stored like the first one.
+    retried = services.job_retry(job=failed)
+    assert retried.attempt == 3 and not retried.preview_stored
+    assert apply(make_event("preview", retried)) == ["applied"]
+    assert AudioPreview.objects.get(job=job).attempt == 3
 
 
 @pytest.mark.django_db
