@@ -329,6 +329,7 @@ class Voice:
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         batch: int = 1,
         parallel: bool = True,
+        first_chunk_early: bool = False,
     ) -> SentenceChunks:
         """The audio of one prepared sentence as an iterator of chunks of about `chunk_seconds`.
 
@@ -338,6 +339,9 @@ class Voice:
         `batch` > 1 decodes that many equal-size chunks in one pass and hands them out one by one.
         With `parallel` False the iterator decodes one window at a time on the calling thread,
         to be advanced beside other sentences' iterators by `next_chunks`.
+        `first_chunk_early` runs the flow over the first window's frames alone before the first
+        chunk and over the rest after it, when the iterator runs serially (vits/streaming.py):
+        for the first sentence a listener waits on.
         """
         return self.id_chunks(
             self.phoneme_ids(sentence),
@@ -345,6 +349,7 @@ class Voice:
             chunk_seconds=chunk_seconds,
             batch=batch,
             parallel=parallel,
+            first_chunk_early=first_chunk_early,
         )
 
     @property
@@ -389,6 +394,7 @@ class Voice:
         batch: int = 1,
         chunk_frames: int | None = None,
         parallel: bool = True,
+        first_chunk_early: bool = False,
     ) -> SentenceChunks:
         """`sentence_chunks` for the phoneme ids of one sentence and resolved params.
 
@@ -404,6 +410,7 @@ class Voice:
             sample_rate=self.sample_rate,
             batch=batch,
             workers=self.workers if parallel else None,
+            first_chunk_early=first_chunk_early,
         )
 
     def chunk_frames(self, chunk_seconds: float) -> int:

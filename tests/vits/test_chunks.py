@@ -67,6 +67,51 @@ def test_batched_chunks_equal_whole_sentence(voice: Voice, batch: int) -> None:
     assert float(np.abs(got - whole).max()) <= 1e-4
 
 
+@pytest.mark.parametrize("sentence", [SHORT, MEDIUM, LONG])
+@pytest.mark.parametrize("chunk_seconds", [0.5, 1.0])
+@pytest.mark.parametrize("params", [ZERO, SynthesisParams(seed=11)], ids=["zero-noise", "seeded"])
+def test_first_chunk_early_equals_whole_sentence(
+    serial_voice: Voice, sentence: str, chunk_seconds: float, params: SynthesisParams
+) -> None:
+    whole = serial_voice.synthesize_sentence(sentence, params).samples
+    got, _ = joined(serial_voice, sentence, params, chunk_seconds=chunk_seconds, parallel=False, first_chunk_early=True)
+    assert got.shape == whole.shape
+    assert float(np.abs(got - whole).max()) <= 1e-4
+
+
+def test_first_chunk_early_runs_the_flow_for_the_first_window_first(
+    serial_voice: Voice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = serial_voice.model
+    flow_frames: list[int] = []
+    real_latent = model.latent
+
+    def latent(z_p: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        flow_frames.append(int(z_p.shape[2]))
+        return real_latent(z_p, g)
+
+    monkeypatch.setattr(model, "latent", latent)
+    chunks = serial_voice.sentence_chunks(LONG, ZERO, chunk_seconds=1.0, parallel=False, first_chunk_early=True)
+    next(chunks)
+    assert len(flow_frames) == 1  # the first chunk needed the flow over its own window only
+    total = chunks.total_frames
+    assert total is not None and flow_frames[0] < total // 4
+    rest = list(chunks)
+    assert len(rest) >= 10 and len(flow_frames) == 2  # the rest of the flow ran once, on the second chunk
+    # Beyond the whole sentence, only the flow's context on either side of the cut is recomputed.
+    assert total < sum(flow_frames) <= total + 4 * model.flow_reach()
+
+
+def test_first_chunk_early_then_spread_over_workers_equals_whole_sentence(voice: Voice, serial_voice: Voice) -> None:
+    whole = serial_voice.synthesize_sentence(LONG, ZERO).samples
+    chunks = voice.sentence_chunks(LONG, ZERO, chunk_seconds=1.0, parallel=False, first_chunk_early=True)
+    first = next(chunks)
+    chunks.use_workers(voice.workers)  # as the agent does when the sentence is left to run alone
+    got = np.concatenate([first.samples, *(c.samples for c in chunks)])
+    assert got.shape == whole.shape
+    assert float(np.abs(got - whole).max()) <= 1e-4
+
+
 @pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
 def test_suspend_and_resume_recomputes_nothing_but_the_overlap(
     voice: Voice, serial_voice: Voice, parallel: bool, monkeypatch: pytest.MonkeyPatch
