@@ -13,7 +13,11 @@ agents; sentence cache off), then measures from the client's side:
 - `--sse-clients` concurrent SSE clients over `--sse-jobs` jobs, and how many got `done`;
 - the first audio of a long text through `/audio/stream` with the agents' previews on (the
   default TTS_PREVIEW_MIN_SECONDS) and off (`0`): a second stack with previews off runs beside
-  the first, and `--preview-rounds` rounds alternate between them (medians printed).
+  the first, and `--preview-rounds` rounds alternate between them (medians printed);
+- in this process at 1 thread, before any stack: the first chunk of a previewed (5 s or longer)
+  sentence with `first_chunk_early` (the flow over the first window only, then the rest) and
+  without (the flow over the whole sentence first), `--first-chunk-rounds` rounds alternating,
+  and the whole sentence's CPU time each way (what the early first chunk costs).
 
 It ends with exactly these lines:
     long first_audio/total = R
@@ -22,8 +26,13 @@ It ends with exactly these lines:
     long first audio ms previews on = X
     long first audio ms previews off = Y
     long first audio previews on/off = R
+    first chunk ms early = X
+    first chunk ms whole flow = Y
+    first chunk early/whole = R
+    sentence cpu early/whole = C
 
     .venv/bin/python bench/streaming.py                      # full run
+    .venv/bin/python bench/streaming.py --first-chunk-only   # only the first-chunk comparison
     .venv/bin/python bench/streaming.py --long-chars 1500    # quicker look
 """
 
@@ -49,6 +58,8 @@ from devstack.broker import free_port
 from devstack.client import ApiClient
 from devstack.postgres import postgres_available, recreate_database
 from devstack.stack import Stack, StackConfig
+from synthesis_agent.outcomes import DEFAULT_PREVIEW_MIN_SECONDS
+from tts_contracts.defaults import estimate_audio_seconds
 
 ONE_SENTENCE = "The quick brown fox jumps over the lazy dog."
 
@@ -181,6 +192,59 @@ def print_previews(on: list[float], off: list[float]) -> None:
     print(f"long first audio previews on/off = {on_ms / off_ms:.2f}")
 
 
+@dataclass
+class FirstChunks:
+    early_s: list[float]
+    whole_s: list[float]
+    early_cpu_s: float
+    whole_cpu_s: float
+
+
+def compare_first_chunk(rounds: int) -> FirstChunks:
+    """First chunk and whole-sentence CPU of previewed sentences with and without
+    `first_chunk_early`, alternating, on a 1-thread voice in this process (as a 1-thread agent)."""
+    from vits import Voice
+
+    voice = Voice.load(threads=1)
+    sentences = [
+        sentence
+        for text in LONG_SENTENCES
+        for sentence in voice.prepare(text)
+        if estimate_audio_seconds(chars=len(sentence)) >= DEFAULT_PREVIEW_MIN_SECONDS
+    ][:6]
+    if not sentences:
+        raise SystemExit("no bench sentence is long enough to be previewed")
+    result = FirstChunks([], [], 0.0, 0.0)
+    for sentence in sentences[:2]:  # warm both paths
+        for early in (True, False):
+            list(voice.sentence_chunks(sentence, first_chunk_early=early))
+    for index in range(rounds):
+        for sentence in sentences:
+            for early in (True, False) if index % 2 == 0 else (False, True):
+                cpu_began, began = time.process_time(), time.perf_counter()
+                chunks = voice.sentence_chunks(sentence, first_chunk_early=early)
+                next(chunks)
+                first_s = time.perf_counter() - began
+                list(chunks)
+                cpu_s = time.process_time() - cpu_began
+                if early:
+                    result.early_s.append(first_s)
+                    result.early_cpu_s += cpu_s
+                else:
+                    result.whole_s.append(first_s)
+                    result.whole_cpu_s += cpu_s
+    print(f"first chunk: {len(sentences)} sentences x {rounds} rounds at 1 thread", flush=True)
+    return result
+
+
+def print_first_chunks(result: FirstChunks) -> None:
+    early_ms, whole_ms = statistics.median(result.early_s) * 1000, statistics.median(result.whole_s) * 1000
+    print(f"first chunk ms early = {early_ms:.0f}")
+    print(f"first chunk ms whole flow = {whole_ms:.0f}")
+    print(f"first chunk early/whole = {early_ms / whole_ms:.2f}")
+    print(f"sentence cpu early/whole = {result.early_cpu_s / result.whole_cpu_s:.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long-chars", type=int, default=5000)
@@ -190,7 +254,14 @@ def main() -> int:
     parser.add_argument("--preview-rounds", type=int, default=6, help="long texts streamed per stack, alternating")
     parser.add_argument("--preview-chars", type=int, default=1500, help="length of each of those texts")
     parser.add_argument("--previews-only", action="store_true", help="only the previews on/off comparison")
+    parser.add_argument("--first-chunk-rounds", type=int, default=4, help="rounds of the first-chunk comparison")
+    parser.add_argument("--first-chunk-only", action="store_true", help="only the first-chunk comparison")
     args = parser.parse_args()
+
+    first_chunks = compare_first_chunk(args.first_chunk_rounds)  # before any stack loads the cores
+    if args.first_chunk_only:
+        print_first_chunks(first_chunks)
+        return 0
 
     with start_stack(args, name="", extra={}) as stack:
         bench = Bench(stack)
@@ -198,6 +269,7 @@ def main() -> int:
         if args.previews_only:
             on, off = compare_previews(args, bench)
             print_previews(on, off)
+            print_first_chunks(first_chunks)
             return 0
 
         print(describe("one sentence /v1/audio/speech", bench.speech(ONE_SENTENCE)), flush=True)
@@ -225,6 +297,7 @@ def main() -> int:
     print(f"sse done p95 ms = {percentile(delays_ms, 0.95):.0f}")
     print(f"sse clients done = {done_clients}/{args.sse_clients}")
     print_previews(on, off)
+    print_first_chunks(first_chunks)
     return 0
 
 
