@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -77,6 +78,7 @@ class Stack:
         self.log_dir = self.var_dir / "log"
         self.broker: EmbeddedBroker | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._previous_sigterm: signal.Handlers | None = None
         self._launches: dict[str, tuple[list[str], dict[str, str]]] = {}  # name -> (command, env)
         self.api_token = ""
         self.agent_ports: dict[str, int] = {}
@@ -323,7 +325,28 @@ class Stack:
             self.broker.stop()
 
     def __enter__(self) -> Stack:
+        self._previous_sigterm = _exit_on_sigterm()
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+
+def _raise_system_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _exit_on_sigterm() -> signal.Handlers | None:
+    """A SIGTERM to a program holding a stack (a benchmark, a test run) unwinds it like Ctrl-C,
+    so the `with` block stops the stack's processes instead of leaving them running. Installed
+    only over the default handler, from the main thread; returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    signal.signal(signal.SIGTERM, _raise_system_exit)
+    return signal.SIG_DFL
