@@ -387,8 +387,6 @@ class JobRun:
             chunk_seconds=self.settings.chunk_seconds,
             clock=self._clock,
             parallel=parallel,
-            # A previewed first sentence: its first chunk is what the listener waits on.
-            first_chunk_early=index == 0 and self._preview_due,
         )
 
     def _start_ahead(self, index: int) -> SentenceSynthesis | None:

@@ -7,9 +7,7 @@ again. A voice without it (or `chunk_seconds` 0) synthesizes the whole sentence 
 
 A sentence made with `parallel=False` decodes one window at a time on the calling thread (the
 run computes following sentences beside it, ahead.py); `advance(spread=True)` lets vits spread
-the rest of such a sentence over its worker threads once it runs alone. `first_chunk_early`
-asks vits for the first chunk before the flow has run over the whole sentence: for the first
-sentence of a job whose first audio a listener waits on (previews, pipeline.py).
+the rest of such a sentence over its worker threads once it runs alone.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ class SentenceSynthesis:
         chunk_seconds: float,
         clock: Callable[[], float],
         parallel: bool = True,
-        first_chunk_early: bool = False,
     ) -> None:
         self._voice = voice
         self._sentence = sentence
@@ -53,14 +50,11 @@ class SentenceSynthesis:
         chunker = getattr(voice, "sentence_chunks", None)
         if chunk_seconds > 0 and chunker is not None:
             began = clock()
-            # Only what differs from the defaults is passed: a voice need not know every option.
-            options: dict[str, bool] = {}
-            if not parallel:  # computed beside other sentences (ahead.py)
-                options["parallel"] = False
-            if first_chunk_early:
-                options["first_chunk_early"] = True
             try:
-                self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds, **options)
+                if parallel:
+                    self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds)
+                else:  # computed beside other sentences (ahead.py)
+                    self._chunks = chunker(sentence, params, chunk_seconds=chunk_seconds, parallel=False)
             finally:
                 self.synthesis_s += clock() - began
 

@@ -123,7 +123,6 @@ class ChunkedFakeVoice(FakeVoice):
     parallel_sentences: int = 1
     serial_sentences: list[str] = field(default_factory=list)  # made with parallel=False
     spread_sentences: list[str] = field(default_factory=list)  # chunks asked of `next_chunks`
-    early_sentences: list[str] = field(default_factory=list)  # made with first_chunk_early=True
     chunk_threads: list[str] = field(default_factory=list)  # the thread of each `chunk_calls` entry
     _pool: ThreadPoolExecutor | None = None
 
@@ -133,20 +132,12 @@ class ChunkedFakeVoice(FakeVoice):
             self.chunk_threads.append(threading.current_thread().name)
 
     def sentence_chunks(
-        self,
-        sentence: str,
-        params: SynthesisParams | None = None,
-        *,
-        chunk_seconds: float = 1.0,
-        parallel: bool = True,
-        first_chunk_early: bool = False,
+        self, sentence: str, params: SynthesisParams | None = None, *, chunk_seconds: float = 1.0, parallel: bool = True
     ) -> FakeChunks:
         if any(marker in sentence for marker in self.fail_on):
             raise RuntimeError(f"fake synthesis failure on {sentence!r}")
         if not parallel:
             self.serial_sentences.append(sentence)
-        if first_chunk_early:
-            self.early_sentences.append(sentence)
         return FakeChunks(self, sentence, self.tone(sentence, params), chunk_seconds)
 
     def next_chunks(self, iterators: list[FakeChunks]) -> list[FakeAudio | None]:

@@ -44,7 +44,6 @@ def test_a_long_first_sentence_is_previewed_by_its_first_chunk_once() -> None:
     assert 0 < len(preview.pcm) < len(first_segment.pcm) // 5
     assert first_segment.first_sentence == 0 and first_segment.pcm.startswith(preview.pcm)
     assert voice.chunk_calls[0] == (LONG_SENTENCE, 0)
-    assert voice.early_sentences == [LONG_SENTENCE]  # vits is asked for that first chunk early
 
 
 @pytest.mark.parametrize(
@@ -57,9 +56,8 @@ def test_a_long_first_sentence_is_previewed_by_its_first_chunk_once() -> None:
     ],
 )
 def test_no_preview_where_it_would_win_nothing(text: str, changes: dict[str, object]) -> None:
-    events, voice = run(text, **changes)
+    events, _ = run(text, **changes)
     assert previews(events) == []
-    assert voice.early_sentences == []
     assert sum(isinstance(event, SegmentEvent) for event in events) >= 1
 
 
