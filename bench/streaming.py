@@ -17,7 +17,9 @@ agents; sentence cache off), then measures from the client's side:
 - in this process at 1 thread, before any stack: the first chunk of a previewed (5 s or longer)
   sentence with `first_chunk_early` (the flow over the first window only, then the rest) and
   without (the flow over the whole sentence first), `--first-chunk-rounds` rounds alternating,
-  and the whole sentence's CPU time each way (what the early first chunk costs).
+  and the whole sentence's CPU time each way (what the early first chunk costs). The agent does
+  not use that vits option (its samples are not bit-identical, vits/README.md): this measures
+  what it would win.
 
 It ends with exactly these lines:
     long first_audio/total = R

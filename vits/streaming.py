@@ -17,6 +17,9 @@ With `first_chunk_early` (serial, batch 1), the first `next()` runs the flow onl
 the first window reads, decodes that window, and the flow over the rest runs on the second
 `next()`: the first audio of a sentence a listener is waiting for comes about one flow pass
 sooner (a few tens of ms on a long sentence), for one extra flow reach of context (32 frames).
+Its samples equal the plain path's within float rounding, not bit for bit (the flow over a
+shorter input rounds differently): a caller that needs one exact audio per sentence, like the
+agent's sentence cache, must not mix the two.
 """
 
 from __future__ import annotations

@@ -341,7 +341,7 @@ class Voice:
         to be advanced beside other sentences' iterators by `next_chunks`.
         `first_chunk_early` runs the flow over the first window's frames alone before the first
         chunk and over the rest after it, when the iterator runs serially (vits/streaming.py):
-        for the first sentence a listener waits on.
+        the first chunk sooner, samples equal within float rounding but not bit for bit.
         """
         return self.id_chunks(
             self.phoneme_ids(sentence),
