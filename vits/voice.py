@@ -116,7 +116,9 @@ class Voice:
         device. `conv_engine` runs the decoder's residual convolutions by oneDNN ("onednn") or by
         the project's Winograd kernel ("winograd", model/winograd.py); "auto" takes Winograd where
         it builds and was measured faster on that kind of CPU (model/winograd.py `automatic`). Both choices hold
-        for the whole process.
+        for the whole process. On a CUDA device TF32 is turned off for the process's convolutions
+        and matrix products (torch lets cuDNN use it by default): with it the audio strayed up to
+        1e-2 from onnxruntime's on an H200, without it 3e-5 (scripts/gpu_check.sh).
         Raises VoiceNotFoundError for an unknown id or missing file, VoiceLoadError for a file
         that does not fit the model, ValueError for a bad thread count, worker count or device.
         """
@@ -134,6 +136,10 @@ class Voice:
             torch.set_num_threads(max(1, cores // decode_workers))
         if tune_malloc:
             tune_allocator()
+        if target_device.type == "cuda":
+            # TF32 keeps 10 mantissa bits: it made the decoder miss the reference by 1e-2.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         choose_row_engine(row_engine)  # validated on every device; it rules the CPU tensors
         choose_conv_engine(conv_engine)  # at the intra-op count set above
         started = time.perf_counter()

@@ -29,7 +29,12 @@ def restore_engine() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def voice() -> Voice:
     # The test run is an entry point: TTS_VITS_COMPILE=1 selects compiled mode (test_parity.py).
-    return Voice.load(threads=2, compile=os.environ.get("TTS_VITS_COMPILE", "0") == "1")
+    # TTS_TEST_DEVICE=cuda puts it on a GPU (scripts/gpu_check.sh); the default is the CPU.
+    return Voice.load(
+        threads=2,
+        compile=os.environ.get("TTS_VITS_COMPILE", "0") == "1",
+        device=os.environ.get("TTS_TEST_DEVICE", "cpu"),
+    )
 
 
 @pytest.fixture(scope="session")
